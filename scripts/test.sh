@@ -1,0 +1,46 @@
+#!/bin/sh
+# `make test`: install what is missing, build with warnings as errors, check style and the
+# message catalogue, run unit and end-to-end tests against the real binary — then all of it again
+# under ASan + UBSan.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+PY=/usr/bin/python3
+STATUS=0
+step() { printf '\n==== %s\n' "$*"; }
+
+step "build (warnings are errors)"
+[ -f build/build.ninja ] || meson setup build -Dwerror=true
+ninja -C build
+
+step "source checks"
+scripts/checksrc.sh
+msgfmt --check -o /dev/null po/vi.po && echo "po/vi.po: ok"
+if command -v clang-format >/dev/null 2>&1; then
+    clang-format --dry-run -Werror $(git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]') && echo "format: ok"
+fi
+
+step "unit tests"
+meson test -C build --suite unit --print-errorlogs || STATUS=1
+
+step "end-to-end tests (build/dtm)"
+DTM_BIN="$PWD/build/dtm" $PY -m pytest -q tests/e2e || STATUS=1
+
+step "build with ASan + UBSan"
+[ -f build-asan/build.ninja ] || meson setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+ninja -C build-asan
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=24"
+
+step "unit tests under ASan + UBSan"
+meson test -C build-asan --suite unit --print-errorlogs || STATUS=1
+
+step "end-to-end tests under ASan + UBSan (build-asan/dtm)"
+DTM_BIN="$PWD/build-asan/dtm" DTM_SANITIZED=1 $PY -m pytest -q tests/e2e || STATUS=1
+
+if [ $STATUS -ne 0 ]; then
+    echo "make test: FAILED" >&2
+else
+    echo "make test: all passed"
+fi
+exit $STATUS

@@ -1,0 +1,21 @@
+/* api — the HTTP handlers, one file per resource: read the parameters, call the module, format
+ * the answer. No business logic here. The route table is api/routes.c. */
+#ifndef DTM_API_H
+#define DTM_API_H
+
+#include "http/http.h"
+
+int dtm_api_healthz(struct dtm_req *r);
+int dtm_api_readyz(struct dtm_req *r);
+int dtm_api_datasets_list(struct dtm_req *r);
+int dtm_api_dataset_get(struct dtm_req *r);
+int dtm_api_record_get(struct dtm_req *r);
+int dtm_api_ingest(struct dtm_req *r);
+int dtm_api_receipt_get(struct dtm_req *r);
+int dtm_api_heartbeat(struct dtm_req *r);
+
+/* Appends "errors":[{index,field,code,message}…] members for record errors. */
+void dtm_api_errors_json(struct dtm_buf *b, const struct dtm_rec_error *errs, size_t n,
+                         enum dtm_lang lang);
+
+#endif

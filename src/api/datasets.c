@@ -1,0 +1,153 @@
+/* api/datasets.c — the data dictionary over HTTP (CONTRACT §4, G1, G2): the public catalogue
+ * GET /api/v1/datasets, one definition GET /api/v1/datasets/{code}, and one stored record with
+ * its history GET /api/v1/datasets/{code}/record?KEYFIELD=VALUE… */
+#include "api/api.h"
+#include "ingest/ingest.h"
+
+#include <string.h>
+
+static void i18n_json(struct dtm_buf *b, const struct dtm_i18n_text *t)
+{
+    dtm_buf_addc(b, "{\"vi\":");
+    dtm_buf_json_strc(b, t->vi);
+    dtm_buf_addc(b, ",\"en\":");
+    dtm_buf_json_strc(b, t->en);
+    dtm_buf_addch(b, '}');
+}
+
+int dtm_api_datasets_list(struct dtm_req *r)
+{
+    const struct dtm_dict *d = dtm_http_env(r)->dict;
+    struct dtm_buf b;
+    int rc;
+    dtm_buf_init(&b, 16 << 20);
+    dtm_buf_addc(&b, "{\"datasets\":[");
+    for (size_t i = 0; i < dtm_dict_count(d); i++) {
+        const struct dtm_dataset *ds = dtm_dict_at(d, i);
+        if (i)
+            dtm_buf_addch(&b, ',');
+        dtm_buf_addc(&b, "{\"code\":");
+        dtm_buf_json_strc(&b, ds->code);
+        dtm_buf_printf(&b, ",\"version\":%lld,\"title\":", (long long)ds->version);
+        i18n_json(&b, &ds->title);
+        dtm_buf_addc(&b, ",\"description\":");
+        i18n_json(&b, &ds->description);
+        dtm_buf_addc(&b, ",\"agency\":");
+        dtm_buf_json_strc(&b, ds->agency);
+        dtm_buf_addc(&b, ",\"classification\":");
+        dtm_buf_json_strc(&b, ds->classification);
+        dtm_buf_addc(&b, ",\"access\":");
+        i18n_json(&b, &ds->access);
+        dtm_buf_addc(&b, ",\"update_frequency\":");
+        dtm_buf_json_strc(&b, ds->update_frequency);
+        dtm_buf_printf(&b, ",\"builtin\":%s,\"href\":\"/api/v1/datasets/%s\"}",
+                       ds->builtin ? "true" : "false", ds->code);
+    }
+    dtm_buf_addc(&b, "]}");
+    rc = dtm_http_json(r, 200, &b);
+    dtm_buf_free(&b);
+    return rc;
+}
+
+static const struct dtm_dataset *find(struct dtm_req *r)
+{
+    const struct dtm_dataset *ds = dtm_dict_get(dtm_http_env(r)->dict, r->params[0]);
+    if (!ds)
+        dtm_http_problem(r, 404, "unknown_dataset", "Unknown dataset",
+                         "There is no dataset '%.*s'. GET /api/v1/datasets lists them.",
+                         (int)DTM_MIN(r->params[0].n, 64), r->params[0].p);
+    return ds;
+}
+
+int dtm_api_dataset_get(struct dtm_req *r)
+{
+    const struct dtm_dataset *ds = find(r);
+    if (!ds)
+        return DTM_OK;
+    return dtm_http_reply(r, 200, "application/json; charset=utf-8", ds->json, strlen(ds->json));
+}
+
+struct versions {
+    struct dtm_buf *b;
+    struct dtm_store *st;
+    int n;
+};
+
+static void receipt_member(struct versions *x, int64_t seq)
+{
+    struct dtm_receipt rc;
+    char id[96];
+    if (x->st->ops->receipt_get(x->st, seq, &rc) == DTM_OK) {
+        dtm_receipt_format(&rc, id, sizeof(id));
+        dtm_buf_printf(x->b, ",\"receipt\":\"%s\"", id);
+    }
+}
+
+static int version_json(void *ctx, const struct dtm_record_version *v)
+{
+    struct versions *x = ctx;
+    char ts[40];
+    if (x->n > 1)
+        dtm_buf_addch(x->b, ',');
+    dtm_buf_addc(x->b, "{\"record\":");
+    dtm_buf_add(x->b, v->content.p, v->content.n);
+    dtm_time_fmt(v->received_at, ts, sizeof(ts));
+    dtm_buf_printf(x->b, ",\"revision\":%lld,\"received_at\":\"%s\"", (long long)v->revision,
+                   ts);
+    receipt_member(x, v->receipt_seq);
+    if (x->n == 0) {
+        dtm_buf_addc(x->b, ",\"history\":[");
+    } else {
+        dtm_time_fmt(v->replaced_at, ts, sizeof(ts));
+        dtm_buf_printf(x->b, ",\"replaced_at\":\"%s\"}", ts);
+    }
+    x->n++;
+    return DTM_OK;
+}
+
+int dtm_api_record_get(struct dtm_req *r)
+{
+    const struct dtm_dataset *ds = find(r);
+    struct dtm_str vals[8];
+    uint8_t kh[16];
+    struct dtm_buf b;
+    struct versions x;
+    struct dtm_store *st;
+    int rc;
+    if (!ds)
+        return DTM_OK;
+    for (size_t k = 0; k < ds->nkey; k++) {
+        const char *name = ds->fields[ds->key[k]].name;
+        const char *v = dtm_http_query(r, name);
+        if ((!v || !*v) && strcmp(name, "system_code") == 0)
+            v = r->sys.code;
+        if (!v || !*v)
+            return dtm_http_problem(r, 400, "missing_parameter", "Missing parameter",
+                                    "The key field %s is required as a query parameter.", name);
+        if (strcmp(name, "system_code") == 0 && strcmp(v, r->sys.code) != 0)
+            return dtm_http_problem(r, 403, "forbidden", "Forbidden",
+                                    "A system may read only its own records.");
+        vals[k] = dtm_str_c(v);
+    }
+    dtm_ingest_key_hash(dtm_http_env(r)->keys, ds->code, vals, ds->nkey, kh);
+    if (!(st = dtm_http_store(r)))
+        return DTM_ESTORE;
+    dtm_buf_init(&b, 64 << 20);
+    x.b = &b;
+    x.st = st;
+    x.n = 0;
+    rc = st->ops->record_get(st, ds->code, kh, version_json, &x);
+    if (rc == DTM_ENOTFOUND) {
+        dtm_buf_free(&b);
+        return dtm_http_problem(r, 404, "record_not_found", "Record not found",
+                                "No record of %s has this key.", ds->code);
+    }
+    if (rc) {
+        dtm_buf_free(&b);
+        return rc;
+    }
+    dtm_buf_addc(&b, "]}");
+    rc = dtm_http_json(r, 200, &b);
+    dtm_buf_free(&b);
+    return rc;
+}

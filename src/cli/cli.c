@@ -1,0 +1,225 @@
+/* cli/cli.c — the `dtm` command dispatcher, help, version and shared helpers. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+    const char *usage;
+} commands[] = {
+    {"init", dtm_cmd_init, "create a data dir: config, master key, TLS certificate, database, admin",
+     "dtm init [--data-dir DIR] [--json]"},
+    {"serve", dtm_cmd_serve, "run the server in the foreground",
+     "dtm serve [--data-dir DIR] [--config FILE] [--http ADDR:PORT|off] [--https ADDR:PORT|off]"},
+    {"system", dtm_cmd_system, "connected systems: add, list",
+     "dtm system add --code C --name N [--org O] [--role source|consumer|aggregator] "
+     "[--parent P] [--masked] [--json]\n       dtm system list [--json]"},
+    {"key", dtm_cmd_key, "API keys: rotate, revoke",
+     "dtm key rotate --system C [--grace SECONDS] [--json]\n       dtm key revoke --id K"},
+};
+
+void dtm_cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("dtm: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int dtm_cli_parse(int argc, char **argv, const struct dtm_cli_opt *opts, size_t nopts,
+                  struct dtm_cli_common *common, const char **pos, size_t npos_max,
+                  size_t *npos, const char *usage)
+{
+    *npos = 0;
+    common->data_dir = NULL;
+    common->json = false;
+    common->help = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        char name[64];
+        const char *eq;
+        size_t j;
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (*npos >= npos_max) {
+                dtm_cli_error("unexpected argument '%s'\nusage: %s", a, usage);
+                return DTM_EXIT_USAGE;
+            }
+            pos[(*npos)++] = a;
+            continue;
+        }
+        eq = strchr(a, '=');
+        snprintf(name, sizeof(name), "%.*s", (int)(eq ? (size_t)(eq - a - 2) : strlen(a + 2)),
+                 a + 2);
+        if (eq)
+            val = eq + 1;
+        if (!strcmp(name, "json") || !strcmp(name, "help")) {
+            *(strcmp(name, "json") ? &common->help : &common->json) = true;
+            continue;
+        }
+        if (!strcmp(name, "data-dir")) {
+            if (!val && i + 1 < argc)
+                val = argv[++i];
+            if (!val || !*val) {
+                dtm_cli_error("--data-dir needs a directory\nusage: %s", usage);
+                return DTM_EXIT_USAGE;
+            }
+            common->data_dir = val;
+            continue;
+        }
+        for (j = 0; j < nopts; j++)
+            if (!strcmp(opts[j].name, name))
+                break;
+        if (j == nopts) {
+            dtm_cli_error("unknown option --%s\nusage: %s", name, usage);
+            return DTM_EXIT_USAGE;
+        }
+        if (opts[j].flag) {
+            if (eq) {
+                dtm_cli_error("--%s takes no value\nusage: %s", name, usage);
+                return DTM_EXIT_USAGE;
+            }
+            *opts[j].flag = true;
+        } else {
+            if (!val && i + 1 < argc)
+                val = argv[++i];
+            if (!val) {
+                dtm_cli_error("--%s needs a value\nusage: %s", name, usage);
+                return DTM_EXIT_USAGE;
+            }
+            *opts[j].value = val;
+        }
+    }
+    common->data_dir = dtm_conf_default_data_dir(common->data_dir);
+    return DTM_EXIT_OK;
+}
+
+void dtm_cli_out_add(struct dtm_cli_out *o, const char *name, const char *value)
+{
+    if (o->n >= DTM_ARRAY_LEN(o->name))
+        return;
+    o->name[o->n] = name;
+    snprintf(o->value[o->n], sizeof(o->value[o->n]), "%s", value);
+    o->n++;
+}
+
+void dtm_cli_out_print(const struct dtm_cli_out *o, bool json)
+{
+    if (json) {
+        struct dtm_buf b;
+        dtm_buf_init(&b, 1 << 20);
+        dtm_buf_addch(&b, '{');
+        for (size_t i = 0; i < o->n; i++) {
+            if (i)
+                dtm_buf_addch(&b, ',');
+            dtm_buf_json_strc(&b, o->name[i]);
+            dtm_buf_addch(&b, ':');
+            dtm_buf_json_strc(&b, o->value[i]);
+        }
+        dtm_buf_addc(&b, "}\n");
+        fputs(b.p ? b.p : "{}\n", stdout);
+        dtm_buf_free(&b);
+    } else {
+        for (size_t i = 0; i < o->n; i++)
+            printf("%s: %s\n", o->name[i], o->value[i]);
+    }
+    fflush(stdout);
+}
+
+int dtm_cli_load_conf(const char *data_dir, const char *config_file, struct dtm_conf *c)
+{
+    char path[DTM_PATH_MAX], err[512];
+    int rc;
+    dtm_conf_defaults(c, data_dir);
+    dtm_conf_path(c, "dtm.conf", path, sizeof(path));
+    rc = dtm_conf_load(c, path, err, sizeof(err));
+    if (rc == DTM_ENOTFOUND) {
+        dtm_cli_error("%s is not a DTM data dir (no dtm.conf); create one with `dtm init "
+                      "--data-dir %s`",
+                      data_dir, data_dir);
+        return rc;
+    }
+    if (rc) {
+        dtm_cli_error("%s", err);
+        return rc;
+    }
+    if (config_file && (rc = dtm_conf_load(c, config_file, err, sizeof(err)))) {
+        dtm_cli_error("%s", err);
+        return rc;
+    }
+    {
+        enum dtm_log_level lvl;
+        if (dtm_log_level_parse(c->log_level, &lvl)) {
+            dtm_cli_error("[log] level must be debug, info, warn or error (got %s)",
+                          c->log_level);
+            return DTM_EINVAL;
+        }
+        dtm_log_set_level(lvl);
+    }
+    return DTM_OK;
+}
+
+int dtm_cli_open_store(const struct dtm_conf *c, struct dtm_store **out)
+{
+    char err[512];
+    int rc = dtm_store_open(c, out, err, sizeof(err));
+    if (rc) {
+        dtm_cli_error("%s", err);
+        return rc;
+    }
+    if ((rc = (*out)->ops->migrate(*out))) {
+        dtm_cli_error("cannot prepare the database schema (see the log above)");
+        (*out)->ops->close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static void help(FILE *f)
+{
+    fprintf(f, "DTM %s — receives and aggregates data on electronic transactions "
+               "(Circular 12/2025/TT-BKHCN)\n\nusage: dtm COMMAND [options]\n\ncommands:\n",
+            DTM_VERSION);
+    for (size_t i = 0; i < DTM_ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-8s %s\n  %-8s %s\n\n", "version", "print the version", "help",
+            "help [COMMAND]: this text, or a command's usage");
+    fprintf(f, "Every command takes --data-dir DIR (default $DTM_DATA_DIR, else ./dtm-data).\n"
+               "Exit codes: 0 ok, 1 failure, 2 usage error.\n");
+}
+
+int dtm_cli_main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    if (!cmd) {
+        help(stderr);
+        return DTM_EXIT_USAGE;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("dtm %s\n", DTM_VERSION);
+        return DTM_EXIT_OK;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        if (argc > 2) {
+            for (size_t i = 0; i < DTM_ARRAY_LEN(commands); i++)
+                if (!strcmp(argv[2], commands[i].name)) {
+                    printf("%s\n\nusage: %s\n", commands[i].summary, commands[i].usage);
+                    return DTM_EXIT_OK;
+                }
+            dtm_cli_error("no command '%s'; `dtm help` lists them", argv[2]);
+            return DTM_EXIT_USAGE;
+        }
+        help(stdout);
+        return DTM_EXIT_OK;
+    }
+    for (size_t i = 0; i < DTM_ARRAY_LEN(commands); i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(argc - 2, argv + 2);
+    dtm_cli_error("no command '%s'; `dtm help` lists them", cmd);
+    return DTM_EXIT_USAGE;
+}

@@ -1,0 +1,63 @@
+/* cli — the `dtm` commands (CONTRACT §1): argument parsing, the secret-printing convention
+ * (`name: value` lines or one JSON object with --json), and one file per command group. Exit
+ * codes: 0 ok, 1 failure, 2 usage error; errors are one sentence on stderr. */
+#ifndef DTM_CLI_H
+#define DTM_CLI_H
+
+#include "conf/conf.h"
+#include "core/core.h"
+#include "store/store.h"
+
+#define DTM_EXIT_OK 0
+#define DTM_EXIT_FAIL 1
+#define DTM_EXIT_USAGE 2
+
+/* One option of a command: --name VALUE (value != NULL) or --name (flag != NULL). */
+struct dtm_cli_opt {
+    const char *name;
+    const char **value;
+    bool *flag;
+};
+
+/* Parses argv (after the command words) against opts; positional arguments are collected into
+ * pos (at most npos_max). Prints a usage error and returns DTM_EXIT_USAGE on failure, or
+ * DTM_EXIT_OK. --data-dir, --json and --help are always accepted. */
+struct dtm_cli_common {
+    const char *data_dir;
+    bool json;
+    bool help;
+};
+int dtm_cli_parse(int argc, char **argv, const struct dtm_cli_opt *opts, size_t nopts,
+                  struct dtm_cli_common *common, const char **pos, size_t npos_max,
+                  size_t *npos, const char *usage);
+
+/* Prints an error sentence on stderr: "dtm: ...". */
+void dtm_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Secret/result output: collects name/value pairs, prints them as lines or one JSON object. */
+struct dtm_cli_out {
+    const char *name[16];
+    char value[16][256];
+    size_t n;
+};
+void dtm_cli_out_add(struct dtm_cli_out *o, const char *name, const char *value);
+void dtm_cli_out_print(const struct dtm_cli_out *o, bool json);
+
+/* Loads dtm.conf of the data dir (and --config FILE over it). Prints the error. */
+int dtm_cli_load_conf(const char *data_dir, const char *config_file, struct dtm_conf *c);
+/* Opens the store of a data dir for a command (migrating it). Prints the error. */
+int dtm_cli_open_store(const struct dtm_conf *c, struct dtm_store **out);
+
+/* Commands */
+int dtm_cmd_init(int argc, char **argv);
+int dtm_cmd_serve(int argc, char **argv);
+int dtm_cmd_system(int argc, char **argv);
+int dtm_cmd_key(int argc, char **argv);
+
+/* TLS certificate for a new data dir (OpenSSL): a self-signed ECDSA P-256 certificate for
+ * localhost, 127.0.0.1 and ::1 plus the host name. */
+int dtm_tls_self_signed(const char *cert_path, const char *key_path, char *err, size_t errsz);
+
+int dtm_cli_main(int argc, char **argv);
+
+#endif

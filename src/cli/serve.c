@@ -1,0 +1,183 @@
+/* cli/serve.c — `dtm serve`: load the configuration and keys, migrate the store, start the
+ * writer and the listeners, then wait for signals: SIGHUP reloads the configuration and the TLS
+ * certificate without dropping connections; SIGTERM/SIGINT drain in-flight requests (every
+ * accepted record is committed and answered) and stop. */
+#include "cli/cli.h"
+#include "dict/dict.h"
+#include "gate/gate.h"
+#include "http/http.h"
+#include "ingest/ingest.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Configurations replaced by SIGHUP stay allocated until exit: handlers may still read them. */
+struct conf_node {
+    struct dtm_conf conf;
+    struct conf_node *next;
+};
+
+static int reload(struct dtm_server_env *env, struct dtm_server *srv, struct conf_node **confs,
+                  const char *data_dir, const char *config_file, const char *http,
+                  const char *https)
+{
+    struct conf_node *n = calloc(1, sizeof(*n));
+    char err[512] = "";
+    int rc;
+    if (!n)
+        return DTM_ENOMEM;
+    if ((rc = dtm_cli_load_conf(data_dir, config_file, &n->conf))) {
+        free(n);
+        dtm_log(DTM_LOG_ERROR, "reload failed; keeping the running configuration", NULL);
+        return rc;
+    }
+    /* listeners are not moved by a reload: keep the addresses in use */
+    snprintf(n->conf.http, sizeof(n->conf.http), "%s", http);
+    snprintf(n->conf.https, sizeof(n->conf.https), "%s", https);
+    n->next = *confs;
+    *confs = n;
+    env->conf = &n->conf;
+    if (strcmp(https, "off") != 0 && dtm_server_reload_tls(srv, err, sizeof(err))) {
+        struct dtm_buf f;
+        dtm_buf_init(&f, 1024);
+        dtm_buf_addc(&f, "\"error\":");
+        dtm_buf_json_strc(&f, err);
+        dtm_log(DTM_LOG_ERROR, "TLS reload failed; keeping the old certificate", f.p);
+        dtm_buf_free(&f);
+    }
+    dtm_log(DTM_LOG_INFO, "configuration reloaded", NULL);
+    return DTM_OK;
+}
+
+int dtm_cmd_serve(int argc, char **argv)
+{
+    static const char usage[] = "dtm serve [--data-dir DIR] [--config FILE] [--http ADDR:PORT|off] "
+                                "[--https ADDR:PORT|off]";
+    const char *config_file = NULL, *http = NULL, *https = NULL;
+    struct dtm_cli_opt opts[] = {
+        {"config", &config_file, NULL}, {"http", &http, NULL}, {"https", &https, NULL}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct conf_node *confs = calloc(1, sizeof(*confs));
+    struct dtm_server_env env = {0};
+    struct dtm_keyring keys;
+    struct dtm_store *st = NULL;
+    struct dtm_writer *writer = NULL;
+    struct dtm_server *srv = NULL;
+    char path[DTM_PATH_MAX], err[512], http_addr[128], https_addr[128];
+    sigset_t set;
+    int rc, exit_code = DTM_EXIT_FAIL;
+
+    if (!confs)
+        return DTM_EXIT_FAIL;
+    rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc || com.help) {
+        free(confs);
+        if (com.help)
+            printf("usage: %s\n", usage);
+        return com.help ? DTM_EXIT_OK : rc;
+    }
+    /* Block the signals in every thread; this one waits for them with sigwait. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    if (dtm_cli_load_conf(com.data_dir, config_file, &confs->conf))
+        goto out;
+    if (http)
+        snprintf(confs->conf.http, sizeof(confs->conf.http), "%s", http);
+    if (https)
+        snprintf(confs->conf.https, sizeof(confs->conf.https), "%s", https);
+    snprintf(http_addr, sizeof(http_addr), "%s", confs->conf.http);
+    snprintf(https_addr, sizeof(https_addr), "%s", confs->conf.https);
+    env.conf = &confs->conf;
+
+    dtm_conf_path(env.conf, "master.key", path, sizeof(path));
+    if (dtm_keyring_load(path, &keys, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    env.keys = &keys;
+    if (dtm_cli_open_store(env.conf, &st))
+        goto out;
+    if (st->ops->ready(st)) {
+        dtm_cli_error("the database is not writable");
+        goto out;
+    }
+    st->ops->close(st);
+    st = NULL;
+    env.dict = dtm_dict_create();
+    if (!env.dict) {
+        dtm_cli_error("cannot load the data dictionary");
+        goto out;
+    }
+    if (dtm_writer_start(env.conf, &writer, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    env.writer = writer;
+    env.seen = dtm_writer_touch;
+    srv = dtm_server_create(&env, err, sizeof(err));
+    if (!srv || dtm_server_start(srv, http_addr, https_addr, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    {
+        struct dtm_buf f;
+        int hp = dtm_server_port(srv, false), sp = dtm_server_port(srv, true);
+        char host[128];
+        int port;
+        dtm_buf_init(&f, 4096);
+        dtm_buf_printf(&f, "\"version\":\"%s\",\"data_dir\":", DTM_VERSION);
+        dtm_buf_json_strc(&f, com.data_dir);
+        if (hp && !dtm_conf_split_addr(http_addr, host, sizeof(host), &port))
+            dtm_buf_printf(&f, ",\"http\":\"http://%s:%d/\",\"http_port\":%d", host, hp, hp);
+        if (sp && !dtm_conf_split_addr(https_addr, host, sizeof(host), &port))
+            dtm_buf_printf(&f, ",\"https\":\"https://%s:%d/\",\"https_port\":%d",
+                           strcmp(host, "0.0.0.0") ? host : "localhost", sp, sp);
+        dtm_log(DTM_LOG_INFO, "listening", f.err ? NULL : f.p);
+        dtm_buf_free(&f);
+    }
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGPIPE)
+            continue;
+        if (sig == SIGHUP) {
+            dtm_log(DTM_LOG_INFO, "SIGHUP: reloading configuration and TLS certificate", NULL);
+            reload(&env, srv, &confs, com.data_dir, config_file, http_addr, https_addr);
+            continue;
+        }
+        dtm_logf(DTM_LOG_INFO, "stopping: draining in-flight requests",
+                 "\"signal\":\"%s\",\"timeout_s\":%lld", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                 (long long)env.conf->drain_timeout);
+        break;
+    }
+    dtm_server_drain(srv, env.conf->drain_timeout);
+    exit_code = DTM_EXIT_OK;
+out:
+    /* order: listeners stop (every suspended request was answered), then the writer */
+    dtm_server_destroy(srv);
+    dtm_writer_stop(writer);
+    if (st)
+        st->ops->close(st);
+    if (env.dict)
+        dtm_dict_destroy(env.dict);
+    dtm_keyring_wipe(&keys);
+    while (confs) {
+        struct conf_node *n = confs->next;
+        free(confs);
+        confs = n;
+    }
+    if (exit_code == DTM_EXIT_OK)
+        dtm_log(DTM_LOG_INFO, "stopped", NULL);
+    return exit_code;
+}

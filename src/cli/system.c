@@ -1,0 +1,318 @@
+/* cli/system.c — `dtm system add|list` and `dtm key rotate|revoke` (CONTRACT §1, T2.4): API keys
+ * are random (256 bits), printed once, stored only as hashes. */
+#include "cli/cli.h"
+#include "gate/gate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool valid_code(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32)
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* Creates a key for a system inside the open transaction; adds key_id and api_key to out. */
+static int new_key(struct dtm_store *st, const char *code, struct dtm_cli_out *out)
+{
+    struct dtm_key k = {0};
+    char secret[DTM_SECRET_MAX];
+    uint8_t hash[32];
+    int rc;
+    if ((rc = dtm_random_id("key_", k.id, sizeof(k.id))) ||
+        (rc = dtm_secret_new("dtm_", secret, sizeof(secret), hash)))
+        return rc;
+    snprintf(k.system_code, sizeof(k.system_code), "%s", code);
+    k.created_at = dtm_now_us();
+    if ((rc = st->ops->key_add(st, &k, hash)))
+        return rc;
+    dtm_cli_out_add(out, "key_id", k.id);
+    dtm_cli_out_add(out, "api_key", secret);
+    memset(secret, 0, sizeof(secret));
+    return DTM_OK;
+}
+
+static int system_add(int argc, char **argv)
+{
+    static const char usage[] = "dtm system add --code C --name N [--org O] "
+                                "[--role source|consumer|aggregator] [--parent P] [--masked] "
+                                "[--json]";
+    const char *code = NULL, *name = NULL, *org = "", *role = "source", *parent = NULL;
+    bool masked = false;
+    struct dtm_cli_opt opts[] = {{"code", &code, NULL},     {"name", &name, NULL},
+                                 {"org", &org, NULL},       {"role", &role, NULL},
+                                 {"parent", &parent, NULL}, {"masked", NULL, &masked}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    struct dtm_system sys = {0}, par;
+    struct dtm_cli_out out = {0};
+    char secret[DTM_SECRET_MAX];
+    uint8_t hash[32];
+    int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (com.help) {
+        printf("usage: %s\n", usage);
+        return DTM_EXIT_OK;
+    }
+    if (!code || !name || !*name) {
+        dtm_cli_error("--code and --name are required\nusage: %s", usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (!valid_code(code)) {
+        dtm_cli_error("system code '%s' must be 1 to 32 letters, digits, '.', '_' or '-'", code);
+        return DTM_EXIT_USAGE;
+    }
+    if (strcmp(role, "source") && strcmp(role, "consumer") && strcmp(role, "aggregator")) {
+        dtm_cli_error("--role must be source, consumer or aggregator (got %s)", role);
+        return DTM_EXIT_USAGE;
+    }
+    if (strlen(name) >= sizeof(sys.name) || strlen(org) >= sizeof(sys.org)) {
+        dtm_cli_error("--name and --org must be shorter than 256 bytes");
+        return DTM_EXIT_USAGE;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    snprintf(sys.code, sizeof(sys.code), "%s", code);
+    snprintf(sys.name, sizeof(sys.name), "%s", name);
+    snprintf(sys.org, sizeof(sys.org), "%s", org);
+    snprintf(sys.role, sizeof(sys.role), "%s", role);
+    sys.masked = masked;
+    sys.created_at = dtm_now_us();
+    if ((rc = st->ops->begin(st)))
+        goto fail;
+    if (parent) {
+        rc = st->ops->system_get(st, parent, &par);
+        if (rc == DTM_ENOTFOUND || (rc == DTM_OK && strcmp(par.role, "aggregator"))) {
+            st->ops->rollback(st);
+            st->ops->close(st);
+            dtm_cli_error("--parent %s must be an existing system with role aggregator", parent);
+            return DTM_EXIT_FAIL;
+        }
+        if (rc)
+            goto fail;
+        snprintf(sys.parent, sizeof(sys.parent), "%s", parent);
+    }
+    rc = st->ops->system_add(st, &sys);
+    if (rc == DTM_EEXIST) {
+        st->ops->rollback(st);
+        st->ops->close(st);
+        dtm_cli_error("a system with code %s already exists", code);
+        return DTM_EXIT_FAIL;
+    }
+    if (rc)
+        goto fail;
+    dtm_cli_out_add(&out, "system_code", code);
+    if ((rc = new_key(st, code, &out)))
+        goto fail;
+    if ((rc = dtm_secret_new("dtmcs_", secret, sizeof(secret), hash)) ||
+        (rc = st->ops->client_add(st, code, code, hash, dtm_now_us())))
+        goto fail;
+    dtm_cli_out_add(&out, "client_id", code);
+    dtm_cli_out_add(&out, "client_secret", secret);
+    memset(secret, 0, sizeof(secret));
+    if ((rc = st->ops->commit(st)))
+        goto fail;
+    st->ops->close(st);
+    dtm_cli_out_print(&out, com.json);
+    memset(&out, 0, sizeof(out));
+    return DTM_EXIT_OK;
+fail:
+    st->ops->rollback(st);
+    st->ops->close(st);
+    dtm_cli_error("cannot add the system (%s)", dtm_rc_name(rc));
+    return DTM_EXIT_FAIL;
+}
+
+struct list_ctx {
+    struct dtm_buf *b;
+    bool json;
+    int n;
+};
+
+static int list_one(void *ctx, const struct dtm_system *s)
+{
+    struct list_ctx *x = ctx;
+    char ts[40] = "";
+    if (s->last_seen)
+        dtm_time_fmt(s->last_seen, ts, sizeof(ts));
+    if (!x->json) {
+        dtm_buf_printf(x->b, "%-20s %-11s %-20s %s\n", s->code, s->role, ts[0] ? ts : "never",
+                       s->name);
+        return x->b->err;
+    }
+    dtm_buf_addc(x->b, x->n++ ? ",\n{\"code\":" : "\n{\"code\":");
+    dtm_buf_json_strc(x->b, s->code);
+    dtm_buf_addc(x->b, ",\"name\":");
+    dtm_buf_json_strc(x->b, s->name);
+    dtm_buf_addc(x->b, ",\"org\":");
+    dtm_buf_json_strc(x->b, s->org);
+    dtm_buf_addc(x->b, ",\"role\":");
+    dtm_buf_json_strc(x->b, s->role);
+    dtm_buf_addc(x->b, ",\"parent\":");
+    if (s->parent[0])
+        dtm_buf_json_strc(x->b, s->parent);
+    else
+        dtm_buf_addc(x->b, "null");
+    dtm_buf_printf(x->b, ",\"masked\":%s,\"last_seen\":", s->masked ? "true" : "false");
+    if (ts[0])
+        dtm_buf_printf(x->b, "\"%s\"}", ts);
+    else
+        dtm_buf_addc(x->b, "null}");
+    return x->b->err;
+}
+
+static int system_list(int argc, char **argv)
+{
+    static const char usage[] = "dtm system list [--json]";
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    struct dtm_buf b;
+    struct list_ctx x;
+    int rc = dtm_cli_parse(argc, argv, NULL, 0, &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    dtm_buf_init(&b, 256 << 20);
+    x.b = &b;
+    x.json = com.json;
+    x.n = 0;
+    if (com.json)
+        dtm_buf_addch(&b, '[');
+    rc = st->ops->system_list(st, list_one, &x);
+    if (com.json)
+        dtm_buf_addc(&b, "\n]\n");
+    st->ops->close(st);
+    if (rc || b.err) {
+        dtm_buf_free(&b);
+        dtm_cli_error("cannot list the systems");
+        return DTM_EXIT_FAIL;
+    }
+    fputs(b.p ? b.p : "", stdout);
+    dtm_buf_free(&b);
+    return DTM_EXIT_OK;
+}
+
+int dtm_cmd_system(int argc, char **argv)
+{
+    if (argc >= 1 && !strcmp(argv[0], "add"))
+        return system_add(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "list"))
+        return system_list(argc - 1, argv + 1);
+    dtm_cli_error("usage: dtm system add|list …; `dtm help system` says more");
+    return DTM_EXIT_USAGE;
+}
+
+static int key_rotate(int argc, char **argv)
+{
+    static const char usage[] = "dtm key rotate --system C [--grace SECONDS] [--json]";
+    const char *code = NULL, *grace_s = NULL;
+    struct dtm_cli_opt opts[] = {{"system", &code, NULL}, {"grace", &grace_s, NULL}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    struct dtm_system sys;
+    struct dtm_cli_out out = {0};
+    int64_t grace, now = dtm_now_us();
+    int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (!code) {
+        dtm_cli_error("--system is required\nusage: %s", usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c))
+        return DTM_EXIT_FAIL;
+    grace = c.rotate_grace;
+    if (grace_s && (dtm_str_to_i64(dtm_str_c(grace_s), &grace) || grace < 0)) {
+        dtm_cli_error("--grace must be a number of seconds ≥ 0");
+        return DTM_EXIT_USAGE;
+    }
+    if (dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    if ((rc = st->ops->begin(st)))
+        goto fail;
+    rc = st->ops->system_get(st, code, &sys);
+    if (rc == DTM_ENOTFOUND) {
+        st->ops->rollback(st);
+        st->ops->close(st);
+        dtm_cli_error("no system with code %s", code);
+        return DTM_EXIT_FAIL;
+    }
+    if (rc || (rc = st->ops->key_expire_all(st, code, now + grace * 1000000)))
+        goto fail;
+    dtm_cli_out_add(&out, "system_code", code);
+    if ((rc = new_key(st, code, &out)) || (rc = st->ops->commit(st)))
+        goto fail;
+    st->ops->close(st);
+    {
+        char ts[40];
+        dtm_time_fmt(now + grace * 1000000, ts, sizeof(ts));
+        dtm_cli_out_add(&out, "old_keys_expire_at", ts);
+    }
+    dtm_cli_out_print(&out, com.json);
+    memset(&out, 0, sizeof(out));
+    return DTM_EXIT_OK;
+fail:
+    st->ops->rollback(st);
+    st->ops->close(st);
+    dtm_cli_error("cannot rotate the key (%s)", dtm_rc_name(rc));
+    return DTM_EXIT_FAIL;
+}
+
+static int key_revoke(int argc, char **argv)
+{
+    static const char usage[] = "dtm key revoke --id K";
+    const char *id = NULL;
+    struct dtm_cli_opt opts[] = {{"id", &id, NULL}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (!id) {
+        dtm_cli_error("--id is required\nusage: %s", usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    rc = st->ops->key_revoke(st, id, dtm_now_us());
+    st->ops->close(st);
+    if (rc == DTM_ENOTFOUND) {
+        dtm_cli_error("no active key with id %s", id);
+        return DTM_EXIT_FAIL;
+    }
+    if (rc) {
+        dtm_cli_error("cannot revoke the key (%s)", dtm_rc_name(rc));
+        return DTM_EXIT_FAIL;
+    }
+    if (com.json)
+        printf("{\"revoked\":\"%s\"}\n", id);
+    else
+        printf("revoked: %s\n", id);
+    return DTM_EXIT_OK;
+}
+
+int dtm_cmd_key(int argc, char **argv)
+{
+    if (argc >= 1 && !strcmp(argv[0], "rotate"))
+        return key_rotate(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "revoke"))
+        return key_revoke(argc - 1, argv + 1);
+    dtm_cli_error("usage: dtm key rotate|revoke …; `dtm help key` says more");
+    return DTM_EXIT_USAGE;
+}

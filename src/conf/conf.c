@@ -1,0 +1,239 @@
+/* conf/conf.c — the declarative configuration table and dtm.conf parsing (inih). */
+#include "conf/conf.h"
+
+#include <assert.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum ctype { C_STR, C_INT, C_BOOL };
+
+struct centry {
+    const char *section;
+    const char *key;
+    enum ctype type;
+    size_t off;
+    size_t size; /* for strings */
+    const char *def;
+    int64_t min, max; /* for integers */
+    const char *desc;
+};
+
+#define S(sec, k, field, d, desc)                                                                  \
+    {sec, k, C_STR, offsetof(struct dtm_conf, field), sizeof(((struct dtm_conf *)0)->field), d, 0, \
+     0, desc}
+#define I(sec, k, field, d, lo, hi, desc)                                                          \
+    {sec, k, C_INT, offsetof(struct dtm_conf, field), 0, d, lo, hi, desc}
+#define B(sec, k, field, d, desc) {sec, k, C_BOOL, offsetof(struct dtm_conf, field), 0, d, 0, 0, desc}
+
+static const struct centry table[] = {
+    S("server", "http", http, "127.0.0.1:8080",
+      "plain-HTTP listener ADDR:PORT, or off; loopback only unless http_public = true"),
+    S("server", "https", https, "0.0.0.0:8443", "HTTPS listener ADDR:PORT (TLS 1.2+), or off"),
+    B("server", "http_public", http_public, "false",
+      "allow the plain-HTTP listener on a non-loopback address (not recommended)"),
+    I("server", "threads", threads, "0", 0, 256, "HTTP worker threads; 0 = one per CPU core"),
+    I("server", "max_connections", max_connections, "4096", 16, 1000000,
+      "simultaneous client connections at most"),
+    I("server", "connection_timeout", connection_timeout, "30", 1, 3600,
+      "seconds of inactivity before a connection is closed (slow clients)"),
+    I("server", "drain_timeout", drain_timeout, "30", 0, 3600,
+      "seconds SIGTERM waits for in-flight requests before stopping"),
+    S("tls", "cert", tls_cert, "tls.crt", "PEM certificate chain (relative to the data dir)"),
+    S("tls", "key", tls_key, "tls.key", "PEM private key (relative to the data dir)"),
+    S("tls", "priorities", tls_priorities,
+      "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-"
+      "GCM:+CHACHA20-POLY1305:-SHA1:-RSA:%SERVER_PRECEDENCE",
+      "GnuTLS priority string: TLS 1.2+ with AEAD suites and forward secrecy only"),
+    S("store", "backend", backend, "sqlite", "storage backend: sqlite"),
+    S("store", "database", database, "dtm.db", "SQLite database file (relative to the data dir)"),
+    I("ingest", "max_body", max_body, "33554432", 1024, (int64_t)1 << 40,
+      "bytes of one realtime request body at most (413 above)"),
+    I("ingest", "max_records", max_records, "10000", 1, 1000000,
+      "records of one realtime request at most (413 above)"),
+    I("ingest", "idempotency_ttl", idempotency_ttl, "86400", 60, 30 * 86400,
+      "seconds an Idempotency-Key answer is kept and replayed"),
+    I("ingest", "commit_max_records", commit_max_records, "20000", 1, 1000000,
+      "records one group commit writes at most"),
+    I("ingest", "queue_max", queue_max, "20000", 1, 10000000,
+      "requests waiting for the writer at most before answering 503"),
+    I("keys", "rotate_grace", rotate_grace, "86400", 0, 90 * 86400,
+      "seconds an old API key stays valid after `dtm key rotate`"),
+    S("log", "level", log_level, "info", "debug | info | warn | error"),
+    B("log", "access", access_log, "true", "one JSON line per HTTP request"),
+};
+
+static int set(struct dtm_conf *c, const struct centry *e, const char *v, char *err, size_t errsz)
+{
+    char *base = (char *)c + e->off;
+    switch (e->type) {
+    case C_STR: {
+        size_t n = strlen(v);
+        if (n >= e->size) {
+            snprintf(err, errsz, "value of %s.%s is too long", e->section, e->key);
+            return DTM_EINVAL;
+        }
+        memcpy(base, v, n + 1);
+        return DTM_OK;
+    }
+    case C_INT: {
+        int64_t x;
+        if (dtm_str_to_i64(dtm_str_c(v), &x) || x < e->min || x > e->max) {
+            snprintf(err, errsz, "%s.%s must be an integer from %lld to %lld", e->section, e->key,
+                     (long long)e->min, (long long)e->max);
+            return DTM_EINVAL;
+        }
+        memcpy(base, &x, sizeof(x));
+        return DTM_OK;
+    }
+    case C_BOOL: {
+        bool b;
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
+            b = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0"))
+            b = false;
+        else {
+            snprintf(err, errsz, "%s.%s must be true or false", e->section, e->key);
+            return DTM_EINVAL;
+        }
+        memcpy(base, &b, sizeof(b));
+        return DTM_OK;
+    }
+    }
+    return DTM_EINTERNAL;
+}
+
+void dtm_conf_defaults(struct dtm_conf *c, const char *data_dir)
+{
+    char err[128];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->data_dir, sizeof(c->data_dir), "%s", data_dir ? data_dir : "dtm-data");
+    for (size_t i = 0; i < DTM_ARRAY_LEN(table); i++) {
+        int rc = set(c, &table[i], table[i].def, err, sizeof(err));
+        assert(rc == DTM_OK); /* a bad default is our bug */
+        (void)rc;
+    }
+}
+
+struct load_ctx {
+    struct dtm_conf *c;
+    char *err;
+    size_t errsz;
+    const char *path;
+    int rc;
+};
+
+static int on_kv(void *user, const char *section, const char *key, const char *value)
+{
+    struct load_ctx *x = user;
+    char e[256];
+    if (x->rc)
+        return 0;
+    for (size_t i = 0; i < DTM_ARRAY_LEN(table); i++) {
+        if (strcmp(table[i].section, section) || strcmp(table[i].key, key))
+            continue;
+        if (set(x->c, &table[i], value, e, sizeof(e))) {
+            snprintf(x->err, x->errsz, "%s: %s", x->path, e);
+            x->rc = DTM_EINVAL;
+            return 0;
+        }
+        return 1;
+    }
+    snprintf(x->err, x->errsz, "%s: unknown setting '%s' in section [%s]", x->path, key, section);
+    x->rc = DTM_EINVAL;
+    return 0;
+}
+
+int dtm_conf_load(struct dtm_conf *c, const char *path, char *err, size_t errsz)
+{
+    struct load_ctx x = {c, err, errsz, path, DTM_OK};
+    FILE *f = fopen(path, "r");
+    int line;
+    if (!f) {
+        snprintf(err, errsz, "cannot open %s", path);
+        return DTM_ENOTFOUND;
+    }
+    line = ini_parse_file(f, on_kv, &x);
+    fclose(f);
+    if (x.rc)
+        return x.rc;
+    if (line != 0) {
+        snprintf(err, errsz, "%s:%d: syntax error", path, line);
+        return DTM_EINVAL;
+    }
+    return DTM_OK;
+}
+
+int dtm_conf_sample(struct dtm_buf *out)
+{
+    const char *sec = "";
+    dtm_buf_addc(out, "# dtm.conf — DTM configuration. Every setting is shown with its default.\n"
+                      "# Unknown settings are refused at start. Reloaded on SIGHUP.\n");
+    for (size_t i = 0; i < DTM_ARRAY_LEN(table); i++) {
+        const struct centry *e = &table[i];
+        if (strcmp(sec, e->section)) {
+            sec = e->section;
+            dtm_buf_printf(out, "\n[%s]\n", sec);
+        }
+        dtm_buf_printf(out, "# %s\n%s = %s\n", e->desc, e->key, e->def);
+    }
+    return out->err;
+}
+
+void dtm_conf_path(const struct dtm_conf *c, const char *name, char *out, size_t outsz)
+{
+    if (name[0] == '/')
+        snprintf(out, outsz, "%s", name);
+    else
+        snprintf(out, outsz, "%s/%s", c->data_dir, name);
+}
+
+const char *dtm_conf_default_data_dir(const char *given)
+{
+    const char *env;
+    if (given && *given)
+        return given;
+    env = getenv("DTM_DATA_DIR");
+    if (env && *env)
+        return env;
+    return "dtm-data";
+}
+
+int dtm_conf_split_addr(const char *s, char *host, size_t hostsz, int *port)
+{
+    const char *colon;
+    size_t hl;
+    int64_t p;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':')
+            return DTM_EINVAL;
+        hl = (size_t)(end - s - 1);
+        if (hl >= hostsz)
+            return DTM_EINVAL;
+        memcpy(host, s + 1, hl);
+        host[hl] = '\0';
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return DTM_EINVAL;
+        hl = (size_t)(colon - s);
+        if (hl >= hostsz)
+            return DTM_EINVAL;
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+    }
+    if (dtm_str_to_i64(dtm_str_c(colon + 1), &p) || p < 0 || p > 65535)
+        return DTM_EINVAL;
+    *port = (int)p;
+    return DTM_OK;
+}
+
+bool dtm_conf_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}

@@ -1,0 +1,66 @@
+/* conf — the configuration: one declarative table (section, key, type, default, field,
+ * description) that parses dtm.conf (INI, via inih), rejects unknown keys, and generates the
+ * commented sample written by `dtm init` (Redis's standardConfig, nginx's command table).
+ * Also the data-dir layout. */
+#ifndef DTM_CONF_H
+#define DTM_CONF_H
+
+#include "core/core.h"
+
+#include <limits.h>
+
+#define DTM_PATH_MAX 1024
+
+struct dtm_conf {
+    char data_dir[DTM_PATH_MAX];
+    /* [server] */
+    char http[128];  /* ADDR:PORT or "off" */
+    char https[128]; /* ADDR:PORT or "off" */
+    bool http_public; /* allow the plain-HTTP listener on a non-loopback address */
+    int64_t threads;  /* HTTP worker threads; 0 = one per core */
+    int64_t max_connections;
+    int64_t connection_timeout; /* s, idle keep-alive and slow clients */
+    int64_t drain_timeout;      /* s, SIGTERM waits this long for in-flight requests */
+    /* [tls] */
+    char tls_cert[DTM_PATH_MAX];
+    char tls_key[DTM_PATH_MAX];
+    char tls_priorities[256];
+    /* [store] */
+    char backend[16];
+    char database[DTM_PATH_MAX];
+    /* [ingest] */
+    int64_t max_body;     /* bytes of one realtime request body */
+    int64_t max_records;  /* records of one realtime request */
+    int64_t idempotency_ttl; /* s */
+    int64_t commit_max_records; /* group commit: records per transaction at most */
+    int64_t queue_max;    /* requests waiting for the writer before 503 */
+    /* [keys] */
+    int64_t rotate_grace; /* s an old key stays valid after `dtm key rotate` */
+    /* [log] */
+    char log_level[16];
+    bool access_log;
+};
+
+/* Fills c with every default; data_dir as given. */
+void dtm_conf_defaults(struct dtm_conf *c, const char *data_dir);
+
+/* Reads an INI file over the current values. Unknown sections or keys, bad values → DTM_EINVAL
+ * with "FILE: reason" in err. A missing file → DTM_ENOTFOUND. */
+int dtm_conf_load(struct dtm_conf *c, const char *path, char *err, size_t errsz);
+
+/* Writes the commented sample configuration (every key, its default and description). */
+int dtm_conf_sample(struct dtm_buf *out);
+
+/* Resolves name against the data dir (absolute names are kept). */
+void dtm_conf_path(const struct dtm_conf *c, const char *name, char *out, size_t outsz);
+
+/* The data dir: DIR given, else $DTM_DATA_DIR, else ./dtm-data. */
+const char *dtm_conf_default_data_dir(const char *given);
+
+/* Splits "ADDR:PORT" ("[::1]:8443" for IPv6). DTM_OK or DTM_EINVAL. */
+int dtm_conf_split_addr(const char *s, char *host, size_t hostsz, int *port);
+
+/* Whether a listen host is a loopback address (127.0.0.0/8, ::1, localhost). */
+bool dtm_conf_is_loopback(const char *host);
+
+#endif

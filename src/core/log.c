@@ -1,0 +1,78 @@
+/* core/log.c — one JSON object per line on stderr (CONTRACT §7). A line is built in a
+ * local buffer and written with a single write(2), so lines from threads never interleave. */
+#include "core/core.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile enum dtm_log_level level = DTM_LOG_INFO;
+static const char *const names[] = {"debug", "info", "warn", "error"};
+
+void dtm_log_set_level(enum dtm_log_level lvl)
+{
+    level = lvl;
+}
+
+enum dtm_log_level dtm_log_get_level(void)
+{
+    return level;
+}
+
+int dtm_log_level_parse(const char *s, enum dtm_log_level *out)
+{
+    for (size_t i = 0; i < DTM_ARRAY_LEN(names); i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum dtm_log_level)i;
+            return DTM_OK;
+        }
+    return DTM_EINVAL;
+}
+
+void dtm_log(enum dtm_log_level lvl, const char *msg, const char *fields)
+{
+    char ts[40], line[4096];
+    struct dtm_buf b;
+    if (lvl < level)
+        return;
+    dtm_time_fmt_utc(dtm_now_us(), ts, sizeof(ts));
+    dtm_buf_init(&b, 64 * 1024);
+    dtm_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, names[lvl]);
+    dtm_buf_json_strc(&b, msg);
+    if (fields && *fields) {
+        dtm_buf_addch(&b, ',');
+        dtm_buf_addc(&b, fields);
+    }
+    dtm_buf_add(&b, "}\n", 2);
+    if (b.err) {
+        /* too long or no memory: keep the fact that something was logged */
+        int n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line dropped\"}\n",
+                         ts, names[lvl]);
+        if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+            /* nothing sensible to do */
+        }
+    } else {
+        size_t off = 0;
+        while (off < b.n) {
+            ssize_t w = write(STDERR_FILENO, b.p + off, b.n - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    dtm_buf_free(&b);
+}
+
+void dtm_logf(enum dtm_log_level lvl, const char *msg, const char *fields_fmt, ...)
+{
+    struct dtm_buf f;
+    va_list ap;
+    if (lvl < level)
+        return;
+    dtm_buf_init(&f, 32 * 1024);
+    va_start(ap, fields_fmt);
+    dtm_buf_vprintf(&f, fields_fmt, ap);
+    va_end(ap);
+    dtm_log(lvl, msg, f.err ? NULL : f.p);
+    dtm_buf_free(&f);
+}

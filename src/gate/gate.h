@@ -1,0 +1,45 @@
+/* gate — who is calling: the installation's keyring (master key and the keys derived from it),
+ * API keys of connected systems (random, ≥ 128 bits, shown once, stored only as a hash, T2.4),
+ * OAuth client secrets, and people's passwords (Argon2id, libsodium). Authorisation by role
+ * lives with the routes (api/routes.c); rate limits and sessions arrive with the security issue. */
+#ifndef DTM_GATE_H
+#define DTM_GATE_H
+
+#include "conf/conf.h"
+#include "core/core.h"
+#include "store/store.h"
+
+/* The master key (32 random bytes in DATA_DIR/master.key, mode 0600) and purpose keys derived
+ * from it with HMAC-SHA-256(master, label), so that one secret protects them all. */
+struct dtm_keyring {
+    uint8_t master[32];
+    uint8_t record_key[32];  /* keyed hash of data keys (dedup index) */
+    uint8_t content_key[32]; /* keyed hash of record content (duplicate detection) */
+    uint8_t mask_key[32];    /* `hash` masking of personal fields (CONTRACT §4) */
+};
+
+/* Writes a new master key file (0600, refuses to overwrite). */
+int dtm_keyring_create(const char *path, char *err, size_t errsz);
+/* Reads the master key (refusing a file readable by others) and derives the purpose keys. */
+int dtm_keyring_load(const char *path, struct dtm_keyring *out, char *err, size_t errsz);
+void dtm_keyring_wipe(struct dtm_keyring *k);
+
+#define DTM_SECRET_MAX 80
+/* A new secret token: prefix + 52 chars of base32 (256 bits), and its SHA-256 (what is stored).
+ * API keys are "dtm_…", client secrets "dtmcs_…". */
+int dtm_secret_new(const char *prefix, char *out, size_t outsz, uint8_t hash[32]);
+void dtm_secret_hash(struct dtm_str secret, uint8_t hash[32]);
+
+/* Authenticates an X-API-Key value. DTM_OK with the key and its system; DTM_EAUTH when the key
+ * is unknown, revoked or expired (the caller answers 401 without saying which);
+ * DTM_ESTORE on storage failure. */
+int dtm_gate_api_key(struct dtm_store *st, struct dtm_str key, int64_t now, struct dtm_key *k,
+                     struct dtm_system *sys);
+
+/* Argon2id (libsodium's crypto_pwhash_str, moderate limits). out >= 128 bytes. */
+int dtm_password_hash(const char *password, char *out, size_t outsz);
+bool dtm_password_verify(const char *hash, const char *password);
+/* A random password of n characters (n < outsz) from an unambiguous alphabet. */
+int dtm_password_random(char *out, size_t outsz, size_t n);
+
+#endif

@@ -1,0 +1,143 @@
+/* http — the HTTP layer over libmicrohttpd: listeners (plain HTTP on loopback, HTTPS with
+ * TLS 1.2+ and a certificate reloadable on SIGHUP), the route table, request bodies with size
+ * limits, X-Request-Id, language choice, RFC 9457 problems, JSON-lines access logs, and
+ * suspending a request while it waits for the writer (so no worker thread is held). The router
+ * — not each handler — authenticates and authorises (STYLE.md). */
+#ifndef DTM_HTTP_H
+#define DTM_HTTP_H
+
+#include "conf/conf.h"
+#include "core/core.h"
+#include "dict/dict.h"
+#include "gate/gate.h"
+#include "store/store.h"
+
+struct dtm_writer;
+struct dtm_server;
+struct dtm_req;
+
+enum dtm_method { DTM_GET, DTM_HEAD, DTM_POST, DTM_PUT, DTM_DELETE, DTM_PATCH, DTM_OTHER };
+
+/* Who may call a route. */
+enum dtm_access {
+    DTM_ACCESS_PUBLIC, /* anyone */
+    DTM_ACCESS_SYSTEM, /* any connected system with a valid API key (X-API-Key) */
+    DTM_ACCESS_SOURCE, /* a system that may push data: role source or aggregator */
+};
+
+/* A handler either queues a response (returns DTM_OK) or suspends the request (returns
+ * DTM_HTTP_ASYNC after dtm_http_suspend); a negative result is answered as a problem. */
+#define DTM_HTTP_ASYNC 1
+typedef int (*dtm_handler)(struct dtm_req *r);
+
+struct dtm_route {
+    enum dtm_method method;
+    const char *pattern; /* "/api/v1/ingest/{dataset}": {name} matches one path segment */
+    dtm_handler handler;
+    enum dtm_access access;
+    size_t body_max; /* 0 = the route takes no body; SIZE_MAX = [ingest] max_body */
+    const char *name; /* for logs and metrics */
+};
+
+extern const struct dtm_route dtm_routes[]; /* api/routes.c, terminated by a NULL pattern */
+
+#define DTM_MAX_PARAMS 4
+#define DTM_MAX_EXTRA_HEADERS 6
+
+struct dtm_req {
+    struct dtm_server *srv;
+    void *conn; /* struct MHD_Connection * */
+    const struct dtm_route *route;
+    enum dtm_method method;
+    const char *path;
+    struct dtm_str params[DTM_MAX_PARAMS]; /* path parameters in pattern order */
+    size_t nparams;
+    char request_id[DTM_ID_MAX];
+    enum dtm_lang lang;
+    /* the caller, when route->access is not public */
+    bool authenticated;
+    struct dtm_system sys;
+    struct dtm_key key;
+    /* body */
+    struct dtm_buf body;
+    size_t body_max;
+    bool body_too_big;
+    /* per-request memory */
+    struct dtm_arena arena;
+    int64_t t0;
+    /* response */
+    int status;
+    size_t resp_bytes;
+    bool responded;
+    const char *extra_name[DTM_MAX_EXTRA_HEADERS];
+    const char *extra_value[DTM_MAX_EXTRA_HEADERS];
+    size_t nextra;
+    /* async: the handler's state and the function called when the request is resumed */
+    bool suspended;
+    dtm_handler on_resume;
+    void *async;
+    /* for the access log: records of the request (-1 = not applicable) */
+    int64_t records;
+};
+
+/* What the server shares with handlers. */
+struct dtm_server_env {
+    const struct dtm_conf *conf; /* current configuration (replaced on SIGHUP) */
+    struct dtm_dict *dict;
+    const struct dtm_keyring *keys;
+    struct dtm_writer *writer;
+    /* called for every authenticated request: a connected system was seen (traffic) */
+    void (*seen)(struct dtm_writer *w, const char *system_code, int64_t when);
+};
+
+const struct dtm_server_env *dtm_http_env(const struct dtm_req *r);
+/* The calling thread's own store connection (opened on first use, closed at shutdown). */
+struct dtm_store *dtm_http_store(struct dtm_req *r);
+
+/* Request accessors */
+struct dtm_str dtm_http_header(struct dtm_req *r, const char *name);
+/* Query argument (URL-decoded by libmicrohttpd); NULL when absent. */
+const char *dtm_http_query(struct dtm_req *r, const char *name);
+/* Calls cb for every query argument, in order. */
+void dtm_http_query_each(struct dtm_req *r, void (*cb)(void *ctx, const char *k, const char *v),
+                         void *ctx);
+
+/* Responses. Each takes a copy of the body. */
+int dtm_http_add_header(struct dtm_req *r, const char *name, const char *value /* static or arena */);
+int dtm_http_reply(struct dtm_req *r, int status, const char *content_type, const char *body,
+                   size_t len);
+int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body);
+/* RFC 9457 problem: status, a machine code (the type is "urn:dtm:problem:CODE"), a title and a
+ * detail as English msgids (translated per request; detail is a printf format). */
+int dtm_http_problem(struct dtm_req *r, int status, const char *code, const char *title,
+                     const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Same with extra JSON members (already serialised, without braces, may be NULL). */
+int dtm_http_problem_ext(struct dtm_req *r, int status, const char *code, const char *title,
+                         const char *extra_members, const char *detail_fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+int dtm_http_problem_v(struct dtm_req *r, int status, const char *code, const char *title,
+                       const char *extra_members, const char *detail_fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+/* Maps an engine result code to a problem response (the one place that does so). */
+int dtm_http_error(struct dtm_req *r, int rc);
+
+/* Suspends the request until dtm_http_resume; then on_resume(r) is called on a worker thread to
+ * queue the answer. Call before handing the request to another thread. */
+void dtm_http_suspend(struct dtm_req *r, dtm_handler on_resume);
+/* Thread-safe: may be called from any thread (the writer). */
+void dtm_http_resume(struct dtm_req *r);
+
+/* Server lifecycle (cli/serve.c) */
+struct dtm_server *dtm_server_create(struct dtm_server_env *env, char *err, size_t errsz);
+int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr,
+                     char *err, size_t errsz);
+/* Reloads the TLS certificate and key (SIGHUP). The old ones stay valid for handshakes that use
+ * them. */
+int dtm_server_reload_tls(struct dtm_server *s, char *err, size_t errsz);
+/* Stops accepting, waits up to timeout_s for in-flight requests, then stops. */
+void dtm_server_drain(struct dtm_server *s, int64_t timeout_s);
+void dtm_server_destroy(struct dtm_server *s);
+/* The port a listener is bound to (for ADDR:0); 0 when off. */
+int dtm_server_port(struct dtm_server *s, bool tls);
+
+#endif

@@ -1,0 +1,838 @@
+/* http/server.c — libmicrohttpd wrapper: listeners, TLS, routing, authentication, bodies,
+ * responses, access logs, suspend/resume and draining. */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* One loaded certificate chain and key. Retired ones are kept until shutdown, because a
+ * handshake on another thread may still hold them. */
+struct tls_cred {
+    gnutls_pcert_st pcert[8];
+    unsigned npcert;
+    gnutls_privkey_t key;
+    struct tls_cred *next;
+};
+
+struct store_node {
+    struct dtm_store *store;
+    struct store_node *next;
+};
+
+struct dtm_server {
+    struct dtm_server_env *env;
+    struct MHD_Daemon *http, *https;
+    atomic_long inflight;
+    atomic_bool draining;
+    pthread_mutex_t lock; /* tls and stores lists */
+    struct tls_cred *_Atomic tls;
+    struct tls_cred *retired;
+    struct store_node *stores;
+};
+
+static _Thread_local struct dtm_store *tl_store;
+static _Thread_local struct dtm_server *tl_store_owner;
+
+const struct dtm_server_env *dtm_http_env(const struct dtm_req *r)
+{
+    return r->srv->env;
+}
+
+struct dtm_store *dtm_http_store(struct dtm_req *r)
+{
+    char err[256];
+    struct store_node *n;
+    if (tl_store && tl_store_owner == r->srv)
+        return tl_store;
+    n = calloc(1, sizeof(*n));
+    if (!n)
+        return NULL;
+    if (dtm_store_open(r->srv->env->conf, &n->store, err, sizeof(err))) {
+        dtm_logf(DTM_LOG_ERROR, "cannot open the store for a worker", "\"error\":\"%s\"",
+                 "see previous line");
+        free(n);
+        return NULL;
+    }
+    pthread_mutex_lock(&r->srv->lock);
+    n->next = r->srv->stores;
+    r->srv->stores = n;
+    pthread_mutex_unlock(&r->srv->lock);
+    tl_store = n->store;
+    tl_store_owner = r->srv;
+    return tl_store;
+}
+
+/* ---- request accessors */
+
+struct dtm_str dtm_http_header(struct dtm_req *r, const char *name)
+{
+    size_t len = 0;
+    const char *v = NULL;
+    if (MHD_lookup_connection_value_n(r->conn, MHD_HEADER_KIND, name, strlen(name), &v, &len) !=
+            MHD_YES ||
+        !v)
+        return DTM_STR_NULL;
+    return (struct dtm_str){v, len};
+}
+
+const char *dtm_http_query(struct dtm_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct each_ctx {
+    void (*cb)(void *ctx, const char *k, const char *v);
+    void *ctx;
+};
+
+static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    struct each_ctx *e = cls;
+    (void)kind;
+    e->cb(e->ctx, key, value ? value : "");
+    return MHD_YES;
+}
+
+void dtm_http_query_each(struct dtm_req *r, void (*cb)(void *ctx, const char *k, const char *v),
+                         void *ctx)
+{
+    struct each_ctx e = {cb, ctx};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg, &e);
+}
+
+/* ---- responses */
+
+int dtm_http_add_header(struct dtm_req *r, const char *name, const char *value)
+{
+    if (r->nextra >= DTM_MAX_EXTRA_HEADERS)
+        return DTM_ETOOBIG;
+    r->extra_name[r->nextra] = name;
+    r->extra_value[r->nextra] = value;
+    r->nextra++;
+    return DTM_OK;
+}
+
+int dtm_http_reply(struct dtm_req *r, int status, const char *content_type, const char *body,
+                   size_t len)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ok;
+    if (r->responded)
+        return DTM_EINTERNAL;
+    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return DTM_ENOMEM;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_LANGUAGE, dtm_lang_code(r->lang));
+    for (size_t i = 0; i < r->nextra; i++)
+        MHD_add_response_header(resp, r->extra_name[i], r->extra_value[i]);
+    if (atomic_load(&r->srv->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->responded = true;
+    r->status = status;
+    r->resp_bytes = len;
+    return ok == MHD_YES ? DTM_OK : DTM_EIO;
+}
+
+int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body)
+{
+    if (body->err)
+        return dtm_http_error(r, body->err);
+    return dtm_http_reply(r, status, "application/json; charset=utf-8", body->p ? body->p : "",
+                          body->n);
+}
+
+int dtm_http_problem_v(struct dtm_req *r, int status, const char *code, const char *title,
+                       const char *extra, const char *detail_fmt, va_list ap)
+{
+    struct dtm_buf b, d;
+    int rc;
+    dtm_buf_init(&b, 16 << 20);
+    dtm_buf_init(&d, 64 * 1024);
+    dtm_buf_vprintf(&d, dtm_tr(r->lang, detail_fmt), ap);
+    dtm_buf_printf(&b, "{\"type\":\"urn:dtm:problem:%s\",\"title\":", code);
+    dtm_buf_json_strc(&b, dtm_tr(r->lang, title));
+    dtm_buf_printf(&b, ",\"status\":%d,\"detail\":", status);
+    dtm_buf_json_str(&b, (struct dtm_str){d.p ? d.p : "", d.n});
+    dtm_buf_addc(&b, ",\"instance\":");
+    dtm_buf_json_strc(&b, r->path);
+    dtm_buf_addc(&b, ",\"request_id\":");
+    dtm_buf_json_strc(&b, r->request_id);
+    if (extra && *extra) {
+        dtm_buf_addch(&b, ',');
+        dtm_buf_addc(&b, extra);
+    }
+    dtm_buf_addch(&b, '}');
+    if (b.err)
+        rc = dtm_http_reply(r, 500, "application/problem+json",
+                            "{\"type\":\"urn:dtm:problem:internal\",\"status\":500}", 46);
+    else
+        rc = dtm_http_reply(r, status, "application/problem+json; charset=utf-8", b.p, b.n);
+    dtm_buf_free(&b);
+    dtm_buf_free(&d);
+    return rc;
+}
+
+int dtm_http_problem(struct dtm_req *r, int status, const char *code, const char *title,
+                     const char *detail_fmt, ...)
+{
+    va_list ap;
+    int rc;
+    va_start(ap, detail_fmt);
+    rc = dtm_http_problem_v(r, status, code, title, NULL, detail_fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int dtm_http_problem_ext(struct dtm_req *r, int status, const char *code, const char *title,
+                         const char *extra_members, const char *detail_fmt, ...)
+{
+    va_list ap;
+    int rc;
+    va_start(ap, detail_fmt);
+    rc = dtm_http_problem_v(r, status, code, title, extra_members, detail_fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int dtm_http_error(struct dtm_req *r, int rc)
+{
+    switch (rc) {
+    case DTM_EINVAL:
+        return dtm_http_problem(r, 400, "bad_request", "Bad request", "The request is not valid.");
+    case DTM_EMALFORMED:
+        return dtm_http_problem(r, 400, "malformed", "Malformed request",
+                                "The request body could not be read.");
+    case DTM_ENOTFOUND:
+        return dtm_http_problem(r, 404, "not_found", "Not found",
+                                "Nothing exists at this address.");
+    case DTM_EEXIST:
+    case DTM_ECONFLICT:
+        return dtm_http_problem(r, 409, "conflict", "Conflict",
+                                "The request conflicts with the current state.");
+    case DTM_ETOOBIG:
+        return dtm_http_problem(r, 413, "too_large", "Request too large",
+                                "The request body is larger than allowed.");
+    case DTM_EUNSUPPORTED:
+        return dtm_http_problem(r, 415, "unsupported_media_type", "Unsupported media type",
+                                "This content type is not supported here.");
+    case DTM_EVALIDATION:
+        return dtm_http_problem(r, 422, "validation", "Invalid data",
+                                "The data does not satisfy the data dictionary.");
+    case DTM_EAUTH:
+        dtm_http_add_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "ApiKey realm=\"dtm\"");
+        return dtm_http_problem(r, 401, "unauthenticated", "Authentication required",
+                                "A valid API key is required (header X-API-Key).");
+    case DTM_EFORBIDDEN:
+        return dtm_http_problem(r, 403, "forbidden", "Forbidden",
+                                "Your credentials do not allow this request.");
+    case DTM_ESTORE:
+        dtm_http_add_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+        return dtm_http_problem(r, 503, "storage_unavailable", "Service unavailable",
+                                "Storage is temporarily unavailable; nothing was stored. Retry "
+                                "later.");
+    case DTM_EBUSY:
+        dtm_http_add_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        return dtm_http_problem(r, 503, "busy", "Service unavailable",
+                                "The server is busy or shutting down; nothing was stored. Retry "
+                                "later.");
+    default:
+        return dtm_http_problem(r, 500, "internal", "Internal error",
+                                "An unexpected error occurred; it has been logged.");
+    }
+}
+
+void dtm_http_suspend(struct dtm_req *r, dtm_handler on_resume)
+{
+    r->suspended = true;
+    r->on_resume = on_resume;
+    MHD_suspend_connection(r->conn);
+}
+
+void dtm_http_resume(struct dtm_req *r)
+{
+    MHD_resume_connection(r->conn);
+}
+
+/* ---- routing */
+
+static enum dtm_method parse_method(const char *m)
+{
+    static const struct {
+        const char *name;
+        enum dtm_method m;
+    } t[] = {{"GET", DTM_GET},       {"HEAD", DTM_HEAD},     {"POST", DTM_POST},
+             {"PUT", DTM_PUT},       {"DELETE", DTM_DELETE}, {"PATCH", DTM_PATCH}};
+    for (size_t i = 0; i < DTM_ARRAY_LEN(t); i++)
+        if (strcmp(m, t[i].name) == 0)
+            return t[i].m;
+    return DTM_OTHER;
+}
+
+/* Matches path against pattern; fills params. */
+static bool match(const char *pattern, const char *path, struct dtm_req *r)
+{
+    const char *p = pattern, *u = path;
+    size_t np = 0;
+    while (*p && *u) {
+        if (*p == '{') {
+            const char *start = u;
+            while (*p && *p != '}')
+                p++;
+            if (*p == '}')
+                p++;
+            while (*u && *u != '/')
+                u++;
+            if (u == start || np >= DTM_MAX_PARAMS)
+                return false;
+            r->params[np].p = start;
+            r->params[np].n = (size_t)(u - start);
+            np++;
+            continue;
+        }
+        if (*p != *u)
+            return false;
+        p++;
+        u++;
+    }
+    if (*p || *u)
+        return false;
+    r->nparams = np;
+    return true;
+}
+
+/* 0 = found; 404 / 405 otherwise */
+static int route(struct dtm_req *r)
+{
+    bool path_known = false;
+    for (const struct dtm_route *rt = dtm_routes; rt->pattern; rt++) {
+        if (!match(rt->pattern, r->path, r))
+            continue;
+        path_known = true;
+        if (rt->method == r->method || (rt->method == DTM_GET && r->method == DTM_HEAD)) {
+            r->route = rt;
+            return 0;
+        }
+    }
+    return path_known ? 405 : 404;
+}
+
+static bool valid_request_id(struct dtm_str v)
+{
+    if (v.n == 0 || v.n >= DTM_ID_MAX)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        char c = v.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+/* Authenticates and authorises by the route's access rule. Queues the problem on failure. */
+static int gate(struct dtm_req *r)
+{
+    int rc;
+    struct dtm_str key;
+    struct dtm_store *st;
+    if (r->route->access == DTM_ACCESS_PUBLIC)
+        return DTM_OK;
+    key = dtm_http_header(r, "X-API-Key");
+    if (key.n == 0)
+        return DTM_EAUTH;
+    st = dtm_http_store(r);
+    if (!st)
+        return DTM_ESTORE;
+    rc = dtm_gate_api_key(st, key, dtm_now_us(), &r->key, &r->sys);
+    if (rc)
+        return rc;
+    r->authenticated = true;
+    if (r->srv->env->seen)
+        r->srv->env->seen(r->srv->env->writer, r->sys.code, dtm_now_us());
+    if (r->route->access == DTM_ACCESS_SOURCE && strcmp(r->sys.role, "source") != 0 &&
+        strcmp(r->sys.role, "aggregator") != 0) {
+        dtm_http_problem(r, 403, "forbidden", "Forbidden",
+                         "System %s has role %s, which may not send data.", r->sys.code,
+                         r->sys.role);
+        return DTM_HTTP_ASYNC; /* answered */
+    }
+    return DTM_OK;
+}
+
+static void access_log(struct dtm_req *r)
+{
+    struct dtm_buf f;
+    const struct dtm_conf *c = r->srv->env->conf;
+    if (!c->access_log && r->status < 500)
+        return;
+    dtm_buf_init(&f, 8192);
+    dtm_buf_addc(&f, "\"method\":");
+    dtm_buf_json_strc(&f, r->route ? (r->method == DTM_HEAD ? "HEAD"
+                                      : r->method == DTM_GET  ? "GET"
+                                      : r->method == DTM_POST ? "POST"
+                                      : r->method == DTM_PUT  ? "PUT"
+                                      : r->method == DTM_DELETE ? "DELETE"
+                                                                : "OTHER")
+                                   : "?");
+    dtm_buf_addc(&f, ",\"path\":");
+    dtm_buf_json_str(&f, (struct dtm_str){r->path, strnlen(r->path, 512)});
+    dtm_buf_printf(&f, ",\"route\":\"%s\",\"status\":%d,\"us\":%lld,\"bytes_in\":%zu,\"bytes_out\":%zu",
+                   r->route ? r->route->name : "-", r->status, (long long)(dtm_mono_us() - r->t0),
+                   r->body.n, r->resp_bytes);
+    dtm_buf_addc(&f, ",\"request_id\":");
+    dtm_buf_json_strc(&f, r->request_id);
+    if (r->authenticated) {
+        dtm_buf_addc(&f, ",\"system\":");
+        dtm_buf_json_strc(&f, r->sys.code);
+        dtm_buf_addc(&f, ",\"key_id\":");
+        dtm_buf_json_strc(&f, r->key.id);
+    }
+    if (r->records >= 0)
+        dtm_buf_printf(&f, ",\"records\":%lld", (long long)r->records);
+    dtm_log(r->status >= 500 ? DTM_LOG_ERROR : DTM_LOG_INFO, "request", f.err ? NULL : f.p);
+    dtm_buf_free(&f);
+}
+
+static void req_free(struct dtm_req *r)
+{
+    dtm_buf_free(&r->body);
+    dtm_arena_free(&r->arena);
+    free(r);
+}
+
+static struct dtm_req *req_new(struct dtm_server *s, struct MHD_Connection *c, const char *url,
+                               const char *method)
+{
+    struct dtm_req *r = calloc(1, sizeof(*r));
+    struct dtm_str rid;
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->conn = c;
+    r->t0 = dtm_mono_us();
+    r->path = url;
+    r->method = parse_method(method);
+    r->records = -1;
+    dtm_arena_init(&r->arena, 16384);
+    dtm_buf_init(&r->body, 0);
+    rid = dtm_http_header(r, "X-Request-Id");
+    if (valid_request_id(rid)) {
+        memcpy(r->request_id, rid.p, rid.n);
+        r->request_id[rid.n] = '\0';
+    } else {
+        dtm_random_id("req_", r->request_id, sizeof(r->request_id));
+    }
+    r->lang = dtm_lang_from_header(dtm_http_header(r, MHD_HTTP_HEADER_ACCEPT_LANGUAGE));
+    return r;
+}
+
+/* First call of a request: route, authenticate, check the announced body size. Returns true when
+ * a response was queued (an early error). */
+static bool begin(struct dtm_req *r)
+{
+    int st = route(r), rc;
+    const struct dtm_conf *c = r->srv->env->conf;
+    struct dtm_str cl;
+    int64_t len = -1;
+    if (st == 404) {
+        dtm_http_problem(r, 404, "not_found", "Not found", "No resource at %s.", r->path);
+        return true;
+    }
+    if (st == 405) {
+        dtm_http_problem(r, 405, "method_not_allowed", "Method not allowed",
+                         "This method is not allowed on %s.", r->path);
+        return true;
+    }
+    rc = gate(r);
+    if (rc == DTM_HTTP_ASYNC)
+        return true;
+    if (rc) {
+        dtm_http_error(r, rc);
+        return true;
+    }
+    r->body_max = r->route->body_max == SIZE_MAX ? (size_t)c->max_body : r->route->body_max;
+    r->body.max = r->body_max;
+    cl = dtm_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl.n && dtm_str_to_i64(cl, &len) == DTM_OK && len > (int64_t)r->body_max) {
+        r->body_too_big = true;
+        dtm_http_problem(r, 413, "too_large", "Request too large",
+                         "The body has %lld bytes; at most %zu are accepted here.",
+                         (long long)len, r->body_max);
+        return true;
+    }
+    return false;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct dtm_server *s = cls;
+    struct dtm_req *r = *con_cls;
+    int rc;
+    (void)version;
+    if (!r) {
+        r = req_new(s, c, url, method);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add(&s->inflight, 1);
+        begin(r);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->responded && !r->body_too_big) {
+            if (dtm_buf_add(&r->body, upload, *upload_size)) {
+                r->body_too_big = true;
+                if (r->body.err == DTM_ETOOBIG)
+                    dtm_http_problem(r, 413, "too_large", "Request too large",
+                                     "The body is larger than the %zu bytes accepted here.",
+                                     r->body_max);
+                else
+                    dtm_http_error(r, r->body.err);
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->responded)
+        return MHD_YES;
+    if (r->suspended) {
+        r->suspended = false;
+        rc = r->on_resume(r);
+    } else {
+        rc = r->route->handler(r);
+    }
+    if (rc == DTM_HTTP_ASYNC)
+        return MHD_YES;
+    if (!r->responded)
+        dtm_http_error(r, rc < 0 ? rc : DTM_EINTERNAL);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct dtm_server *s = cls;
+    struct dtm_req *r = *con_cls;
+    (void)c;
+    if (!r)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status == 0)
+        r->status = 499; /* the client went away before the answer */
+    access_log(r);
+    req_free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct dtm_buf m;
+    (void)cls;
+    dtm_buf_init(&m, 4096);
+    dtm_buf_vprintf(&m, fmt, ap);
+    while (m.n && (m.p[m.n - 1] == '\n'))
+        m.p[--m.n] = '\0';
+    if (!m.err) {
+        struct dtm_buf f;
+        dtm_buf_init(&f, 8192);
+        dtm_buf_addc(&f, "\"detail\":");
+        dtm_buf_json_str(&f, (struct dtm_str){m.p, m.n});
+        dtm_log(DTM_LOG_WARN, "http", f.err ? NULL : f.p);
+        dtm_buf_free(&f);
+    }
+    dtm_buf_free(&m);
+}
+
+/* ---- TLS */
+
+static void cred_free(struct tls_cred *t)
+{
+    for (unsigned i = 0; i < t->npcert; i++)
+        gnutls_pcert_deinit(&t->pcert[i]);
+    if (t->key)
+        gnutls_privkey_deinit(t->key);
+    free(t);
+}
+
+static int cred_load(const struct dtm_conf *c, struct tls_cred **out, char *err, size_t errsz)
+{
+    char cpath[DTM_PATH_MAX], kpath[DTM_PATH_MAX];
+    gnutls_datum_t cd = {NULL, 0}, kd = {NULL, 0};
+    struct tls_cred *t = calloc(1, sizeof(*t));
+    int g, rc = DTM_OK;
+    if (!t)
+        return DTM_ENOMEM;
+    dtm_conf_path(c, c->tls_cert, cpath, sizeof(cpath));
+    dtm_conf_path(c, c->tls_key, kpath, sizeof(kpath));
+    if ((g = gnutls_load_file(cpath, &cd)) < 0) {
+        snprintf(err, errsz, "cannot read the TLS certificate %s: %s", cpath, gnutls_strerror(g));
+        rc = DTM_EIO;
+        goto out;
+    }
+    if ((g = gnutls_load_file(kpath, &kd)) < 0) {
+        snprintf(err, errsz, "cannot read the TLS key %s: %s", kpath, gnutls_strerror(g));
+        rc = DTM_EIO;
+        goto out;
+    }
+    t->npcert = DTM_ARRAY_LEN(t->pcert);
+    if ((g = gnutls_pcert_list_import_x509_raw(t->pcert, &t->npcert, &cd, GNUTLS_X509_FMT_PEM,
+                                                0)) < 0) {
+        t->npcert = 0;
+        snprintf(err, errsz, "the TLS certificate %s is not valid PEM: %s", cpath,
+                 gnutls_strerror(g));
+        rc = DTM_EINVAL;
+        goto out;
+    }
+    if ((g = gnutls_privkey_init(&t->key)) < 0 ||
+        (g = gnutls_privkey_import_x509_raw(t->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+        snprintf(err, errsz, "the TLS key %s is not a valid PEM key: %s", kpath,
+                 gnutls_strerror(g));
+        rc = DTM_EINVAL;
+        goto out;
+    }
+out:
+    gnutls_free(cd.data);
+    if (kd.data) {
+        gnutls_memset(kd.data, 0, kd.size);
+        gnutls_free(kd.data);
+    }
+    if (rc)
+        cred_free(t);
+    else
+        *out = t;
+    return rc;
+}
+
+static struct dtm_server *tls_server; /* the cert callback has no closure argument */
+
+static int cert_cb(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                   const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                   gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *pkey)
+{
+    struct tls_cred *t = atomic_load(&tls_server->tls);
+    (void)session;
+    (void)req_ca_dn;
+    (void)nreqs;
+    (void)pk_algos;
+    (void)pk_algos_length;
+    if (!t)
+        return -1;
+    *pcert = t->pcert;
+    *pcert_length = t->npcert;
+    *pkey = t->key;
+    return 0;
+}
+
+int dtm_server_reload_tls(struct dtm_server *s, char *err, size_t errsz)
+{
+    struct tls_cred *t = NULL, *old;
+    int rc = cred_load(s->env->conf, &t, err, errsz);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    old = atomic_exchange(&s->tls, t);
+    if (old) {
+        old->next = s->retired;
+        s->retired = old;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return DTM_OK;
+}
+
+/* ---- lifecycle */
+
+struct dtm_server *dtm_server_create(struct dtm_server_env *env, char *err, size_t errsz)
+{
+    struct dtm_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    s->env = env;
+    atomic_init(&s->inflight, 0);
+    atomic_init(&s->draining, false);
+    atomic_init(&s->tls, NULL);
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
+}
+
+static int parse_listen(const char *addr, struct sockaddr_storage *ss, unsigned *flags, char *err,
+                        size_t errsz, bool public_ok, const char *what)
+{
+    char host[128];
+    int port;
+    memset(ss, 0, sizeof(*ss));
+    if (dtm_conf_split_addr(addr, host, sizeof(host), &port)) {
+        snprintf(err, errsz, "%s address '%s' is not ADDR:PORT", what, addr);
+        return DTM_EINVAL;
+    }
+    if (!public_ok && !dtm_conf_is_loopback(host)) {
+        snprintf(err, errsz,
+                 "plain HTTP may listen on a loopback address only (got %s); use HTTPS, or set "
+                 "[server] http_public = true",
+                 host);
+        return DTM_EINVAL;
+    }
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    if (host[0] == '\0')
+        snprintf(host, sizeof(host), "0.0.0.0");
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, errsz, "%s address '%s' is not a numeric IP address", what, host);
+        return DTM_EINVAL;
+    }
+    return DTM_OK;
+}
+
+static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool tls, char *err,
+                                    size_t errsz)
+{
+    const struct dtm_conf *c = s->env->conf;
+    struct sockaddr_storage ss;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned threads = c->threads > 0 ? (unsigned)c->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    struct MHD_Daemon *d;
+    if (threads < 1)
+        threads = 1;
+    if (parse_listen(addr, &ss, &flags, err, errsz, tls || c->http_public,
+                     tls ? "HTTPS" : "HTTP"))
+        return NULL;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem ops[12];
+    size_t n = 0;
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->max_connections,
+                                       NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                       (intptr_t)c->connection_timeout, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
+    if (tls) {
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)cert_cb};
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                           (void *)c->tls_priorities};
+    }
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
+                         MHD_OPTION_END);
+    if (!d)
+        snprintf(err, errsz, "cannot listen on %s (%s): address in use, not permitted, or bad "
+                             "TLS settings",
+                 addr, tls ? "HTTPS" : "HTTP");
+    return d;
+}
+
+int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr,
+                     char *err, size_t errsz)
+{
+    if (https_addr && strcmp(https_addr, "off") != 0) {
+        if (dtm_server_reload_tls(s, err, errsz))
+            return DTM_EINVAL;
+        tls_server = s;
+        s->https = start_one(s, https_addr, true, err, errsz);
+        if (!s->https)
+            return DTM_EIO;
+    }
+    if (http_addr && strcmp(http_addr, "off") != 0) {
+        s->http = start_one(s, http_addr, false, err, errsz);
+        if (!s->http)
+            return DTM_EIO;
+    }
+    if (!s->http && !s->https) {
+        snprintf(err, errsz, "both listeners are off; nothing to serve");
+        return DTM_EINVAL;
+    }
+    return DTM_OK;
+}
+
+int dtm_server_port(struct dtm_server *s, bool tls)
+{
+    struct MHD_Daemon *d = tls ? s->https : s->http;
+    const union MHD_DaemonInfo *i;
+    if (!d)
+        return 0;
+    i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? i->port : 0;
+}
+
+void dtm_server_drain(struct dtm_server *s, int64_t timeout_s)
+{
+    int64_t deadline = dtm_mono_us() + timeout_s * 1000000;
+    atomic_store(&s->draining, true);
+    if (s->http) {
+        MHD_socket fd = MHD_quiesce_daemon(s->http);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+    if (s->https) {
+        MHD_socket fd = MHD_quiesce_daemon(s->https);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+    while (atomic_load(&s->inflight) > 0 && dtm_mono_us() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&s->inflight) > 0)
+        dtm_logf(DTM_LOG_WARN, "drain timeout; closing connections",
+                 "\"in_flight\":%ld", (long)atomic_load(&s->inflight));
+}
+
+void dtm_server_destroy(struct dtm_server *s)
+{
+    if (!s)
+        return;
+    if (s->http)
+        MHD_stop_daemon(s->http);
+    if (s->https)
+        MHD_stop_daemon(s->https);
+    while (s->stores) {
+        struct store_node *n = s->stores;
+        s->stores = n->next;
+        n->store->ops->close(n->store);
+        free(n);
+    }
+    if (s->tls)
+        cred_free(s->tls);
+    while (s->retired) {
+        struct tls_cred *t = s->retired;
+        s->retired = t->next;
+        cred_free(t);
+    }
+    pthread_mutex_destroy(&s->lock);
+    if (tls_server == s)
+        tls_server = NULL;
+    free(s);
+}

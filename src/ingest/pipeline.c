@@ -1,0 +1,167 @@
+/* ingest/pipeline.c — one body to storable records: decode → check the sender may write each
+ * record's system_code → validate against the dictionary (T3.3) → mask personal fields (S2) →
+ * canonical JSON, keyed hash of the data key (dedup, T1.4) and of the content. */
+#include "ingest/ingest.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void dtm_ingest_key_hash(const struct dtm_keyring *keys, const char *dataset,
+                         const struct dtm_str *vals, size_t n, uint8_t out[16])
+{
+    /* dataset NUL value US value US …: unambiguous because values are valid UTF-8 text without
+     * control characters in key fields (codes and ids), and lengths differ otherwise */
+    uint8_t full[32];
+    struct dtm_buf b;
+    dtm_buf_init(&b, 64 * 1024);
+    dtm_buf_add(&b, dataset, strlen(dataset) + 1);
+    for (size_t i = 0; i < n; i++) {
+        dtm_buf_printf(&b, "%zu:", vals[i].n);
+        dtm_buf_add(&b, vals[i].p, vals[i].n);
+        dtm_buf_addch(&b, '\x1f');
+    }
+    dtm_hmac_sha256(keys->record_key, 32, b.p ? b.p : "", b.n, full);
+    memcpy(out, full, 16);
+    dtm_buf_free(&b);
+}
+
+/* May `caller` write records of system `code`? (CONTRACT §4: a source only its own; an
+ * aggregator its own and its children's.) */
+static bool may_write(const struct dtm_ingest_in *in, struct dtm_str code, char *cache,
+                      size_t cachesz)
+{
+    struct dtm_system child;
+    char buf[DTM_CODE_MAX];
+    if (dtm_str_eqc(code, in->caller->code))
+        return true;
+    if (strcmp(in->caller->role, "aggregator") != 0 || code.n >= sizeof(buf) || !in->store)
+        return false;
+    if (cache[0] && dtm_str_eqc(code, cache))
+        return true;
+    memcpy(buf, code.p, code.n);
+    buf[code.n] = '\0';
+    if (in->store->ops->system_get(in->store, buf, &child) != DTM_OK)
+        return false;
+    if (strcmp(child.parent, in->caller->code) != 0)
+        return false;
+    snprintf(cache, cachesz, "%s", buf);
+    return true;
+}
+
+void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
+                        struct dtm_ingest_out *out)
+{
+    const struct dtm_dataset *ds = in->ds;
+    struct dtm_decoder *dec;
+    struct dtm_in_record *rin;
+    struct dtm_record *rec;
+    struct dtm_buf json;
+    size_t cap = 0;
+    char child_ok[DTM_CODE_MAX] = "";
+    int sys_idx = ds->system_field;
+
+    memset(out, 0, sizeof(*out));
+    rin = dtm_arena_alloc(arena, sizeof(*rin));
+    rec = dtm_arena_alloc(arena, sizeof(*rec));
+    out->errs = dtm_arena_alloc(arena, sizeof(*out->errs) * (in->max_errors ? in->max_errors : 1));
+    dec = dtm_decoder_open(in->format, in->body.p, in->body.n);
+    if (!rin || !rec || !out->errs || !dec) {
+        dtm_decoder_close(dec);
+        out->rc = DTM_ENOMEM;
+        return;
+    }
+    dtm_buf_init(&json, 4 << 20);
+    for (;;) {
+        size_t idx = out->total, nerr;
+        int r = dtm_decoder_next(dec, rin, &out->derr);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            out->rc = DTM_EMALFORMED;
+            break;
+        }
+        if (++out->total > in->max_records) {
+            out->rc = DTM_ETOOBIG;
+            break;
+        }
+        /* system_code: defaults to the sender; else the sender must be allowed to write it */
+        if (sys_idx >= 0) {
+            size_t k;
+            for (k = 0; k < rin->nfields; k++)
+                if (dtm_str_eqc(rin->f[k].name, "system_code"))
+                    break;
+            if (k == rin->nfields || rin->f[k].kind == DTM_IN_NULL || rin->f[k].value.n == 0) {
+                if (k == rin->nfields) {
+                    if (k == DTM_MAX_FIELDS) {
+                        out->rc = DTM_EMALFORMED;
+                        out->derr.code = "too_many_fields";
+                        break;
+                    }
+                    rin->nfields++;
+                }
+                rin->f[k].name = DTM_STR("system_code");
+                rin->f[k].value = dtm_str_c(in->caller->code);
+                rin->f[k].kind = DTM_IN_STRING;
+            } else if (!may_write(in, rin->f[k].value, child_ok, sizeof(child_ok))) {
+                size_t n = DTM_MIN(rin->f[k].value.n, sizeof(out->forbidden_code) - 1);
+                memcpy(out->forbidden_code, rin->f[k].value.p, n);
+                out->forbidden_code[n] = '\0';
+                out->rc = DTM_EFORBIDDEN;
+                break;
+            }
+        }
+        nerr = dtm_validate(ds, rin, idx, rec, arena, in->mode, out->errs + out->nerrs,
+                            in->max_errors - out->nerrs);
+        if (nerr) {
+            out->rejected++;
+            out->errs_total += nerr;
+            out->nerrs += DTM_MIN(nerr, in->max_errors - out->nerrs);
+            continue;
+        }
+        if (dtm_mask_record(rec, in->mode, in->keys->mask_key, arena)) {
+            out->rc = DTM_ENOMEM;
+            break;
+        }
+        dtm_buf_reset(&json);
+        if (dtm_record_json(rec, &json) || json.err) {
+            out->rc = json.err ? json.err : DTM_ENOMEM;
+            break;
+        }
+        if (out->nrecs == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct dtm_store_record *n = dtm_arena_alloc(arena, ncap * sizeof(*n));
+            if (!n) {
+                out->rc = DTM_ENOMEM;
+                break;
+            }
+            if (cap)
+                memcpy(n, out->recs, cap * sizeof(*n));
+            out->recs = n;
+            cap = ncap;
+        }
+        struct dtm_store_record *sr = &out->recs[out->nrecs++];
+        struct dtm_str keyvals[8];
+        uint8_t h[32];
+        for (size_t k = 0; k < ds->nkey; k++)
+            keyvals[k] = rec->v[ds->key[k]].text;
+        dtm_ingest_key_hash(in->keys, ds->code, keyvals, ds->nkey, sr->key_hash);
+        dtm_hmac_sha256(in->keys->content_key, 32, json.p, json.n, h);
+        memcpy(sr->content_hash, h, 16);
+        sr->content.p = dtm_arena_strndup(arena, json.p, json.n);
+        sr->content.n = json.n;
+        sr->system_code = sys_idx >= 0 ? rec->v[sys_idx].text : dtm_str_c(in->caller->code);
+        sr->event_time = INT64_MIN;
+        if (ds->time_field >= 0 && rec->v[ds->time_field].present) {
+            const struct dtm_value *tv = &rec->v[ds->time_field];
+            sr->event_time = ds->fields[ds->time_field].type == DTM_T_DATE
+                                 ? (tv->i * 86400 - DTM_TZ_OFFSET) * 1000000
+                                 : tv->i;
+        }
+        if (!sr->content.p) {
+            out->rc = DTM_ENOMEM;
+            break;
+        }
+    }
+    dtm_buf_free(&json);
+    dtm_decoder_close(dec);
+}

@@ -1,0 +1,302 @@
+/* ingest/writer.c — the one thread that writes records. It takes every queued job, writes them
+ * all in one transaction (receipts, records with history, idempotency answers, last-seen
+ * times), commits — one fsync for many requests (group commit) — and only then calls each job's
+ * done(), which resumes the waiting HTTP request. */
+#include "ingest/ingest.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TOUCH_SLOTS 4096
+
+struct touch {
+    char code[DTM_CODE_MAX];
+    int64_t when;
+};
+
+struct dtm_writer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct dtm_write_job *head, *tail;
+    size_t depth;
+    size_t queue_max;
+    size_t commit_max;
+    bool stopping;
+    struct dtm_store *store;
+    struct touch touches[TOUCH_SLOTS];
+    size_t ntouches;
+    int64_t last_purge;
+};
+
+void dtm_receipt_format(const struct dtm_receipt *r, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "r%lld-%s", (long long)r->seq, r->id);
+}
+
+int dtm_receipt_parse(const char *id, int64_t *seq, char *tag, size_t tagsz)
+{
+    const char *dash;
+    if (id[0] != 'r' || !(dash = strchr(id, '-')))
+        return DTM_EINVAL;
+    if (dtm_str_to_i64((struct dtm_str){id + 1, (size_t)(dash - id - 1)}, seq) || *seq <= 0)
+        return DTM_EINVAL;
+    if (strlen(dash + 1) >= tagsz)
+        return DTM_EINVAL;
+    snprintf(tag, tagsz, "%s", dash + 1);
+    return DTM_OK;
+}
+
+size_t dtm_writer_depth(struct dtm_writer *w)
+{
+    size_t d;
+    pthread_mutex_lock(&w->lock);
+    d = w->depth;
+    pthread_mutex_unlock(&w->lock);
+    return d;
+}
+
+int dtm_writer_submit(struct dtm_writer *w, struct dtm_write_job *j)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->stopping || w->depth >= w->queue_max) {
+        pthread_mutex_unlock(&w->lock);
+        return DTM_EBUSY;
+    }
+    j->next = NULL;
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    w->depth++;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    return DTM_OK;
+}
+
+void dtm_writer_touch(struct dtm_writer *w, const char *system_code, int64_t when)
+{
+    size_t i;
+    pthread_mutex_lock(&w->lock);
+    for (i = 0; i < w->ntouches; i++)
+        if (strcmp(w->touches[i].code, system_code) == 0) {
+            if (w->touches[i].when < when)
+                w->touches[i].when = when;
+            break;
+        }
+    if (i == w->ntouches && w->ntouches < TOUCH_SLOTS) {
+        snprintf(w->touches[i].code, sizeof(w->touches[i].code), "%s", system_code);
+        w->touches[i].when = when;
+        w->ntouches++;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Writes one job's records inside the open transaction. */
+static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now)
+{
+    struct dtm_store *st = w->store;
+    int rc;
+    if (j->idem_key.n) {
+        struct dtm_idem prev;
+        rc = st->ops->idem_get(st, j->system_code, j->idem_key, now - j->idem_ttl_us, &prev);
+        if (rc == DTM_OK) {
+            if (!dtm_ct_equal(prev.request_hash, j->idem_hash, 32)) {
+                free(prev.body);
+                j->rc = DTM_ECONFLICT;
+                return DTM_OK;
+            }
+            j->replayed = true;
+            j->status = prev.status;
+            dtm_buf_reset(&j->answer);
+            dtm_buf_add(&j->answer, prev.body, prev.body_len);
+            free(prev.body);
+            return DTM_OK;
+        }
+        if (rc != DTM_ENOTFOUND)
+            return rc;
+    }
+    memset(&j->receipt, 0, sizeof(j->receipt));
+    if ((rc = dtm_random_id("", j->receipt.id, sizeof(j->receipt.id))))
+        return rc;
+    snprintf(j->receipt.dataset, sizeof(j->receipt.dataset), "%s", j->dataset);
+    snprintf(j->receipt.system_code, sizeof(j->receipt.system_code), "%s", j->system_code);
+    snprintf(j->receipt.request_id, sizeof(j->receipt.request_id), "%s",
+             j->request_id ? j->request_id : "");
+    j->receipt.received_at = now;
+    j->receipt.rejected = (int64_t)j->rejected;
+    if ((rc = st->ops->receipt_open(st, &j->receipt)))
+        return rc;
+    for (size_t i = 0; i < j->nrecs; i++) {
+        enum dtm_put_outcome o;
+        if ((rc = st->ops->record_put(st, j->dataset, &j->recs[i], j->receipt.seq, now, &o)))
+            return rc;
+        if (o == DTM_PUT_DUPLICATE) {
+            j->receipt.duplicates++;
+        } else {
+            j->receipt.accepted++;
+            if (o == DTM_PUT_UPDATED)
+                j->receipt.updated++;
+        }
+    }
+    if ((rc = st->ops->receipt_close(st, &j->receipt)))
+        return rc;
+    j->status = 200;
+    dtm_buf_reset(&j->answer);
+    if ((rc = j->answer_fn(j, &j->answer)))
+        return rc;
+    if (j->idem_key.n) {
+        struct dtm_idem v = {.status = j->status, .body = j->answer.p,
+                             .body_len = j->answer.n, .created_at = now};
+        memcpy(v.request_hash, j->idem_hash, 32);
+        if ((rc = st->ops->idem_put(st, j->system_code, j->idem_key, &v)))
+            return rc;
+    }
+    return DTM_OK;
+}
+
+static int flush_touches(struct dtm_writer *w, struct touch *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = w->store->ops->system_touch(w->store, t[i].code, t[i].when);
+        if (rc)
+            return rc;
+    }
+    return DTM_OK;
+}
+
+static void *run(void *arg)
+{
+    struct dtm_writer *w = arg;
+    static struct touch touches[TOUCH_SLOTS]; /* only this thread uses it */
+    for (;;) {
+        struct dtm_write_job *batch, *j, *last;
+        size_t ntouch, records = 0, jobs = 0;
+        int64_t now;
+        int rc = DTM_OK;
+
+        pthread_mutex_lock(&w->lock);
+        while (!w->head && !w->stopping) {
+            if (w->ntouches) {
+                /* only last-seen times pending: give jobs half a second to join them */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 500 * 1000 * 1000;
+                if (until.tv_nsec >= 1000000000) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000;
+                }
+                if (pthread_cond_timedwait(&w->wake, &w->lock, &until) != 0)
+                    break;
+            } else {
+                pthread_cond_wait(&w->wake, &w->lock);
+            }
+        }
+        if (!w->head && w->stopping && w->ntouches == 0) {
+            pthread_mutex_unlock(&w->lock);
+            break;
+        }
+        /* take jobs up to commit_max records (at least one job) */
+        batch = w->head;
+        last = NULL;
+        for (j = w->head; j; j = j->next) {
+            if (last && records + j->nrecs > w->commit_max)
+                break;
+            records += j->nrecs;
+            jobs++;
+            last = j;
+        }
+        if (last) {
+            w->head = last->next;
+            if (!w->head)
+                w->tail = NULL;
+            last->next = NULL;
+            w->depth -= jobs;
+        } else {
+            batch = NULL;
+        }
+        ntouch = w->ntouches;
+        memcpy(touches, w->touches, ntouch * sizeof(touches[0]));
+        w->ntouches = 0;
+        pthread_mutex_unlock(&w->lock);
+
+        now = dtm_now_us();
+        rc = w->store->ops->begin(w->store);
+        for (j = batch; j && rc == DTM_OK; j = j->next) {
+            j->rc = DTM_OK;
+            rc = write_job(w, j, now);
+        }
+        if (rc == DTM_OK)
+            rc = flush_touches(w, touches, ntouch);
+        if (rc == DTM_OK && now - w->last_purge > 600 * 1000000LL) {
+            rc = w->store->ops->idem_purge(w->store, now - 30LL * 86400 * 1000000);
+            w->last_purge = now;
+        }
+        if (rc == DTM_OK)
+            rc = w->store->ops->commit(w->store);
+        if (rc) {
+            w->store->ops->rollback(w->store);
+            dtm_logf(DTM_LOG_ERROR, "group commit failed; requests answered 503",
+                     "\"jobs\":%zu,\"records\":%zu", jobs, records);
+        }
+        for (j = batch; j;) {
+            struct dtm_write_job *next = j->next;
+            if (rc)
+                j->rc = DTM_ESTORE;
+            j->done(j); /* may free j */
+            j = next;
+        }
+        /* Touches lost to a failed commit are not retried: the next traffic sets them again. A
+         * second of rest after a failure keeps a broken disk from spinning the CPU. */
+        if (rc) {
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *err, size_t errsz)
+{
+    struct dtm_writer *w = calloc(1, sizeof(*w));
+    int rc;
+    if (!w) {
+        snprintf(err, errsz, "out of memory");
+        return DTM_ENOMEM;
+    }
+    w->queue_max = (size_t)c->queue_max;
+    w->commit_max = (size_t)c->commit_max_records;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    if ((rc = dtm_store_open(c, &w->store, err, errsz))) {
+        free(w);
+        return rc;
+    }
+    if (pthread_create(&w->thread, NULL, run, w) != 0) {
+        snprintf(err, errsz, "cannot start the writer thread");
+        w->store->ops->close(w->store);
+        free(w);
+        return DTM_EIO;
+    }
+    *out = w;
+    return DTM_OK;
+}
+
+void dtm_writer_stop(struct dtm_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    w->store->ops->close(w->store);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->wake);
+    free(w);
+}

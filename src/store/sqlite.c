@@ -1,0 +1,740 @@
+/* store/sqlite.c — the embedded SQLite backend: WAL mode, synchronous=FULL (a commit is on disk
+ * when it returns, CONTRACT §5), prepared statements cached per connection, versioned schema
+ * migrations. */
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum stmt_id {
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+    Q_SYS_ADD, Q_SYS_GET, Q_SYS_LIST, Q_SYS_TOUCH,
+    Q_KEY_ADD, Q_KEY_FIND, Q_KEY_EXPIRE, Q_KEY_REVOKE, Q_CLIENT_ADD,
+    Q_USER_ADD,
+    Q_RCPT_OPEN, Q_RCPT_CLOSE, Q_RCPT_GET, Q_RCPT_RECORDS,
+    Q_REC_INSERT, Q_REC_FIND, Q_REC_HISTORY, Q_REC_UPDATE, Q_REC_GET, Q_REC_GET_HISTORY,
+    Q_IDEM_GET, Q_IDEM_PUT, Q_IDEM_PURGE,
+    Q_COUNT
+};
+
+static const char *const sql[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SYS_ADD] = "INSERT INTO systems(code,name,org,role,parent,masked,created_at) "
+                  "VALUES(?,?,?,?,?,?,?)",
+    [Q_SYS_GET] = "SELECT code,name,org,role,parent,masked,created_at,last_seen FROM systems "
+                  "WHERE code=?",
+    [Q_SYS_LIST] = "SELECT code,name,org,role,parent,masked,created_at,last_seen FROM systems "
+                   "ORDER BY code",
+    [Q_SYS_TOUCH] = "UPDATE systems SET last_seen=? WHERE code=? AND "
+                    "(last_seen IS NULL OR last_seen<?)",
+    [Q_KEY_ADD] = "INSERT INTO api_keys(id,system_code,hash,created_at) VALUES(?,?,?,?)",
+    [Q_KEY_FIND] = "SELECT k.id,k.system_code,k.created_at,k.expires_at,k.revoked_at,"
+                   "s.code,s.name,s.org,s.role,s.parent,s.masked,s.created_at,s.last_seen "
+                   "FROM api_keys k JOIN systems s ON s.code=k.system_code WHERE k.hash=?",
+    [Q_KEY_EXPIRE] = "UPDATE api_keys SET expires_at=? WHERE system_code=? AND revoked_at IS NULL "
+                     "AND (expires_at IS NULL OR expires_at>?)",
+    [Q_KEY_REVOKE] = "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL",
+    [Q_CLIENT_ADD] = "INSERT INTO oauth_clients(client_id,system_code,secret_hash,created_at) "
+                     "VALUES(?,?,?,?)",
+    [Q_USER_ADD] = "INSERT INTO users(username,role,password_hash,created_at) VALUES(?,?,?,?)",
+    [Q_RCPT_OPEN] = "INSERT INTO receipts(tag,dataset,system_code,request_id,received_at) "
+                    "VALUES(?,?,?,?,?)",
+    [Q_RCPT_CLOSE] = "UPDATE receipts SET accepted=?,duplicates=?,updated=?,rejected=? WHERE seq=?",
+    [Q_RCPT_GET] = "SELECT seq,tag,dataset,system_code,request_id,received_at,accepted,duplicates,"
+                   "updated,rejected FROM receipts WHERE seq=?",
+    [Q_RCPT_RECORDS] = "SELECT revision,receipt_seq,received_at,content FROM records "
+                       "WHERE receipt_seq=? ORDER BY id LIMIT ?",
+    [Q_REC_INSERT] = "INSERT INTO records(dataset,key_hash,system_code,event_time,revision,"
+                     "receipt_seq,content_hash,content,received_at) VALUES(?,?,?,?,1,?,?,?,?) "
+                     "ON CONFLICT(dataset,key_hash) DO NOTHING",
+    [Q_REC_FIND] = "SELECT id,content_hash FROM records WHERE dataset=? AND key_hash=?",
+    [Q_REC_HISTORY] = "INSERT INTO record_history(record_id,revision,receipt_seq,content_hash,"
+                      "content,received_at,replaced_at) SELECT id,revision,receipt_seq,"
+                      "content_hash,content,received_at,? FROM records WHERE id=?",
+    [Q_REC_UPDATE] = "UPDATE records SET revision=revision+1,receipt_seq=?,content_hash=?,"
+                     "content=?,event_time=?,system_code=?,received_at=? WHERE id=?",
+    [Q_REC_GET] = "SELECT id,revision,receipt_seq,received_at,content FROM records "
+                  "WHERE dataset=? AND key_hash=?",
+    [Q_REC_GET_HISTORY] = "SELECT revision,receipt_seq,received_at,replaced_at,content FROM "
+                          "record_history WHERE record_id=? ORDER BY revision DESC",
+    [Q_IDEM_GET] = "SELECT request_hash,status,body,created_at FROM idempotency "
+                   "WHERE system_code=? AND key=? AND created_at>=?",
+    [Q_IDEM_PUT] = "INSERT INTO idempotency(system_code,key,request_hash,status,body,created_at) "
+                   "VALUES(?,?,?,?,?,?) ON CONFLICT(system_code,key) DO UPDATE SET "
+                   "request_hash=excluded.request_hash,status=excluded.status,"
+                   "body=excluded.body,created_at=excluded.created_at",
+    [Q_IDEM_PURGE] = "DELETE FROM idempotency WHERE created_at<?",
+};
+
+/* Versioned migrations: applied in order, each in its own transaction; the version reached is
+ * kept in schema_version. Never edit a released step; add a new one. */
+static const char *const migrations[] = {
+    /* 1: systems, keys, people, records with history, receipts, idempotency */
+    "CREATE TABLE systems(code TEXT PRIMARY KEY, name TEXT NOT NULL, org TEXT NOT NULL DEFAULT '',"
+    " role TEXT NOT NULL, parent TEXT, masked INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL, last_seen INTEGER);"
+    "CREATE TABLE api_keys(id TEXT PRIMARY KEY, system_code TEXT NOT NULL REFERENCES systems(code),"
+    " hash BLOB NOT NULL UNIQUE, created_at INTEGER NOT NULL, expires_at INTEGER,"
+    " revoked_at INTEGER);"
+    "CREATE INDEX api_keys_system ON api_keys(system_code);"
+    "CREATE TABLE oauth_clients(client_id TEXT PRIMARY KEY,"
+    " system_code TEXT NOT NULL REFERENCES systems(code), secret_hash BLOB NOT NULL,"
+    " created_at INTEGER NOT NULL, revoked_at INTEGER);"
+    "CREATE TABLE users(username TEXT PRIMARY KEY, role TEXT NOT NULL,"
+    " password_hash TEXT NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE TABLE receipts(seq INTEGER PRIMARY KEY, tag TEXT NOT NULL, dataset TEXT NOT NULL,"
+    " system_code TEXT NOT NULL, request_id TEXT NOT NULL DEFAULT '', received_at INTEGER NOT NULL,"
+    " accepted INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,"
+    " updated INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE records(id INTEGER PRIMARY KEY, dataset TEXT NOT NULL, key_hash BLOB NOT NULL,"
+    " system_code TEXT NOT NULL, event_time INTEGER, revision INTEGER NOT NULL,"
+    " receipt_seq INTEGER NOT NULL, content_hash BLOB NOT NULL, content BLOB NOT NULL,"
+    " received_at INTEGER NOT NULL, UNIQUE(dataset, key_hash));"
+    "CREATE INDEX records_time ON records(dataset, event_time);"
+    "CREATE INDEX records_receipt ON records(receipt_seq);"
+    "CREATE TABLE record_history(id INTEGER PRIMARY KEY, record_id INTEGER NOT NULL,"
+    " revision INTEGER NOT NULL, receipt_seq INTEGER NOT NULL, content_hash BLOB NOT NULL,"
+    " content BLOB NOT NULL, received_at INTEGER NOT NULL, replaced_at INTEGER NOT NULL);"
+    "CREATE INDEX record_history_record ON record_history(record_id);"
+    "CREATE TABLE idempotency(system_code TEXT NOT NULL, key TEXT NOT NULL,"
+    " request_hash BLOB NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL,"
+    " created_at INTEGER NOT NULL, PRIMARY KEY(system_code, key));"
+    "CREATE INDEX idempotency_created ON idempotency(created_at);",
+};
+
+struct sqlite_store {
+    struct dtm_store super;
+    sqlite3 *db;
+    sqlite3_stmt *st[Q_COUNT];
+    char path[DTM_PATH_MAX];
+};
+
+#define DB(s) (((struct sqlite_store *)(s))->db)
+
+static int fail(struct dtm_store *s, const char *what)
+{
+    struct dtm_buf f;
+    dtm_buf_init(&f, 4096);
+    dtm_buf_addc(&f, "\"op\":");
+    dtm_buf_json_strc(&f, what);
+    dtm_buf_addc(&f, ",\"sqlite\":");
+    dtm_buf_json_strc(&f, sqlite3_errmsg(DB(s)));
+    dtm_log(DTM_LOG_ERROR, "storage error", f.err ? NULL : f.p);
+    dtm_buf_free(&f);
+    return DTM_ESTORE;
+}
+
+/* Returns the prepared statement, reset and with bindings cleared. */
+static sqlite3_stmt *stmt(struct dtm_store *s, enum stmt_id id)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    if (!q->st[id]) {
+        if (sqlite3_prepare_v3(q->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL) !=
+            SQLITE_OK) {
+            fail(s, sql[id]);
+            return NULL;
+        }
+    } else {
+        sqlite3_reset(q->st[id]);
+        sqlite3_clear_bindings(q->st[id]);
+    }
+    return q->st[id];
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *t)
+{
+    sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+}
+
+static void bind_str(sqlite3_stmt *st, int i, struct dtm_str t)
+{
+    sqlite3_bind_text(st, i, t.p ? t.p : "", (int)t.n, SQLITE_STATIC);
+}
+
+static void bind_opt_i64(sqlite3_stmt *st, int i, int64_t v, int64_t none)
+{
+    if (v == none)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+/* Runs a statement that returns no rows. */
+static int exec_done(struct dtm_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        if (rc == SQLITE_CONSTRAINT)
+            return DTM_EEXIST;
+        return fail(s, what);
+    }
+    return DTM_OK;
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *out, size_t outsz)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, outsz, "%s", t ? (const char *)t : "");
+}
+
+static void read_system(sqlite3_stmt *st, int c, struct dtm_system *out)
+{
+    memset(out, 0, sizeof(*out));
+    col_text(st, c + 0, out->code, sizeof(out->code));
+    col_text(st, c + 1, out->name, sizeof(out->name));
+    col_text(st, c + 2, out->org, sizeof(out->org));
+    col_text(st, c + 3, out->role, sizeof(out->role));
+    col_text(st, c + 4, out->parent, sizeof(out->parent));
+    out->masked = sqlite3_column_int(st, c + 5) != 0;
+    out->created_at = sqlite3_column_int64(st, c + 6);
+    out->last_seen = sqlite3_column_int64(st, c + 7);
+}
+
+static void s_close(struct dtm_store *s)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    if (!q)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(q->st[i]);
+    sqlite3_close(q->db);
+    free(q);
+}
+
+static int s_exec(struct dtm_store *s, const char *text)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(DB(s), text, NULL, NULL, &msg) != SQLITE_OK) {
+        dtm_logf(DTM_LOG_ERROR, "storage error", "\"sqlite\":\"%s\"", "exec failed");
+        sqlite3_free(msg);
+        return fail(s, "exec");
+    }
+    return DTM_OK;
+}
+
+static int s_migrate(struct dtm_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t version = 0;
+    int rc = s_exec(s, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
+    if (rc)
+        return rc;
+    if (s_exec(s, "BEGIN IMMEDIATE"))
+        return DTM_ESTORE;
+    if (sqlite3_prepare_v2(DB(s), "SELECT max(version) FROM schema_version", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = fail(s, "schema_version");
+        goto out;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (version > (int64_t)DTM_ARRAY_LEN(migrations)) {
+        dtm_logf(DTM_LOG_ERROR, "database schema is newer than this program",
+                 "\"schema\":%lld,\"known\":%zu", (long long)version, DTM_ARRAY_LEN(migrations));
+        rc = DTM_ESTORE;
+        goto out;
+    }
+    for (size_t v = (size_t)version; v < DTM_ARRAY_LEN(migrations); v++) {
+        char ins[80];
+        if ((rc = s_exec(s, migrations[v])))
+            goto out;
+        snprintf(ins, sizeof(ins), "INSERT INTO schema_version VALUES(%zu)", v + 1);
+        if ((rc = s_exec(s, ins)))
+            goto out;
+        dtm_logf(DTM_LOG_INFO, "schema migrated", "\"version\":%zu", v + 1);
+    }
+    return s_exec(s, "COMMIT");
+out:
+    sqlite3_exec(DB(s), "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int s_ready(struct dtm_store *s)
+{
+    /* writable: a write transaction can be started and the file is not read-only */
+    if (sqlite3_db_readonly(DB(s), "main") != 0)
+        return DTM_ESTORE;
+    return DTM_OK;
+}
+
+static int s_begin(struct dtm_store *s)
+{
+    sqlite3_stmt *st = stmt(s, Q_BEGIN);
+    return st ? exec_done(s, st, "begin") : DTM_ESTORE;
+}
+
+static int s_commit(struct dtm_store *s)
+{
+    sqlite3_stmt *st = stmt(s, Q_COMMIT);
+    return st ? exec_done(s, st, "commit") : DTM_ESTORE;
+}
+
+static void s_rollback(struct dtm_store *s)
+{
+    if (!sqlite3_get_autocommit(DB(s)))
+        sqlite3_exec(DB(s), "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int s_system_add(struct dtm_store *s, const struct dtm_system *sys)
+{
+    sqlite3_stmt *st = stmt(s, Q_SYS_ADD);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, sys->code);
+    bind_text(st, 2, sys->name);
+    bind_text(st, 3, sys->org);
+    bind_text(st, 4, sys->role);
+    if (sys->parent[0])
+        bind_text(st, 5, sys->parent);
+    sqlite3_bind_int(st, 6, sys->masked);
+    sqlite3_bind_int64(st, 7, sys->created_at);
+    return exec_done(s, st, "system_add");
+}
+
+static int s_system_get(struct dtm_store *s, const char *code, struct dtm_system *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_SYS_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, code);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_system(st, 0, out);
+        sqlite3_reset(st);
+        return DTM_OK;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "system_get");
+}
+
+static int s_system_list(struct dtm_store *s, dtm_system_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_SYS_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_system sys;
+        read_system(st, 0, &sys);
+        if ((rc = cb(ctx, &sys))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "system_list");
+}
+
+static int s_system_touch(struct dtm_store *s, const char *code, int64_t last_seen)
+{
+    sqlite3_stmt *st = stmt(s, Q_SYS_TOUCH);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, last_seen);
+    bind_text(st, 2, code);
+    sqlite3_bind_int64(st, 3, last_seen);
+    return exec_done(s, st, "system_touch");
+}
+
+static int s_key_add(struct dtm_store *s, const struct dtm_key *k, const uint8_t hash[32])
+{
+    sqlite3_stmt *st = stmt(s, Q_KEY_ADD);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, k->id);
+    bind_text(st, 2, k->system_code);
+    sqlite3_bind_blob(st, 3, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, k->created_at);
+    return exec_done(s, st, "key_add");
+}
+
+static int s_key_find(struct dtm_store *s, const uint8_t hash[32], struct dtm_key *key,
+                      struct dtm_system *sys)
+{
+    sqlite3_stmt *st = stmt(s, Q_KEY_FIND);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(key, 0, sizeof(*key));
+        col_text(st, 0, key->id, sizeof(key->id));
+        col_text(st, 1, key->system_code, sizeof(key->system_code));
+        key->created_at = sqlite3_column_int64(st, 2);
+        key->expires_at = sqlite3_column_int64(st, 3);
+        key->revoked_at = sqlite3_column_int64(st, 4);
+        read_system(st, 5, sys);
+        sqlite3_reset(st);
+        return DTM_OK;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "key_find");
+}
+
+static int s_key_expire_all(struct dtm_store *s, const char *system_code, int64_t expires_at)
+{
+    sqlite3_stmt *st = stmt(s, Q_KEY_EXPIRE);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, expires_at);
+    bind_text(st, 2, system_code);
+    sqlite3_bind_int64(st, 3, expires_at);
+    return exec_done(s, st, "key_expire");
+}
+
+static int s_key_revoke(struct dtm_store *s, const char *id, int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, Q_KEY_REVOKE);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, now);
+    bind_text(st, 2, id);
+    if ((rc = exec_done(s, st, "key_revoke")))
+        return rc;
+    return sqlite3_changes(DB(s)) == 1 ? DTM_OK : DTM_ENOTFOUND;
+}
+
+static int s_client_add(struct dtm_store *s, const char *client_id, const char *system_code,
+                        const uint8_t secret_hash[32], int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, Q_CLIENT_ADD);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, client_id);
+    bind_text(st, 2, system_code);
+    sqlite3_bind_blob(st, 3, secret_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    return exec_done(s, st, "client_add");
+}
+
+static int s_user_add(struct dtm_store *s, const char *username, const char *role,
+                      const char *password_hash, int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, Q_USER_ADD);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, username);
+    bind_text(st, 2, role);
+    bind_text(st, 3, password_hash);
+    sqlite3_bind_int64(st, 4, now);
+    return exec_done(s, st, "user_add");
+}
+
+static int s_receipt_open(struct dtm_store *s, struct dtm_receipt *r)
+{
+    sqlite3_stmt *st = stmt(s, Q_RCPT_OPEN);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, r->id);
+    bind_text(st, 2, r->dataset);
+    bind_text(st, 3, r->system_code);
+    bind_text(st, 4, r->request_id);
+    sqlite3_bind_int64(st, 5, r->received_at);
+    if ((rc = exec_done(s, st, "receipt_open")))
+        return rc;
+    r->seq = sqlite3_last_insert_rowid(DB(s));
+    return DTM_OK;
+}
+
+static int s_receipt_close(struct dtm_store *s, const struct dtm_receipt *r)
+{
+    sqlite3_stmt *st = stmt(s, Q_RCPT_CLOSE);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, r->accepted);
+    sqlite3_bind_int64(st, 2, r->duplicates);
+    sqlite3_bind_int64(st, 3, r->updated);
+    sqlite3_bind_int64(st, 4, r->rejected);
+    sqlite3_bind_int64(st, 5, r->seq);
+    return exec_done(s, st, "receipt_close");
+}
+
+static int s_record_put(struct dtm_store *s, const char *dataset, const struct dtm_store_record *r,
+                        int64_t receipt_seq, int64_t now, enum dtm_put_outcome *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_REC_INSERT);
+    int64_t id;
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, dataset);
+    sqlite3_bind_blob(st, 2, r->key_hash, 16, SQLITE_STATIC);
+    bind_str(st, 3, r->system_code);
+    bind_opt_i64(st, 4, r->event_time, INT64_MIN);
+    sqlite3_bind_int64(st, 5, receipt_seq);
+    sqlite3_bind_blob(st, 6, r->content_hash, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, r->content.p, (int)r->content.n, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, now);
+    if ((rc = exec_done(s, st, "record_insert")))
+        return rc;
+    if (sqlite3_changes(DB(s)) == 1) {
+        *out = DTM_PUT_NEW;
+        return DTM_OK;
+    }
+    /* the key exists: same content → duplicate; else keep the old version in history */
+    if (!(st = stmt(s, Q_REC_FIND)))
+        return DTM_ESTORE;
+    bind_text(st, 1, dataset);
+    sqlite3_bind_blob(st, 2, r->key_hash, 16, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return fail(s, "record_find");
+    }
+    id = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_bytes(st, 1) == 16 &&
+        memcmp(sqlite3_column_blob(st, 1), r->content_hash, 16) == 0) {
+        sqlite3_reset(st);
+        *out = DTM_PUT_DUPLICATE;
+        return DTM_OK;
+    }
+    sqlite3_reset(st);
+    if (!(st = stmt(s, Q_REC_HISTORY)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, id);
+    if ((rc = exec_done(s, st, "record_history")))
+        return rc;
+    if (!(st = stmt(s, Q_REC_UPDATE)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, receipt_seq);
+    sqlite3_bind_blob(st, 2, r->content_hash, 16, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, r->content.p, (int)r->content.n, SQLITE_STATIC);
+    bind_opt_i64(st, 4, r->event_time, INT64_MIN);
+    bind_str(st, 5, r->system_code);
+    sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_int64(st, 7, id);
+    if ((rc = exec_done(s, st, "record_update")))
+        return rc;
+    *out = DTM_PUT_UPDATED;
+    return DTM_OK;
+}
+
+static int s_receipt_get(struct dtm_store *s, int64_t seq, struct dtm_receipt *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_RCPT_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, seq);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->seq = sqlite3_column_int64(st, 0);
+        col_text(st, 1, out->id, sizeof(out->id));
+        col_text(st, 2, out->dataset, sizeof(out->dataset));
+        col_text(st, 3, out->system_code, sizeof(out->system_code));
+        col_text(st, 4, out->request_id, sizeof(out->request_id));
+        out->received_at = sqlite3_column_int64(st, 5);
+        out->accepted = sqlite3_column_int64(st, 6);
+        out->duplicates = sqlite3_column_int64(st, 7);
+        out->updated = sqlite3_column_int64(st, 8);
+        out->rejected = sqlite3_column_int64(st, 9);
+        sqlite3_reset(st);
+        return DTM_OK;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "receipt_get");
+}
+
+static int s_receipt_records(struct dtm_store *s, int64_t seq, size_t limit, dtm_version_cb cb,
+                             void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_RCPT_RECORDS);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_record_version v = {
+            .revision = sqlite3_column_int64(st, 0),
+            .receipt_seq = sqlite3_column_int64(st, 1),
+            .received_at = sqlite3_column_int64(st, 2),
+            .content = {sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3)},
+        };
+        if ((rc = cb(ctx, &v))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "receipt_records");
+}
+
+static int s_record_get(struct dtm_store *s, const char *dataset, const uint8_t key_hash[16],
+                        dtm_version_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_REC_GET);
+    int64_t id;
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, dataset);
+    sqlite3_bind_blob(st, 2, key_hash, 16, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "record_get");
+    }
+    id = sqlite3_column_int64(st, 0);
+    struct dtm_record_version cur = {
+        .revision = sqlite3_column_int64(st, 1),
+        .receipt_seq = sqlite3_column_int64(st, 2),
+        .received_at = sqlite3_column_int64(st, 3),
+        .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
+    };
+    rc = cb(ctx, &cur);
+    sqlite3_reset(st);
+    if (rc)
+        return rc;
+    if (!(st = stmt(s, Q_REC_GET_HISTORY)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_record_version v = {
+            .revision = sqlite3_column_int64(st, 0),
+            .receipt_seq = sqlite3_column_int64(st, 1),
+            .received_at = sqlite3_column_int64(st, 2),
+            .replaced_at = sqlite3_column_int64(st, 3),
+            .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
+        };
+        if ((rc = cb(ctx, &v))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "record_history");
+}
+
+static int s_idem_get(struct dtm_store *s, const char *system_code, struct dtm_str key,
+                      int64_t not_before, struct dtm_idem *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_IDEM_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, system_code);
+    bind_str(st, 2, key);
+    sqlite3_bind_int64(st, 3, not_before);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        if (sqlite3_column_bytes(st, 0) == 32)
+            memcpy(out->request_hash, sqlite3_column_blob(st, 0), 32);
+        out->status = sqlite3_column_int(st, 1);
+        out->body_len = (size_t)sqlite3_column_bytes(st, 2);
+        out->body = malloc(out->body_len + 1);
+        if (!out->body) {
+            sqlite3_reset(st);
+            return DTM_ENOMEM;
+        }
+        if (out->body_len)
+            memcpy(out->body, sqlite3_column_blob(st, 2), out->body_len);
+        out->body[out->body_len] = '\0';
+        out->created_at = sqlite3_column_int64(st, 3);
+        sqlite3_reset(st);
+        return DTM_OK;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "idem_get");
+}
+
+static int s_idem_put(struct dtm_store *s, const char *system_code, struct dtm_str key,
+                      const struct dtm_idem *v)
+{
+    sqlite3_stmt *st = stmt(s, Q_IDEM_PUT);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, system_code);
+    bind_str(st, 2, key);
+    sqlite3_bind_blob(st, 3, v->request_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, v->status);
+    sqlite3_bind_blob(st, 5, v->body ? v->body : "", (int)v->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, v->created_at);
+    return exec_done(s, st, "idem_put");
+}
+
+static int s_idem_purge(struct dtm_store *s, int64_t before)
+{
+    sqlite3_stmt *st = stmt(s, Q_IDEM_PURGE);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, before);
+    return exec_done(s, st, "idem_purge");
+}
+
+static const struct dtm_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = s_close,
+    .migrate = s_migrate,
+    .ready = s_ready,
+    .begin = s_begin,
+    .commit = s_commit,
+    .rollback = s_rollback,
+    .system_add = s_system_add,
+    .system_get = s_system_get,
+    .system_list = s_system_list,
+    .system_touch = s_system_touch,
+    .key_add = s_key_add,
+    .key_find = s_key_find,
+    .key_expire_all = s_key_expire_all,
+    .key_revoke = s_key_revoke,
+    .client_add = s_client_add,
+    .user_add = s_user_add,
+    .receipt_open = s_receipt_open,
+    .receipt_close = s_receipt_close,
+    .record_put = s_record_put,
+    .receipt_get = s_receipt_get,
+    .receipt_records = s_receipt_records,
+    .record_get = s_record_get,
+    .idem_get = s_idem_get,
+    .idem_put = s_idem_put,
+    .idem_purge = s_idem_purge,
+};
+
+int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz)
+{
+    struct sqlite_store *q = calloc(1, sizeof(*q));
+    static const char pragmas[] = "PRAGMA journal_mode=WAL;"
+                                  "PRAGMA synchronous=FULL;"
+                                  "PRAGMA foreign_keys=ON;"
+                                  "PRAGMA cache_size=-16384;"
+                                  "PRAGMA temp_store=MEMORY;";
+    if (!q) {
+        snprintf(err, errsz, "out of memory");
+        return DTM_ENOMEM;
+    }
+    q->super.ops = &sqlite_ops;
+    snprintf(q->path, sizeof(q->path), "%s", path);
+    if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                          SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errsz, "cannot open database %s: %s", path,
+                 q->db ? sqlite3_errmsg(q->db) : "out of memory");
+        sqlite3_close(q->db);
+        free(q);
+        return DTM_ESTORE;
+    }
+    sqlite3_busy_timeout(q->db, 10000);
+    sqlite3_extended_result_codes(q->db, 0);
+    if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errsz, "cannot configure database %s: %s", path, sqlite3_errmsg(q->db));
+        sqlite3_close(q->db);
+        free(q);
+        return DTM_ESTORE;
+    }
+    *out = &q->super;
+    return DTM_OK;
+}

@@ -1,0 +1,138 @@
+/* store — durable storage behind one interface, so that SQLite (sqlite.c, the embedded default)
+ * and PostgreSQL (pg.c, later) sit side by side (CONTRACT §8). A struct dtm_store is one
+ * connection: the writer thread owns one, each HTTP worker thread opens one for reads, each CLI
+ * command opens one. Only the writer (and CLI commands) write. SQL is kept portable
+ * (ON CONFLICT … DO NOTHING, no SQLite-only functions in shared statements); every statement
+ * is parameterised. Record content is opaque bytes to the store. */
+#ifndef DTM_STORE_H
+#define DTM_STORE_H
+
+#include "conf/conf.h"
+#include "core/core.h"
+
+#define DTM_CODE_MAX 64   /* system code buffer */
+#define DTM_ID_MAX 48     /* key ids, receipt ids */
+
+struct dtm_system {
+    char code[DTM_CODE_MAX];
+    char name[256];
+    char org[256];
+    char role[16]; /* source | consumer | aggregator */
+    char parent[DTM_CODE_MAX]; /* "" = none */
+    bool masked;   /* configured for masked data (Art. 9.4) */
+    int64_t created_at; /* µs */
+    int64_t last_seen;  /* µs, 0 = never */
+};
+
+struct dtm_key {
+    char id[DTM_ID_MAX];
+    char system_code[DTM_CODE_MAX];
+    int64_t created_at;
+    int64_t expires_at; /* 0 = no expiry */
+    int64_t revoked_at; /* 0 = not revoked */
+};
+
+/* A record ready to store: validated, masked, hashed (by ingest/pipeline.c). */
+struct dtm_store_record {
+    uint8_t key_hash[16];     /* keyed hash of dataset + data key (T1.4) */
+    uint8_t content_hash[16]; /* keyed hash of the canonical content */
+    struct dtm_str system_code;
+    int64_t event_time; /* µs of the dataset's time field; INT64_MIN = none */
+    struct dtm_str content; /* canonical JSON */
+};
+
+enum dtm_put_outcome { DTM_PUT_NEW, DTM_PUT_DUPLICATE, DTM_PUT_UPDATED };
+
+struct dtm_receipt {
+    int64_t seq;
+    char id[DTM_ID_MAX];
+    char dataset[DTM_CODE_MAX];
+    char system_code[DTM_CODE_MAX];
+    char request_id[DTM_ID_MAX];
+    int64_t received_at; /* µs */
+    int64_t accepted, duplicates, updated, rejected;
+};
+
+struct dtm_idem {
+    uint8_t request_hash[32];
+    int status;
+    char *body; /* malloc'd; the caller frees */
+    size_t body_len;
+    int64_t created_at;
+};
+
+/* A stored version of a record, as handed to record_get / receipt_records callbacks. */
+struct dtm_record_version {
+    int64_t revision;
+    int64_t receipt_seq;
+    int64_t received_at;
+    int64_t replaced_at; /* 0 for the current version */
+    struct dtm_str content;
+};
+
+typedef int (*dtm_system_cb)(void *ctx, const struct dtm_system *sys);
+typedef int (*dtm_version_cb)(void *ctx, const struct dtm_record_version *v);
+
+struct dtm_store;
+
+struct dtm_store_ops {
+    const char *name;
+    void (*close)(struct dtm_store *s);
+    int (*migrate)(struct dtm_store *s);
+    int (*ready)(struct dtm_store *s); /* DTM_OK when the storage is writable */
+    int (*begin)(struct dtm_store *s);
+    int (*commit)(struct dtm_store *s); /* durable when it returns DTM_OK */
+    void (*rollback)(struct dtm_store *s);
+
+    /* connected systems and their API keys (stored as hashes only) */
+    int (*system_add)(struct dtm_store *s, const struct dtm_system *sys);
+    int (*system_get)(struct dtm_store *s, const char *code, struct dtm_system *out);
+    int (*system_list)(struct dtm_store *s, dtm_system_cb cb, void *ctx);
+    int (*system_touch)(struct dtm_store *s, const char *code, int64_t last_seen);
+    int (*key_add)(struct dtm_store *s, const struct dtm_key *k, const uint8_t hash[32]);
+    /* Finds the key with this hash and its system. DTM_ENOTFOUND when none. */
+    int (*key_find)(struct dtm_store *s, const uint8_t hash[32], struct dtm_key *key,
+                    struct dtm_system *sys);
+    /* Sets expires_at on every live key of a system that has none or a later one. */
+    int (*key_expire_all)(struct dtm_store *s, const char *system_code, int64_t expires_at);
+    int (*key_revoke)(struct dtm_store *s, const char *id, int64_t now);
+    int (*client_add)(struct dtm_store *s, const char *client_id, const char *system_code,
+                      const uint8_t secret_hash[32], int64_t now);
+
+    /* people (the first admin; the rest comes with the security issue) */
+    int (*user_add)(struct dtm_store *s, const char *username, const char *role,
+                    const char *password_hash, int64_t now);
+
+    /* records: the writer calls these inside begin/commit */
+    int (*receipt_open)(struct dtm_store *s, struct dtm_receipt *r /* seq set on return */);
+    int (*receipt_close)(struct dtm_store *s, const struct dtm_receipt *r); /* final counts */
+    int (*record_put)(struct dtm_store *s, const char *dataset, const struct dtm_store_record *r,
+                      int64_t receipt_seq, int64_t now, enum dtm_put_outcome *out);
+    int (*receipt_get)(struct dtm_store *s, int64_t seq, struct dtm_receipt *out);
+    /* Current versions of the records whose current version came with this receipt. */
+    int (*receipt_records)(struct dtm_store *s, int64_t seq, size_t limit, dtm_version_cb cb,
+                           void *ctx);
+    /* The current version then the history, newest first. DTM_ENOTFOUND when no record. */
+    int (*record_get)(struct dtm_store *s, const char *dataset, const uint8_t key_hash[16],
+                      dtm_version_cb cb, void *ctx);
+
+    /* Idempotency-Key answers (24 h) */
+    int (*idem_get)(struct dtm_store *s, const char *system_code, struct dtm_str key,
+                    int64_t not_before, struct dtm_idem *out);
+    int (*idem_put)(struct dtm_store *s, const char *system_code, struct dtm_str key,
+                    const struct dtm_idem *v);
+    int (*idem_purge)(struct dtm_store *s, int64_t before);
+};
+
+struct dtm_store {
+    const struct dtm_store_ops *ops;
+};
+
+/* Opens a connection to the configured backend. The caller closes it with s->ops->close(s).
+ * Writes a one-sentence reason to err on failure. */
+int dtm_store_open(const struct dtm_conf *c, struct dtm_store **out, char *err, size_t errsz);
+
+/* Backends */
+int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz);
+
+#endif
