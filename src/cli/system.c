@@ -119,6 +119,7 @@ static int system_add(int argc, char **argv)
     if ((rc = st->ops->commit(st)))
         goto fail;
     st->ops->close(st);
+    dtm_gate_keys_changed(&c);
     dtm_cli_out_print(&out, com.json);
     memset(&out, 0, sizeof(out));
     return DTM_EXIT_OK;
@@ -256,6 +257,7 @@ static int key_rotate(int argc, char **argv)
     if ((rc = new_key(st, code, &out)) || (rc = st->ops->commit(st)))
         goto fail;
     st->ops->close(st);
+    dtm_gate_keys_changed(&c);
     {
         char ts[40];
         dtm_time_fmt(now + grace * 1000000, ts, sizeof(ts));
@@ -292,6 +294,8 @@ static int key_revoke(int argc, char **argv)
         return DTM_EXIT_FAIL;
     rc = st->ops->key_revoke(st, id, dtm_now_us());
     st->ops->close(st);
+    if (rc == DTM_OK)
+        dtm_gate_keys_changed(&c);
     if (rc == DTM_ENOTFOUND) {
         dtm_cli_error("no active key with id %s", id);
         return DTM_EXIT_FAIL;
@@ -300,10 +304,11 @@ static int key_revoke(int argc, char **argv)
         dtm_cli_error("cannot revoke the key (%s)", dtm_rc_name(rc));
         return DTM_EXIT_FAIL;
     }
-    if (com.json)
-        printf("{\"revoked\":\"%s\"}\n", id);
-    else
-        printf("revoked: %s\n", id);
+    {
+        struct dtm_cli_out out = {0};
+        dtm_cli_out_add(&out, "revoked", id);
+        dtm_cli_out_print(&out, com.json);
+    }
     return DTM_EXIT_OK;
 }
 

@@ -156,8 +156,12 @@ static int get_text(struct parser *ps, const cJSON *j, struct dtm_i18n_text *t, 
     int rc;
     if (!cJSON_IsObject(j))
         return fail(ps, "%s must be an object with \"vi\" and \"en\" texts.", what);
-    if ((rc = check_keys(ps, j, keys, 2, what)))
-        return rc;
+    int n = cJSON_GetArraySize(j);
+    bool bad = n > 2 || (n == 2 && strcmp(j->child->string, j->child->next->string) == 0);
+    for (const cJSON *c = j->child; c; c = c->next)
+        bad |= lookup(c->string, keys, 2) < 0;
+    if (bad)
+        return fail(ps, "%s may only have one \"vi\" and one \"en\" text.", what);
     const cJSON *vi = member(j, "vi"), *en = member(j, "en");
     if (!vi && !en)
         return fail(ps, "%s must have a \"vi\" or an \"en\" text.", what);

@@ -131,16 +131,18 @@ int dtm_dict_put(struct dtm_dict *d, struct dtm_dataset *ds)
     }
     s->n = n;
     if (at >= 0) {
-        memcpy(s->items, old->items, old->n * sizeof *s->items);
+        memcpy(s->items, old->items, old->n * sizeof *s->items); /* n >= 1 here */
         ret->ds = s->items[at];
         ret->next = d->retired;
         d->retired = ret;
         s->items[at] = ds;
     } else {
         size_t pos = (size_t)(-at - 1);
-        memcpy(s->items, old->items, pos * sizeof *s->items);
+        if (pos)
+            memcpy(s->items, old->items, pos * sizeof *s->items);
         s->items[pos] = ds;
-        memcpy(s->items + pos + 1, old->items + pos, (old->n - pos) * sizeof *s->items);
+        if (old->n > pos)
+            memcpy(s->items + pos + 1, old->items + pos, (old->n - pos) * sizeof *s->items);
     }
     s->older = old;
     atomic_store_explicit(&d->cur, s, memory_order_release);

@@ -174,6 +174,7 @@ static size_t canon_number(struct dtm_str s, char out[NUM_MAX], bool *fraction)
     size_t o = 0;
     if (first < 0) { /* zero */
         out[0] = '0';
+        out[1] = '\0';
         *fraction = false;
         return 1;
     }

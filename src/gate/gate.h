@@ -36,6 +36,20 @@ void dtm_secret_hash(struct dtm_str secret, uint8_t hash[32]);
 int dtm_gate_api_key(struct dtm_store *st, struct dtm_str key, int64_t now, struct dtm_key *k,
                      struct dtm_system *sys);
 
+/* A process-wide cache of authenticated API keys, so that a request does not query the store.
+ * CLI commands that change keys or systems (possibly in another process, on the same data dir)
+ * touch the file DATA_DIR/keys.changed (dtm_gate_keys_changed); the cache compares that file's
+ * modification time on every lookup (one stat(2)) and empties itself when it moved, so a revoked
+ * key stops working with the next request. Expiry and revocation times are checked on every
+ * request as well. Unknown keys are never cached. */
+struct dtm_key_cache;
+struct dtm_key_cache *dtm_key_cache_create(const struct dtm_conf *c);
+void dtm_key_cache_destroy(struct dtm_key_cache *kc);
+int dtm_gate_api_key_cached(struct dtm_key_cache *kc, struct dtm_store *st, struct dtm_str key,
+                            int64_t now, struct dtm_key *k, struct dtm_system *sys);
+/* Signals running servers that keys or systems changed. */
+void dtm_gate_keys_changed(const struct dtm_conf *c);
+
 /* Argon2id (libsodium's crypto_pwhash_str, moderate limits). out >= 128 bytes. */
 int dtm_password_hash(const char *password, char *out, size_t outsz);
 bool dtm_password_verify(const char *hash, const char *password);

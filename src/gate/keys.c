@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -114,6 +116,112 @@ int dtm_gate_api_key(struct dtm_store *st, struct dtm_str key, int64_t now, stru
         return DTM_EAUTH;
     if (rc)
         return rc;
+    if (k->revoked_at && k->revoked_at <= now)
+        return DTM_EAUTH;
+    if (k->expires_at && k->expires_at <= now)
+        return DTM_EAUTH;
+    return DTM_OK;
+}
+
+#define KC_SLOTS 4096
+
+struct kc_entry {
+    bool used;
+    uint8_t hash[32];
+    struct dtm_key key;
+    struct dtm_system sys;
+};
+
+struct dtm_key_cache {
+    pthread_rwlock_t lock;
+    char path[DTM_PATH_MAX];
+    struct timespec seen; /* mtime of keys.changed when the cache was last valid */
+    bool seen_exists;
+    struct kc_entry slot[KC_SLOTS];
+};
+
+struct dtm_key_cache *dtm_key_cache_create(const struct dtm_conf *c)
+{
+    struct dtm_key_cache *kc = calloc(1, sizeof(*kc));
+    if (!kc)
+        return NULL;
+    pthread_rwlock_init(&kc->lock, NULL);
+    dtm_conf_path(c, "keys.changed", kc->path, sizeof(kc->path));
+    return kc;
+}
+
+void dtm_key_cache_destroy(struct dtm_key_cache *kc)
+{
+    if (!kc)
+        return;
+    pthread_rwlock_destroy(&kc->lock);
+    OPENSSL_cleanse(kc, sizeof(*kc));
+    free(kc);
+}
+
+void dtm_gate_keys_changed(const struct dtm_conf *c)
+{
+    char path[DTM_PATH_MAX], stamp[32];
+    int fd, n;
+    dtm_conf_path(c, "keys.changed", path, sizeof(path));
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    n = snprintf(stamp, sizeof(stamp), "%lld\n", (long long)dtm_now_us());
+    if (write(fd, stamp, (size_t)n) < 0) {
+        /* the mtime moved anyway */
+    }
+    close(fd);
+}
+
+int dtm_gate_api_key_cached(struct dtm_key_cache *kc, struct dtm_store *st, struct dtm_str key,
+                            int64_t now, struct dtm_key *k, struct dtm_system *sys)
+{
+    uint8_t h[32];
+    struct stat sb;
+    bool exists, hit = false;
+    size_t slot;
+    int rc;
+    if (!kc)
+        return dtm_gate_api_key(st, key, now, k, sys);
+    if (key.n == 0 || key.n > DTM_SECRET_MAX)
+        return DTM_EAUTH;
+    exists = stat(kc->path, &sb) == 0;
+    dtm_secret_hash(key, h);
+    slot = ((size_t)h[0] << 8 | h[1]) % KC_SLOTS;
+    pthread_rwlock_rdlock(&kc->lock);
+    if (exists == kc->seen_exists &&
+        (!exists || (sb.st_mtim.tv_sec == kc->seen.tv_sec &&
+                     sb.st_mtim.tv_nsec == kc->seen.tv_nsec))) {
+        struct kc_entry *e = &kc->slot[slot];
+        if (e->used && dtm_ct_equal(e->hash, h, 32)) {
+            *k = e->key;
+            *sys = e->sys;
+            hit = true;
+        }
+    } else {
+        pthread_rwlock_unlock(&kc->lock);
+        pthread_rwlock_wrlock(&kc->lock);
+        for (size_t i = 0; i < KC_SLOTS; i++)
+            kc->slot[i].used = false;
+        kc->seen_exists = exists;
+        if (exists)
+            kc->seen = sb.st_mtim;
+    }
+    pthread_rwlock_unlock(&kc->lock);
+    if (!hit) {
+        rc = st->ops->key_find(st, h, k, sys);
+        if (rc == DTM_ENOTFOUND)
+            return DTM_EAUTH;
+        if (rc)
+            return rc;
+        pthread_rwlock_wrlock(&kc->lock);
+        kc->slot[slot].used = true;
+        memcpy(kc->slot[slot].hash, h, 32);
+        kc->slot[slot].key = *k;
+        kc->slot[slot].sys = *sys;
+        pthread_rwlock_unlock(&kc->lock);
+    }
     if (k->revoked_at && k->revoked_at <= now)
         return DTM_EAUTH;
     if (k->expires_at && k->expires_at <= now)

@@ -86,6 +86,7 @@ struct dtm_server_env {
     struct dtm_dict *dict;
     const struct dtm_keyring *keys;
     struct dtm_writer *writer;
+    struct dtm_key_cache *key_cache;
     /* called for every authenticated request: a connected system was seen (traffic) */
     void (*seen)(struct dtm_writer *w, const char *system_code, int64_t when);
 };

@@ -360,7 +360,8 @@ static int gate(struct dtm_req *r)
     st = dtm_http_store(r);
     if (!st)
         return DTM_ESTORE;
-    rc = dtm_gate_api_key(st, key, dtm_now_us(), &r->key, &r->sys);
+    rc = dtm_gate_api_key_cached(r->srv->env->key_cache, st, key, dtm_now_us(), &r->key,
+                                 &r->sys);
     if (rc)
         return rc;
     r->authenticated = true;
@@ -736,7 +737,7 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
                                        NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                        (intptr_t)c->connection_timeout, NULL};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 10 * 1024, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
     if (tls) {

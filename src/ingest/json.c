@@ -39,6 +39,21 @@ static const unsigned char str_class[256] = {
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, /* 0xF0 */
 };
 
+/* SWAR over 8 bytes (Hacker's Delight / Bit Twiddling Hacks): whether any byte is zero, or
+ * less than n (n <= 128). Exact as a yes/no answer, which is all the fast path needs. */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t has_zero(uint64_t v)
+{
+    return (v - ONES) & ~v & HIGHS;
+}
+
+static inline uint64_t has_less(uint64_t v, unsigned n)
+{
+    return (v - ONES * n) & ~v & HIGHS;
+}
+
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -189,17 +204,38 @@ static int scan_escaped(const char *p, size_t end, size_t start, size_t i, size_
     return DTM_OK;
 }
 
-/* A string whose opening quote is at *pos - 1. Without escapes (the common case) the result is
- * a slice of the input and nothing is copied. */
-static int scan_string(const char *p, size_t end, size_t *pos, struct dtm_scratch *sc,
-                       struct dtm_str *out, struct dtm_decode_error *err)
+/* Skips bytes that need no attention in a string: everything but '"', '\\', controls and
+ * non-ASCII. Returns the offset of the first such byte, or end. */
+static inline size_t skip_plain(const unsigned char *s, size_t end, size_t i)
+{
+    /* 8 bytes at a time (SWAR) */
+    while (end - i >= 8) {
+        uint64_t v, m;
+        memcpy(&v, s + i, 8);
+        m = has_less(v, 0x20) | has_zero(v ^ (ONES * '"')) | has_zero(v ^ (ONES * '\\')) |
+            (v & HIGHS);
+        if (m) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            i += (size_t)__builtin_ctzll(m) >> 3; /* the lowest flag is always exact */
+#endif
+            break;
+        }
+        i += 8;
+    }
+    while (i < end && str_class[s[i]] == 0)
+        i++;
+    return i;
+}
+
+/* The rest of a string from `start` when byte i is not a plain one: non-ASCII (validated),
+ * an escape (slow path), a control character or the end of input (errors). */
+static int scan_string_rest(const char *p, size_t end, size_t start, size_t i, size_t *pos,
+                            struct dtm_scratch *sc, struct dtm_str *out,
+                            struct dtm_decode_error *err)
 {
     const unsigned char *s = (const unsigned char *)p;
-    size_t start = *pos, i = start;
 
     for (;;) {
-        while (i < end && str_class[s[i]] == 0)
-            i++;
         if (i >= end) {
             dtm_decode_fail(err, start - 1, "syntax", "unterminated string");
             return DTM_EMALFORMED;
@@ -221,10 +257,25 @@ static int scan_string(const char *p, size_t end, size_t *pos, struct dtm_scratc
                 dtm_decode_fail(err, i, "utf8", "invalid UTF-8 byte 0x%02X", s[i]);
                 return DTM_EMALFORMED;
             }
-            i += len;
+            i = skip_plain(s, end, i + len);
         }
         }
     }
+}
+
+/* A string whose opening quote is at *pos - 1. Without escapes (the common case) the result is
+ * a slice of the input and nothing is copied; plain ASCII never leaves this inline fast path. */
+static inline int scan_string(const char *p, size_t end, size_t *pos, struct dtm_scratch *sc,
+                              struct dtm_str *out, struct dtm_decode_error *err)
+{
+    size_t start = *pos, i = skip_plain((const unsigned char *)p, end, start);
+
+    if (i < end && p[i] == '"') {
+        *out = (struct dtm_str){p + start, i - start};
+        *pos = i + 1;
+        return DTM_OK;
+    }
+    return scan_string_rest(p, end, start, i, pos, sc, out, err);
 }
 
 /* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?; the value is its text. */

@@ -710,7 +710,7 @@ int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, s
     static const char pragmas[] = "PRAGMA journal_mode=WAL;"
                                   "PRAGMA synchronous=FULL;"
                                   "PRAGMA foreign_keys=ON;"
-                                  "PRAGMA cache_size=-16384;"
+                                  "PRAGMA cache_size=-8192;"
                                   "PRAGMA temp_store=MEMORY;";
     if (!q) {
         snprintf(err, errsz, "out of memory");
