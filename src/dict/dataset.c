@@ -25,7 +25,7 @@
 #define MAX_PATTERN_LEN 1000 /* bytes of a pattern's source */
 #define MAX_LENGTH_LIMIT 1000000
 
-static const char *const type_names[] = {"string", "integer", "decimal", "boolean",
+static const char *const type_names[] = {"string", "integer",  "decimal", "boolean",
                                          "date",   "datetime", "enum"};
 
 const char *dtm_ftype_name(enum dtm_ftype t)
@@ -121,8 +121,9 @@ static const cJSON *member(const cJSON *obj, const char *key)
 static int get_int(struct parser *ps, const cJSON *j, int64_t lo, int64_t hi, int64_t *out,
                    const char *what)
 {
-    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || j->valuedouble != floor(j->valuedouble) ||
-        j->valuedouble < (double)lo || j->valuedouble > (double)hi)
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) ||
+        j->valuedouble != floor(j->valuedouble) || j->valuedouble < (double)lo ||
+        j->valuedouble > (double)hi)
         return fail(ps, "%s must be an integer from %lld to %lld.", what, (long long)lo,
                     (long long)hi);
     *out = (int64_t)j->valuedouble;
@@ -253,9 +254,9 @@ static int compile_pattern(struct parser *ps, struct dtm_field_def *f)
 
 static int parse_field(struct parser *ps, const cJSON *j, size_t i)
 {
-    static const char *const keys[] = {"name",   "type",   "required", "max_length", "pattern",
-                                       "min",    "max",    "values",   "personal",   "mask",
-                                       "title",  "description", "unit"};
+    static const char *const keys[] = {"name",  "type",        "required", "max_length", "pattern",
+                                       "min",   "max",         "values",   "personal",   "mask",
+                                       "title", "description", "unit"};
     struct dtm_dataset *ds = ps->ds;
     struct dtm_field_def *f = &ds->fields[i];
     char what[128];
@@ -360,8 +361,7 @@ static int parse_field(struct parser *ps, const cJSON *j, size_t i)
     if ((c = member(j, "personal")) && (rc = get_bool(ps, c, &f->personal, what)))
         return rc;
     if (f->personal && f->type != DTM_T_STRING)
-        return fail(ps, "Personal field '%s' must be a string so that it can be masked.",
-                    f->name);
+        return fail(ps, "Personal field '%s' must be a string so that it can be masked.", f->name);
     if ((c = member(j, "mask"))) {
         int m = cJSON_IsString(c) ? lookup(c->valuestring, mask_names, 4) : -1;
         if (m < 0)
@@ -410,16 +410,17 @@ static int check_comparison(struct parser *ps, const struct dtm_rule *r, size_t 
     }
     if (any_time && (r->nleft != 1 || r->nright != 1 ||
                      ds->fields[r->left[0]].type != ds->fields[r->right[0]].type))
-        return fail(ps, "Rule %zu must compare one date with one date, or one datetime with one "
-                        "datetime.",
+        return fail(ps,
+                    "Rule %zu must compare one date with one date, or one datetime with one "
+                    "datetime.",
                     ri + 1);
     return DTM_OK;
 }
 
 static int parse_rule(struct parser *ps, const cJSON *j, size_t ri)
 {
-    static const char *const keys[] = {"if",    "require", "forbid", "left",
-                                       "op",    "right",   "code",   "message"};
+    static const char *const keys[] = {"if", "require", "forbid", "left",
+                                       "op", "right",   "code",   "message"};
     struct dtm_dataset *ds = ps->ds;
     struct dtm_rule *r = &ds->rules[ri];
     char what[96];
@@ -466,14 +467,15 @@ static int parse_rule(struct parser *ps, const cJSON *j, size_t ri)
                             "whole number.",
                             ri + 1, e->string);
             const struct dtm_field_def *f = &ds->fields[fi];
-            if (f->type == DTM_T_ENUM &&
-                lookup(v, (const char *const *)f->values, f->nvalues) < 0)
-                return fail(ps, "The \"if\" of rule %zu compares field '%s' with '%.64s', which is "
-                                "not one of its values.",
+            if (f->type == DTM_T_ENUM && lookup(v, (const char *const *)f->values, f->nvalues) < 0)
+                return fail(ps,
+                            "The \"if\" of rule %zu compares field '%s' with '%.64s', which is "
+                            "not one of its values.",
                             ri + 1, f->name, v);
             if (f->type == DTM_T_BOOLEAN && strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
-                return fail(ps, "The \"if\" of rule %zu must compare boolean field '%s' with true "
-                                "or false.",
+                return fail(ps,
+                            "The \"if\" of rule %zu must compare boolean field '%s' with true "
+                            "or false.",
                             ri + 1, f->name);
             r->if_field[r->nif] = fi;
             if (!(r->if_value[r->nif] = dupstr(v)))
@@ -496,8 +498,9 @@ static int parse_rule(struct parser *ps, const cJSON *j, size_t ri)
         if (!left || !op || !right)
             return fail(ps, "Rule %zu must give all of \"left\", \"op\" and \"right\".", ri + 1);
         if (r->nrequire || r->nforbid)
-            return fail(ps, "Rule %zu must either compare fields or require/forbid fields, not "
-                            "both.",
+            return fail(ps,
+                        "Rule %zu must either compare fields or require/forbid fields, not "
+                        "both.",
                         ri + 1);
         int o = -1;
         if (cJSON_IsString(op)) {
@@ -573,10 +576,10 @@ static int parse_cubes(struct parser *ps, const cJSON *j)
 
 static int parse_definition(struct parser *ps, const cJSON *root)
 {
-    static const char *const keys[] = {
-        "code",     "version",     "title",   "description",      "agency",
-        "classification", "access", "update_frequency", "key", "time_field",
-        "fields",   "rules",       "dimensions", "measures",      "cubes"};
+    static const char *const keys[] = {"code",       "version",        "title",  "description",
+                                       "agency",     "classification", "access", "update_frequency",
+                                       "key",        "time_field",     "fields", "rules",
+                                       "dimensions", "measures",       "cubes"};
     struct dtm_dataset *ds = ps->ds;
     const cJSON *c;
     int rc;
@@ -611,16 +614,18 @@ static int parse_definition(struct parser *ps, const cJSON *root)
         (rc = get_str(ps, c, MAX_TEXT_LEN, &ds->agency, "The managing agency")))
         return rc;
     if ((c = member(root, "classification"))) {
-        if (cJSON_IsString(c) && (strcmp(c->valuestring, "secret") == 0 ||
-                                  strcmp(c->valuestring, "top_secret") == 0))
+        if (cJSON_IsString(c) &&
+            (strcmp(c->valuestring, "secret") == 0 || strcmp(c->valuestring, "top_secret") == 0))
             /* S4: state-secret data is out of scope for DTM. */
-            return fail(ps, "Dataset '%s' is classified secret, and secret data is out of scope "
-                            "for DTM.",
+            return fail(ps,
+                        "Dataset '%s' is classified secret, and secret data is out of scope "
+                        "for DTM.",
                         ds->code);
         if (!cJSON_IsString(c) ||
             lookup(c->valuestring, classifications, DTM_ARRAY_LEN(classifications)) < 0)
-            return fail(ps, "The classification of dataset '%s' must be public, internal or "
-                            "confidential.",
+            return fail(ps,
+                        "The classification of dataset '%s' must be public, internal or "
+                        "confidential.",
                         ds->code);
         ds->classification = dupstr(c->valuestring);
     } else {
@@ -634,8 +639,9 @@ static int parse_definition(struct parser *ps, const cJSON *root)
     if ((c = member(root, "update_frequency"))) {
         if (!cJSON_IsString(c) ||
             lookup(c->valuestring, frequencies, DTM_ARRAY_LEN(frequencies)) < 0)
-            return fail(ps, "The update_frequency of dataset '%s' must be realtime, hourly, daily, "
-                            "weekly, monthly, quarterly, yearly or irregular.",
+            return fail(ps,
+                        "The update_frequency of dataset '%s' must be realtime, hourly, daily, "
+                        "weekly, monthly, quarterly, yearly or irregular.",
                         ds->code);
         if (!(ds->update_frequency = dupstr(c->valuestring)))
             return oom(ps);
@@ -643,8 +649,7 @@ static int parse_definition(struct parser *ps, const cJSON *root)
 
     /* fields */
     c = member(root, "fields");
-    if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) < 1 ||
-        cJSON_GetArraySize(c) > DTM_MAX_FIELDS)
+    if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) < 1 || cJSON_GetArraySize(c) > DTM_MAX_FIELDS)
         return fail(ps, "Dataset '%s' must define from 1 to %d fields.", ds->code, DTM_MAX_FIELDS);
     size_t nf = (size_t)cJSON_GetArraySize(c);
     if (!(ds->fields = calloc(nf, sizeof *ds->fields)))
@@ -690,8 +695,8 @@ static int parse_definition(struct parser *ps, const cJSON *root)
     }
 
     if ((c = member(root, "dimensions"))) {
-        if ((rc = get_field_list(ps, c, 0, DTM_MAX_FIELDS, &ds->dims, &ds->ndims,
-                                 "\"dimensions\"")))
+        if ((rc =
+                 get_field_list(ps, c, 0, DTM_MAX_FIELDS, &ds->dims, &ds->ndims, "\"dimensions\"")))
             return rc;
         for (size_t k = 0; k < ds->ndims; k++)
             if (ds->fields[ds->dims[k]].personal)

@@ -156,8 +156,7 @@ const struct dtm_dataset *dtm_dict_get(const struct dtm_dict *d, struct dtm_str 
 {
     if (!d || !code.p)
         return NULL;
-    struct snapshot *s =
-        atomic_load_explicit(&((struct dtm_dict *)d)->cur, memory_order_acquire);
+    struct snapshot *s = atomic_load_explicit(&((struct dtm_dict *)d)->cur, memory_order_acquire);
     long at = search(s, code);
     return at >= 0 ? s->items[at] : NULL;
 }

@@ -162,7 +162,7 @@ static size_t canon_number(struct dtm_str s, char out[NUM_MAX], bool *fraction)
 
     /* digits D = int digits then fraction digits; the point sits after `point` of them */
     size_t nd = int_n + frac_n;
-#define DIGIT(k) ((k) < int_n ? int_p[(k)] : frac_p[(k) - int_n])
+#define DIGIT(k) ((k) < int_n ? int_p[(k)] : frac_p[(k)-int_n])
     long point = (long)int_n + exp;
     long first = -1, last = -1; /* first and last non-zero digit */
     for (size_t k = 0; k < nd; k++)
@@ -422,8 +422,7 @@ static bool check_string(struct ctx *c, int fi)
             field_err(c, fi, "internal", NULL);
             return false;
         }
-        int rc = pcre2_match(f->pattern_code, (PCRE2_SPTR)v->text.p, v->text.n, 0, 0, c->md,
-                             NULL);
+        int rc = pcre2_match(f->pattern_code, (PCRE2_SPTR)v->text.p, v->text.n, 0, 0, c->md, NULL);
         if (rc < 0) { /* no match, or a match error (limits, bad UTF-8): not accepted */
             field_err(c, fi, "pattern", f->pattern);
             return false;
@@ -450,13 +449,18 @@ static void enum_values_arg(const struct dtm_field_def *f, char *out, size_t out
     }
 }
 
+static const char *const type_name[] = {
+    [DTM_T_STRING] = "string",   [DTM_T_INTEGER] = "integer", [DTM_T_DECIMAL] = "decimal",
+    [DTM_T_BOOLEAN] = "boolean", [DTM_T_DATE] = "date",       [DTM_T_DATETIME] = "datetime",
+    [DTM_T_ENUM] = "enum"};
+
 /* Checks the text of present field fi and sets its canonical text and typed value. Returns
  * false (after adding the error) when the value is invalid. */
 static bool check_value(struct ctx *c, int fi)
 {
     const struct dtm_field_def *f = &c->ds->fields[fi];
     struct dtm_value *v = &c->rec->v[fi];
-    const char *tname = dtm_ftype_name(f->type);
+    const char *tname = type_name[f->type];
     char buf[NUM_MAX];
 
     /* S4: state secrets are out of scope — before the enum check, whatever the field's type */
@@ -644,17 +648,27 @@ static void check_rules(struct ctx *c, uint64_t valid)
         const struct dtm_rule *r = &ds->rules[ri];
         if (!cond_holds(rec, valid, r))
             continue;
-        bool custom = strcmp(r->code, "rule") != 0;
-        if (r->nrequire || r->nforbid)
-            cond_arg(ds, r, arg, sizeof arg);
-        for (size_t k = 0; k < r->nrequire; k++)
-            if (!rec->v[r->require[k]].present)
-                add_err(c, dtm_str_c(ds->fields[r->require[k]].name),
-                        custom ? r->code : "required", arg, r);
-        for (size_t k = 0; k < r->nforbid; k++)
-            if (rec->v[r->forbid[k]].present)
-                add_err(c, dtm_str_c(ds->fields[r->forbid[k]].name),
-                        custom ? r->code : "forbidden", arg, r);
+        bool custom = strcmp(r->code, "rule") != 0, have_arg = false;
+        for (size_t k = 0; k < r->nrequire; k++) {
+            if (rec->v[r->require[k]].present)
+                continue;
+            if (!have_arg) { /* built only on error: this is the hot path */
+                cond_arg(ds, r, arg, sizeof arg);
+                have_arg = true;
+            }
+            add_err(c, dtm_str_c(ds->fields[r->require[k]].name), custom ? r->code : "required",
+                    arg, r);
+        }
+        for (size_t k = 0; k < r->nforbid; k++) {
+            if (!rec->v[r->forbid[k]].present)
+                continue;
+            if (!have_arg) {
+                cond_arg(ds, r, arg, sizeof arg);
+                have_arg = true;
+            }
+            add_err(c, dtm_str_c(ds->fields[r->forbid[k]].name), custom ? r->code : "forbidden",
+                    arg, r);
+        }
         if (r->op == DTM_OP_NONE)
             continue;
         bool skip = false;

@@ -205,8 +205,8 @@ static void test_other_builtins(void **state)
     dtm_dataset_free(ds);
 
     ds = builtin("documents");
-    ENUM(ds, "doc_type", "strategy", "plan", "policy", "legal", "standard",
-         "technical_regulation", "norm", "other");
+    ENUM(ds, "doc_type", "strategy", "plan", "policy", "legal", "standard", "technical_regulation",
+         "norm", "other");
     assert_string_equal(fdef(ds, "url")->pattern, "^https?://");
     assert_int_equal(fdef(ds, "issued_at")->type, DTM_T_DATE);
     dtm_dataset_free(ds);
@@ -278,7 +278,8 @@ static const struct broken broken[] = {
      "may only have one \"vi\" and one \"en\" text"},
     {HEAD "\"key\":[\"id\"],\"fields\":[]}", "from 1 to 64 fields"},
     {HEAD "\"fields\":[" ID "]}", "has no key"},
-    {BASE(",{\"name\":\"x\",\"type\":\"string\",\"colour\":1}", ""), "Unknown key 'colour' in field 'x'"},
+    {BASE(",{\"name\":\"x\",\"type\":\"string\",\"colour\":1}", ""),
+     "Unknown key 'colour' in field 'x'"},
     {BASE(",{\"name\":\"1x\",\"type\":\"string\"}", ""), "Field name '1x' is invalid"},
     {BASE(",{\"name\":\"Xx\",\"type\":\"string\"}", ""), "Field name 'Xx' is invalid"},
     {BASE(",{\"name\":\"a234567890123456789012345678901234567890123456789012345678901234\","
@@ -330,7 +331,8 @@ static const struct broken broken[] = {
      "mask must be hash"},
     {BASE(",{\"name\":\"at\",\"type\":\"string\",\"required\":true}", ",\"time_field\":\"at\""),
      "must be a date or datetime"},
-    {BASE(",{\"name\":\"at\",\"type\":\"datetime\"}", ",\"time_field\":\"at\""), "must be required"},
+    {BASE(",{\"name\":\"at\",\"type\":\"datetime\"}", ",\"time_field\":\"at\""),
+     "must be required"},
     {BASE("", ",\"time_field\":\"at\""), "must name one of its fields"},
     {BASE(",{\"name\":\"s\",\"type\":\"string\"}", ",\"measures\":[\"s\"]"),
      "Measure 's' must be an integer or decimal"},
@@ -346,11 +348,11 @@ static const struct broken broken[] = {
     {BASE(",{\"name\":\"a\",\"type\":\"string\"},{\"name\":\"b\",\"type\":\"string\"}",
           ",\"dimensions\":[\"a\",\"b\"],\"cubes\":[[\"a\",\"b\"],[\"b\",\"a\"]]"),
      "same dimensions"},
-    {BASE("", ",\"rules\":[{\"if\":{\"zz\":\"x\"},\"require\":[\"id\"]}]"),
-     "unknown field 'zz'"},
+    {BASE("", ",\"rules\":[{\"if\":{\"zz\":\"x\"},\"require\":[\"id\"]}]"), "unknown field 'zz'"},
     {BASE("", ",\"rules\":[{\"require\":[\"zz\"]}]"), "unknown field 'zz'"},
     {BASE("", ",\"rules\":[{\"if\":{\"id\":\"x\"}}]"), "must require, forbid or compare"},
-    {BASE("", ",\"rules\":[{\"require\":[\"id\"],\"colour\":1}]"), "Unknown key 'colour' in rule 1"},
+    {BASE("", ",\"rules\":[{\"require\":[\"id\"],\"colour\":1}]"),
+     "Unknown key 'colour' in rule 1"},
     {BASE(",{\"name\":\"a\",\"type\":\"integer\"}",
           ",\"rules\":[{\"left\":[\"a\"],\"op\":\"!=\",\"right\":[\"a\"]}]"),
      "op of rule 1"},
@@ -413,16 +415,17 @@ static void test_full_definition(void **state)
 {
     (void)state;
     struct dtm_dataset *ds = parse_ok(
-        HEAD "\"version\":3,\"key\":[\"id\"],\"time_field\":\"at\",\"fields\":[" ID
-             ",{\"name\":\"at\",\"type\":\"date\",\"required\":true},"
-             "{\"name\":\"n\",\"type\":\"integer\",\"min\":-5,\"max\":5},"
-             "{\"name\":\"ok\",\"type\":\"boolean\"},"
-             "{\"name\":\"k\",\"type\":\"enum\",\"values\":[\"a\",\"b\"]},"
-             "{\"name\":\"e\",\"type\":\"string\",\"personal\":true,\"mask\":\"hash\"}],"
-             "\"rules\":[{\"if\":{\"ok\":true,\"k\":\"a\"},\"forbid\":[\"n\"],\"code\":\"no_n\","
-             "\"message\":{\"vi\":\"Không có n.\",\"en\":\"No n.\"}},"
-             "{\"left\":[\"n\"],\"op\":\"==\",\"right\":[\"n\"]}],"
-             "\"dimensions\":[\"k\",\"ok\"],\"measures\":[\"n\"],\"cubes\":[[\"k\"],[\"k\",\"ok\"]]}");
+        HEAD
+        "\"version\":3,\"key\":[\"id\"],\"time_field\":\"at\",\"fields\":[" ID
+        ",{\"name\":\"at\",\"type\":\"date\",\"required\":true},"
+        "{\"name\":\"n\",\"type\":\"integer\",\"min\":-5,\"max\":5},"
+        "{\"name\":\"ok\",\"type\":\"boolean\"},"
+        "{\"name\":\"k\",\"type\":\"enum\",\"values\":[\"a\",\"b\"]},"
+        "{\"name\":\"e\",\"type\":\"string\",\"personal\":true,\"mask\":\"hash\"}],"
+        "\"rules\":[{\"if\":{\"ok\":true,\"k\":\"a\"},\"forbid\":[\"n\"],\"code\":\"no_n\","
+        "\"message\":{\"vi\":\"Không có n.\",\"en\":\"No n.\"}},"
+        "{\"left\":[\"n\"],\"op\":\"==\",\"right\":[\"n\"]}],"
+        "\"dimensions\":[\"k\",\"ok\"],\"measures\":[\"n\"],\"cubes\":[[\"k\"],[\"k\",\"ok\"]]}");
     assert_int_equal(ds->version, 3);
     assert_int_equal(ds->time_field, 1);
     assert_int_equal(ds->system_field, -1);
@@ -468,9 +471,9 @@ static void test_registry(void **state)
     assert_false(ds->builtin);
 
     /* replace one: the old definition stays readable until destroy */
-    struct dtm_dataset *ds2 =
-        parse_ok("{\"code\":\"transactions\",\"version\":2,\"title\":{\"en\":\"T\"},\"key\":[\"id\"],"
-                 "\"fields\":[" ID "]}");
+    struct dtm_dataset *ds2 = parse_ok(
+        "{\"code\":\"transactions\",\"version\":2,\"title\":{\"en\":\"T\"},\"key\":[\"id\"],"
+        "\"fields\":[" ID "]}");
     assert_int_equal(dtm_dict_put(d, ds2), DTM_OK);
     assert_int_equal(dtm_dict_count(d), 8);
     assert_int_equal(dtm_dict_get(d, DTM_STR("transactions"))->version, 2);
@@ -484,10 +487,14 @@ static void test_registry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_builtin_parses), cmocka_unit_test(test_transactions),
-        cmocka_unit_test(test_other_builtins),       cmocka_unit_test(test_canonical_json),
-        cmocka_unit_test(test_field_lookup),         cmocka_unit_test(test_broken_definitions),
-        cmocka_unit_test(test_too_many_fields),      cmocka_unit_test(test_full_definition),
+        cmocka_unit_test(test_every_builtin_parses),
+        cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_other_builtins),
+        cmocka_unit_test(test_canonical_json),
+        cmocka_unit_test(test_field_lookup),
+        cmocka_unit_test(test_broken_definitions),
+        cmocka_unit_test(test_too_many_fields),
+        cmocka_unit_test(test_full_definition),
         cmocka_unit_test(test_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -126,10 +126,10 @@ static void test_record_raw(void **state)
     struct dtm_dataset *ds = NULL;
     char err[256];
     assert_int_equal(dtm_dataset_parse(dtm_str_c(def), &ds, err, sizeof err), DTM_OK);
-    static const char *const kv[] = {"id",    "r1",         "pid",  "001234567890",
-                                     "email", "an@example.vn", "note", "ốm",
-                                     "phone", "0912345678", "city", "Hà Nội",
-                                     "n",     "5"};
+    static const char *const kv[] = {
+        "id",   "r1", "pid",   "001234567890", "email", "an@example.vn",
+        "note", "ốm", "phone", "0912345678",   "city",  "Hà Nội",
+        "n",    "5"};
     struct dtm_in_record in;
     build(&in, kv, DTM_ARRAY_LEN(kv));
     struct dtm_record rec;
@@ -160,9 +160,9 @@ static void test_record_masked_mode(void **state)
     snprintf(hex, sizeof hex, "%.*s", (int)h.n, h.p);
 
     /* raw values in masked mode: every personal field masked, partial when no mask is named */
-    static const char *const raw[] = {"id",    "r1",         "pid",  "001234567890",
-                                      "email", "an@example.vn", "note", "ốm",
-                                      "phone", "0912345678", "city", "Hà Nội"};
+    static const char *const raw[] = {
+        "id",   "r1", "pid",   "001234567890", "email", "an@example.vn",
+        "note", "ốm", "phone", "0912345678",   "city",  "Hà Nội"};
     struct dtm_in_record in;
     build(&in, raw, DTM_ARRAY_LEN(raw));
     struct dtm_record rec;
@@ -178,8 +178,8 @@ static void test_record_masked_mode(void **state)
     dtm_buf_free(&b);
 
     /* values the sender already masked are kept as they are (not masked twice) */
-    const char *premasked[] = {"id", "r1", "pid", "0012******90", "email", hex, "phone",
-                               "09********"};
+    const char *premasked[] = {"id",    "r1", "pid",   "0012******90",
+                               "email", hex,  "phone", "09********"};
     build(&in, premasked, DTM_ARRAY_LEN(premasked));
     assert_int_equal(dtm_validate(ds, &in, 0, &rec, a, DTM_MODE_MASKED, NULL, 0), 0);
     const char *pid_in = rec.v[1].text.p, *email_in = rec.v[2].text.p;
@@ -204,20 +204,21 @@ static void test_builtin_transactions(void **state)
     struct dtm_arena *a = *state;
     struct dtm_dict *d = dtm_dict_create();
     const struct dtm_dataset *ds = dtm_dict_get(d, DTM_STR("transactions"));
-    static const char *const kv[] = {"txn_id",      "T1",         "system_code", "sys-1",
-                                     "service_code", "1.000001",  "status",      "success",
-                                     "started_at",  "2026-10-05T08:30:00Z", "citizen_id",
-                                     "001234567890", "business_id", "0101234567"};
+    static const char *const kv[] = {
+        "txn_id",     "T1",           "system_code", "sys-1",      "service_code",
+        "1.000001",   "status",       "success",     "started_at", "2026-10-05T08:30:00Z",
+        "citizen_id", "001234567890", "business_id", "0101234567"};
     struct dtm_in_record in;
     build(&in, kv, DTM_ARRAY_LEN(kv));
     struct dtm_record rec;
     assert_int_equal(dtm_validate(ds, &in, 0, &rec, a, DTM_MODE_RAW, NULL, 0), 0);
     assert_int_equal(dtm_mask_record(&rec, DTM_MODE_RAW, key1, a), DTM_OK);
     struct dtm_buf b;
-    assert_string_equal(json_of(&rec, &b),
-                        "{\"txn_id\":\"T1\",\"system_code\":\"sys-1\",\"service_code\":\"1.000001\","
-                        "\"status\":\"success\",\"started_at\":\"2026-10-05T08:30:00Z\","
-                        "\"citizen_id\":\"0012******90\",\"business_id\":\"0101234567\"}");
+    assert_string_equal(
+        json_of(&rec, &b),
+        "{\"txn_id\":\"T1\",\"system_code\":\"sys-1\",\"service_code\":\"1.000001\","
+        "\"status\":\"success\",\"started_at\":\"2026-10-05T08:30:00Z\","
+        "\"citizen_id\":\"0012******90\",\"business_id\":\"0101234567\"}");
     dtm_buf_free(&b);
     dtm_dict_destroy(d);
 }
@@ -225,9 +226,12 @@ static void test_builtin_transactions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_partial),         cmocka_unit_test(test_hash),
-        cmocka_unit_test(test_redact_and_none), cmocka_unit_test(test_record_raw),
-        cmocka_unit_test(test_record_masked_mode), cmocka_unit_test(test_builtin_transactions),
+        cmocka_unit_test(test_partial),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_redact_and_none),
+        cmocka_unit_test(test_record_raw),
+        cmocka_unit_test(test_record_masked_mode),
+        cmocka_unit_test(test_builtin_transactions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -196,9 +196,9 @@ static void test_integers(void **state)
     struct fixture *fx = *state;
     static const struct {
         const char *in, *out;
-    } ok[] = {{"12", "12"},   {"+12", "12"},   {"0012", "12"}, {"0", "0"},     {"-0", "0"},
-              {"12.0", "12"}, {"1e2", "100"},  {"1.5e1", "15"}, {"100", "100"}, {"00", "0"},
-              {"1E+1", "10"}, {"1000e-1", "100"}};
+    } ok[] = {{"12", "12"},   {"+12", "12"},  {"0012", "12"}, {"0", "0"},
+              {"-0", "0"},    {"12.0", "12"}, {"1e2", "100"}, {"1.5e1", "15"},
+              {"100", "100"}, {"00", "0"},    {"1E+1", "10"}, {"1000e-1", "100"}};
     for (size_t i = 0; i < DTM_ARRAY_LEN(ok); i++) {
         RUN(fx, "n", ok[i].in);
         assert_valid(fx);
@@ -208,8 +208,8 @@ static void test_integers(void **state)
     assert_int_equal(val(fx, "n")->i, 42);
     assert_true(val(fx, "n")->d == 42.0);
 
-    static const char *const bad[] = {"12.5", "abc", "1 2", " 12", "12 ", "--1", "+",  "",
-                                      "0x10", "1e",  "1.",  ".5",  "1e-1", "١٢", "1,5"};
+    static const char *const bad[] = {"12.5", "abc", "1 2", " 12", "12 ",  "--1", "+",  "",
+                                      "0x10", "1e",  "1.",  ".5",  "1e-1", "١٢",  "1,5"};
     for (size_t i = 0; i < DTM_ARRAY_LEN(bad); i++) {
         if (!bad[i][0])
             continue;
@@ -239,9 +239,8 @@ static void test_integers(void **state)
     add(fx, "id", "r1", DTM_IN_STRING);
     add(fx, "at", "2026-10-05T08:30:00Z", DTM_IN_STRING);
     add(fx, "n", "7", DTM_IN_NUMBER);
-    assert_int_equal(dtm_validate(fx->ds, &fx->in, 0, &fx->rec, &fx->arena, DTM_MODE_RAW,
-                                  fx->errs, 32),
-                     0);
+    assert_int_equal(
+        dtm_validate(fx->ds, &fx->in, 0, &fx->rec, &fx->arena, DTM_MODE_RAW, fx->errs, 32), 0);
     assert_int_equal(val(fx, "n")->i, 7);
 }
 
@@ -251,10 +250,17 @@ static void test_decimals(void **state)
     static const struct {
         const char *in, *out;
         double d;
-    } ok[] = {{"12.50", "12.5", 12.5},   {"0012", "12", 12},      {"-0.0", "0", 0},
-              {"0.50", "0.5", 0.5},      {"000.5", "0.5", 0.5},   {"1.5e2", "150", 150},
-              {"1E-2", "0.01", 0.01},    {"-1.25", "-1.25", -1.25}, {"+3", "3", 3},
-              {"999.999", "999.999", 999.999}, {"12345e-7", "0.0012345", 0.0012345},
+    } ok[] = {{"12.50", "12.5", 12.5},
+              {"0012", "12", 12},
+              {"-0.0", "0", 0},
+              {"0.50", "0.5", 0.5},
+              {"000.5", "0.5", 0.5},
+              {"1.5e2", "150", 150},
+              {"1E-2", "0.01", 0.01},
+              {"-1.25", "-1.25", -1.25},
+              {"+3", "3", 3},
+              {"999.999", "999.999", 999.999},
+              {"12345e-7", "0.0012345", 0.0012345},
               {"0.000", "0", 0}};
     for (size_t i = 0; i < DTM_ARRAY_LEN(ok); i++) {
         RUN(fx, "x", ok[i].in);
@@ -263,8 +269,8 @@ static void test_decimals(void **state)
         if (val(fx, "x")->d != ok[i].d)
             fail_msg("%s: %.17g, want %.17g", ok[i].in, val(fx, "x")->d, ok[i].d);
     }
-    static const char *const bad[] = {"12.", ".5", "1e", "abc", "1.2.3", "1e9999", "NaN",
-                                      "Infinity", "1,5"};
+    static const char *const bad[] = {"12.",    ".5",  "1e",       "abc", "1.2.3",
+                                      "1e9999", "NaN", "Infinity", "1,5"};
     for (size_t i = 0; i < DTM_ARRAY_LEN(bad); i++) {
         RUN(fx, "x", bad[i]);
         assert_err(fx, "x", "type", "decimal");
@@ -282,8 +288,8 @@ static void test_booleans(void **state)
     struct fixture *fx = *state;
     static const struct {
         const char *in, *out;
-    } ok[] = {{"true", "true"}, {"TRUE", "true"}, {"1", "true"},
-              {"False", "false"}, {"0", "false"}, {"false", "false"}};
+    } ok[] = {{"true", "true"},   {"TRUE", "true"}, {"1", "true"},
+              {"False", "false"}, {"0", "false"},   {"false", "false"}};
     for (size_t i = 0; i < DTM_ARRAY_LEN(ok); i++) {
         RUN(fx, "ok", ok[i].in, "day", "2026-01-01");
         assert_valid(fx);
@@ -307,9 +313,9 @@ static void test_dates(void **state)
     assert_int_equal(val(fx, "day")->i, 0);
     RUN(fx, "day", "2000-02-29");
     assert_valid(fx);
-    static const char *const bad[] = {"2023-02-29", "1900-02-29", "2024-13-01", "2024-00-10",
-                                      "2024-04-31", "2024-1-01",  "24-01-01",   "2024/01/01",
-                                      "2024-01-01T00:00:00", "0000-01-01", "today"};
+    static const char *const bad[] = {
+        "2023-02-29", "1900-02-29", "2024-13-01",          "2024-00-10", "2024-04-31", "2024-1-01",
+        "24-01-01",   "2024/01/01", "2024-01-01T00:00:00", "0000-01-01", "today"};
     for (size_t i = 0; i < DTM_ARRAY_LEN(bad); i++) {
         RUN(fx, "day", bad[i]);
         assert_err(fx, "day", "type", "date");
@@ -472,8 +478,7 @@ static void test_all_errors_collected(void **state)
     assert_int_equal(n, 8);
     assert_string_equal(two[1].field, "id");
     assert_int_equal(two[1].index, 3);
-    assert_int_equal(dtm_validate(fx->ds, &fx->in, 3, &fx->rec, &fx->arena, DTM_MODE_RAW, NULL,
-                                  0),
+    assert_int_equal(dtm_validate(fx->ds, &fx->in, 3, &fx->rec, &fx->arena, DTM_MODE_RAW, NULL, 0),
                      8);
 
     /* an over-long unknown name is cut on a character boundary */
@@ -539,10 +544,11 @@ static void test_record_json(void **state)
     RUN(fx, "n", "007", "x", "12.50", "ok", "TRUE", "day", "2024-02-29", "kind", "a", "name",
         "Hà\"N", "end", "2026-10-05 09:00", "classification", "", "reason", "a\\b\n");
     assert_valid(fx);
-    assert_string_equal(record_json(fx, &b),
-                        "{\"id\":\"r1\",\"n\":7,\"x\":12.5,\"ok\":true,\"day\":\"2024-02-29\","
-                        "\"at\":\"2026-10-05T08:30:00+07:00\",\"end\":\"2026-10-05T09:00:00+07:00\","
-                        "\"kind\":\"a\",\"name\":\"Hà\\\"N\",\"reason\":\"a\\\\b\\n\"}");
+    assert_string_equal(
+        record_json(fx, &b),
+        "{\"id\":\"r1\",\"n\":7,\"x\":12.5,\"ok\":true,\"day\":\"2024-02-29\","
+        "\"at\":\"2026-10-05T08:30:00+07:00\",\"end\":\"2026-10-05T09:00:00+07:00\","
+        "\"kind\":\"a\",\"name\":\"Hà\\\"N\",\"reason\":\"a\\\\b\\n\"}");
     dtm_buf_free(&b);
 }
 
@@ -554,13 +560,22 @@ static void test_builtin_transactions(void **state)
     struct dtm_arena arena;
     dtm_arena_init(&arena, 4096);
     struct dtm_in_record in = {0};
-    static const char *const kv[] = {
-        "txn_id", "T-0001", "system_code", "dvc.bo-kh", "agency_code", "G12",
-        "service_code", "1.001234", "channel", "web", "status", "failed",
-        "error_reason", "Hết thời gian chờ", "started_at", "2026-10-05T08:30:00+07:00",
-        "finished_at", "2026-10-05T08:30:01.250+07:00", "response_ms", "1250",
-        "citizen_id", "001234567890", "business_id", "0101234567-001", "amount", "50000.00",
-        "region_code", "01", "priority", "normal", "classification", "internal"};
+    static const char *const kv[] = {"txn_id",         "T-0001",
+                                     "system_code",    "dvc.bo-kh",
+                                     "agency_code",    "G12",
+                                     "service_code",   "1.001234",
+                                     "channel",        "web",
+                                     "status",         "failed",
+                                     "error_reason",   "Hết thời gian chờ",
+                                     "started_at",     "2026-10-05T08:30:00+07:00",
+                                     "finished_at",    "2026-10-05T08:30:01.250+07:00",
+                                     "response_ms",    "1250",
+                                     "citizen_id",     "001234567890",
+                                     "business_id",    "0101234567-001",
+                                     "amount",         "50000.00",
+                                     "region_code",    "01",
+                                     "priority",       "normal",
+                                     "classification", "internal"};
     for (size_t i = 0; i < DTM_ARRAY_LEN(kv); i += 2) {
         in.f[in.nfields].name = dtm_str_c(kv[i]);
         in.f[in.nfields].value = dtm_str_c(kv[i + 1]);
