@@ -67,7 +67,10 @@ static int reply_answer(struct dtm_req *r, int status, const char *body, size_t 
 {
     if (replay)
         dtm_http_add_header(r, "Idempotency-Replayed", "true");
-    return dtm_http_reply(r, status, "application/json; charset=utf-8", body, len);
+    return dtm_http_reply(r, status,
+                          status >= 400 ? "application/problem+json; charset=utf-8"
+                                        : "application/json; charset=utf-8",
+                          body, len);
 }
 
 static int idem_conflict(struct dtm_req *r)
@@ -90,6 +93,42 @@ static int resumed(struct dtm_req *r)
                           in->job.replayed);
     dtm_buf_free(&in->job.answer);
     return rc;
+}
+
+/* Hands a job to the writer and suspends the request until it is committed. */
+static int submit(struct dtm_req *r, struct ingest *in)
+{
+    int rc;
+    r->async = in;
+    dtm_http_suspend(r, resumed);
+    if ((rc = dtm_writer_submit(dtm_http_env(r)->writer, &in->job))) {
+        in->job.rc = rc;
+        dtm_http_resume(r);
+    }
+    return DTM_HTTP_ASYNC;
+}
+
+/* Answers a problem with the data. With an Idempotency-Key the answer is first kept (by the
+ * writer, durably) so that a retry gets exactly this answer again. */
+__attribute__((format(printf, 7, 8))) static int
+data_problem(struct dtm_req *r, struct ingest *in, int status, const char *code, const char *title,
+             const char *extra, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+    va_start(ap, fmt);
+    if (!in->job.idem_key.n) {
+        rc = dtm_http_problem_v(r, status, code, title, extra, fmt, ap);
+        va_end(ap);
+        return rc;
+    }
+    rc = dtm_http_problem_build(r, status, code, title, extra, &in->job.answer, fmt, ap);
+    va_end(ap);
+    if (rc)
+        return rc;
+    in->job.preset = true;
+    in->job.status = status;
+    return submit(r, in);
 }
 
 static bool flag(const char *v, bool *out)
@@ -117,19 +156,28 @@ static bool valid_idem_key(struct dtm_str k)
     return true;
 }
 
-__attribute__((format(printf, 6, 7))) static int
-problem_records(struct dtm_req *r, int status, const char *code, const char *title,
-                const struct dtm_ingest_out *o, const char *fmt, ...)
+/* 422 with the record errors. */
+__attribute__((format(printf, 4, 5))) static int
+problem_records(struct dtm_req *r, struct ingest *in, const struct dtm_ingest_out *o,
+                const char *fmt, ...)
 {
-    struct dtm_buf x;
+    struct dtm_buf x, b;
     va_list ap;
     int rc;
     dtm_buf_init(&x, 32 << 20);
     dtm_buf_printf(&x, "\"accepted\":0,\"rejected\":%zu,", o->rejected);
     dtm_api_errors_json(&x, o->errs, o->nerrs, r->lang);
+    if (x.err) {
+        rc = x.err;
+        dtm_buf_free(&x);
+        return rc;
+    }
+    dtm_buf_init(&b, 4096);
     va_start(ap, fmt);
-    rc = dtm_http_problem_v(r, status, code, title, x.err ? NULL : x.p, fmt, ap);
+    dtm_buf_vprintf(&b, dtm_tr(r->lang, fmt), ap);
     va_end(ap);
+    rc = data_problem(r, in, 422, "validation", "Invalid data", x.p, "%s", b.p ? b.p : "");
+    dtm_buf_free(&b);
     dtm_buf_free(&x);
     return rc;
 }
@@ -224,6 +272,18 @@ int dtm_api_ingest(struct dtm_req *r)
         return DTM_ENOMEM;
     memset(in, 0, sizeof(*in));
     in->r = r;
+    in->job.dataset = ds->code;
+    in->job.system_code = r->sys.code;
+    in->job.request_id = r->request_id;
+    in->job.answer_fn = answer;
+    in->job.ctx = in;
+    in->job.done = done;
+    in->job.idem_ttl_us = env->conf->idempotency_ttl * 1000000;
+    dtm_buf_init(&in->job.answer, 64 << 20);
+    if (idem.n) {
+        in->job.idem_key = idem;
+        memcpy(in->job.idem_hash, ih, 32);
+    }
     {
         struct dtm_ingest_in pin = {
             .ds = ds,
@@ -260,18 +320,18 @@ int dtm_api_ingest(struct dtm_req *r)
             dtm_buf_free(&m);
         }
         dtm_buf_addc(&x, "}]");
-        rc = dtm_http_problem_ext(r, 400, "malformed", "Malformed body", x.err ? NULL : x.p,
-                                  "The body is not valid %s at line %zu, byte %zu: %s.",
-                                  dtm_format_name(fmt), d->line, d->col,
-                                  d->detail[0] ? d->detail : "syntax error");
+        rc = data_problem(r, in, 400, "malformed", "Malformed body", x.err ? NULL : x.p,
+                          "The body is not valid %s at line %zu, byte %zu: %s.",
+                          dtm_format_name(fmt), d->line, d->col,
+                          d->detail[0] ? d->detail : "syntax error");
         dtm_buf_free(&x);
         return rc;
     }
     case DTM_ETOOBIG:
-        return dtm_http_problem(r, 413, "too_many_records", "Too many records",
-                                "A request may carry at most %lld records; send more as a batch "
-                                "(POST /api/v1/batches).",
-                                (long long)env->conf->max_records);
+        return data_problem(r, in, 413, "too_many_records", "Too many records", NULL,
+                            "A request may carry at most %lld records; send more as a batch "
+                            "(POST /api/v1/batches).",
+                            (long long)env->conf->max_records);
     case DTM_EFORBIDDEN:
         return dtm_http_problem(r, 403, "forbidden_system_code", "Forbidden",
                                 "System %s may not send records of system %s.", r->sys.code,
@@ -280,38 +340,18 @@ int dtm_api_ingest(struct dtm_req *r)
         return in->out.rc;
     }
     if (in->out.total == 0)
-        return dtm_http_problem(r, 422, "no_records", "No records",
-                                "The body contains no records.");
+        return data_problem(r, in, 422, "no_records", "No records", NULL,
+                            "The body contains no records.");
     if (in->out.nrecs == 0)
-        return problem_records(r, 422, "validation", "Invalid data", &in->out,
-                               "None of the %zu records is valid (%zu errors).", in->out.total,
-                               in->out.errs_total);
+        return problem_records(r, in, &in->out, "None of the %zu records is valid (%zu errors).",
+                               in->out.total, in->out.errs_total);
     if (atomic && in->out.rejected)
-        return problem_records(r, 422, "validation", "Invalid data", &in->out,
+        return problem_records(r, in, &in->out,
                                "%zu of %zu records are invalid; with atomic=true nothing was "
                                "stored.",
                                in->out.rejected, in->out.total);
-
-    in->job.dataset = ds->code;
-    in->job.system_code = r->sys.code;
-    in->job.request_id = r->request_id;
     in->job.recs = in->out.recs;
     in->job.nrecs = in->out.nrecs;
     in->job.rejected = in->out.rejected;
-    in->job.answer_fn = answer;
-    in->job.ctx = in;
-    in->job.done = done;
-    in->job.idem_ttl_us = env->conf->idempotency_ttl * 1000000;
-    dtm_buf_init(&in->job.answer, 64 << 20);
-    if (idem.n) {
-        in->job.idem_key = idem;
-        memcpy(in->job.idem_hash, ih, 32);
-    }
-    r->async = in;
-    dtm_http_suspend(r, resumed);
-    if ((rc = dtm_writer_submit(env->writer, &in->job))) {
-        in->job.rc = rc;
-        dtm_http_resume(r);
-    }
-    return DTM_HTTP_ASYNC;
+    return submit(r, in);
 }

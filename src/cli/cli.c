@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const struct {
     const char *name;
@@ -196,6 +197,7 @@ static void help(FILE *f)
 int dtm_cli_main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;
+    umask(077); /* keys, database and logs of a data dir are for its owner only */
     if (!cmd) {
         help(stderr);
         return DTM_EXIT_USAGE;

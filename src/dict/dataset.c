@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cJSON.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -663,6 +664,15 @@ static int parse_definition(struct parser *ps, const cJSON *root)
     if (ds->system_field >= 0 && ds->fields[ds->system_field].type != DTM_T_STRING)
         return fail(ps, "Field 'system_code' must be a string.");
     ds->classification_field = field_index(ds, "classification");
+    if (ds->classification_field >= 0) { /* S4: a secret record is always refused */
+        const struct dtm_field_def *f = &ds->fields[ds->classification_field];
+        for (size_t k = 0; k < f->nvalues; k++)
+            if (strcasecmp(f->values[k], "secret") == 0)
+                return fail(ps,
+                            "Field 'classification' may not allow the value '%s': secret "
+                            "records are out of scope for DTM.",
+                            f->values[k]);
+    }
 
     /* key (T1.4: the data key identifies a record and prevents duplicates) */
     if (!(c = member(root, "key")))

@@ -121,7 +121,9 @@ extern const char *const dtm_builtin_datasets[];
 struct dtm_dict;
 struct dtm_dict *dtm_dict_create(void); /* with the built-ins loaded */
 void dtm_dict_destroy(struct dtm_dict *d);
-/* Adds or replaces (by code) a definition; the dict takes ownership. */
+/* Adds or replaces (by code) a definition; the dict takes ownership (also on failure, when ds
+ * is freed). A replaced definition stays valid until dtm_dict_destroy. DTM_OK, DTM_EINVAL or
+ * DTM_ENOMEM. */
 int dtm_dict_put(struct dtm_dict *d, struct dtm_dataset *ds);
 const struct dtm_dataset *dtm_dict_get(const struct dtm_dict *d, struct dtm_str code);
 size_t dtm_dict_count(const struct dtm_dict *d);
@@ -146,7 +148,8 @@ struct dtm_record {
 
 /* One problem with one record. code is a static machine code:
  *   unknown_field, required, type, max_length, pattern, min, max, enum, secret, forbidden,
- *   rule (or the rule's own code), masked_form, system_code
+ *   rule (or the rule's own code), masked_form, system_code,
+ *   internal (the server ran out of memory while checking)
  * arg is context for the message (the limit, the allowed values, the expected type…). */
 struct dtm_rec_error {
     size_t index;              /* record index within the request (0-based) */

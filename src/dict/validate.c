@@ -204,6 +204,15 @@ static size_t canon_number(struct dtm_str s, char out[NUM_MAX], bool *fraction)
     return o;
 }
 
+/* An integer is written [+-]?digits: no fraction, no exponent, even when exact. */
+static bool plain_integer(struct dtm_str s)
+{
+    for (size_t k = 0; k < s.n; k++)
+        if (!is_digit(s.p[k]) && !(k == 0 && (s.p[k] == '+' || s.p[k] == '-')))
+            return false;
+    return true;
+}
+
 /* Canonical integer text → int64 (false on overflow). */
 static bool parse_i64(const char *s, size_t n, int64_t *out)
 {
@@ -488,7 +497,7 @@ static bool check_value(struct ctx *c, int fi)
     case DTM_T_DECIMAL: {
         bool fraction;
         size_t n = canon_number(v->text, buf, &fraction);
-        if (n == 0 || (f->type == DTM_T_INTEGER && fraction)) {
+        if (n == 0 || (f->type == DTM_T_INTEGER && !plain_integer(v->text))) {
             field_err(c, fi, "type", tname);
             return false;
         }

@@ -62,6 +62,7 @@ struct dtm_req {
     struct dtm_buf body;
     size_t body_max;
     bool body_too_big;
+    size_t body_discarded; /* bytes read and dropped after the limit was passed */
     /* per-request memory */
     struct dtm_arena arena;
     int64_t t0;
@@ -116,6 +117,10 @@ int dtm_http_problem(struct dtm_req *r, int status, const char *code, const char
 int dtm_http_problem_ext(struct dtm_req *r, int status, const char *code, const char *title,
                          const char *extra_members, const char *detail_fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* Builds a problem body into b without answering (for answers kept for replay). */
+int dtm_http_problem_build(struct dtm_req *r, int status, const char *code, const char *title,
+                           const char *extra_members, struct dtm_buf *b, const char *detail_fmt,
+                           va_list ap) __attribute__((format(printf, 7, 0)));
 int dtm_http_problem_v(struct dtm_req *r, int status, const char *code, const char *title,
                        const char *extra_members, const char *detail_fmt, va_list ap)
     __attribute__((format(printf, 6, 0)));

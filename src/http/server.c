@@ -158,34 +158,42 @@ int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body)
                           body->n);
 }
 
+int dtm_http_problem_build(struct dtm_req *r, int status, const char *code, const char *title,
+                           const char *extra, struct dtm_buf *b, const char *detail_fmt,
+                           va_list ap)
+{
+    struct dtm_buf d;
+    dtm_buf_init(&d, 64 * 1024);
+    dtm_buf_vprintf(&d, dtm_tr(r->lang, detail_fmt), ap);
+    dtm_buf_printf(b, "{\"type\":\"urn:dtm:problem:%s\",\"title\":", code);
+    dtm_buf_json_strc(b, dtm_tr(r->lang, title));
+    dtm_buf_printf(b, ",\"status\":%d,\"detail\":", status);
+    dtm_buf_json_str(b, (struct dtm_str){d.p ? d.p : "", d.n});
+    dtm_buf_addc(b, ",\"instance\":");
+    dtm_buf_json_strc(b, r->path);
+    dtm_buf_addc(b, ",\"request_id\":");
+    dtm_buf_json_strc(b, r->request_id);
+    if (extra && *extra) {
+        dtm_buf_addch(b, ',');
+        dtm_buf_addc(b, extra);
+    }
+    dtm_buf_addch(b, '}');
+    dtm_buf_free(&d);
+    return b->err;
+}
+
 int dtm_http_problem_v(struct dtm_req *r, int status, const char *code, const char *title,
                        const char *extra, const char *detail_fmt, va_list ap)
 {
-    struct dtm_buf b, d;
+    struct dtm_buf b;
     int rc;
     dtm_buf_init(&b, 16 << 20);
-    dtm_buf_init(&d, 64 * 1024);
-    dtm_buf_vprintf(&d, dtm_tr(r->lang, detail_fmt), ap);
-    dtm_buf_printf(&b, "{\"type\":\"urn:dtm:problem:%s\",\"title\":", code);
-    dtm_buf_json_strc(&b, dtm_tr(r->lang, title));
-    dtm_buf_printf(&b, ",\"status\":%d,\"detail\":", status);
-    dtm_buf_json_str(&b, (struct dtm_str){d.p ? d.p : "", d.n});
-    dtm_buf_addc(&b, ",\"instance\":");
-    dtm_buf_json_strc(&b, r->path);
-    dtm_buf_addc(&b, ",\"request_id\":");
-    dtm_buf_json_strc(&b, r->request_id);
-    if (extra && *extra) {
-        dtm_buf_addch(&b, ',');
-        dtm_buf_addc(&b, extra);
-    }
-    dtm_buf_addch(&b, '}');
-    if (b.err)
+    if (dtm_http_problem_build(r, status, code, title, extra, &b, detail_fmt, ap))
         rc = dtm_http_reply(r, 500, "application/problem+json",
                             "{\"type\":\"urn:dtm:problem:internal\",\"status\":500}", 46);
     else
         rc = dtm_http_reply(r, status, "application/problem+json; charset=utf-8", b.p, b.n);
     dtm_buf_free(&b);
-    dtm_buf_free(&d);
     return rc;
 }
 
@@ -499,18 +507,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!r->responded && !r->body_too_big) {
-            if (dtm_buf_add(&r->body, upload, *upload_size)) {
-                r->body_too_big = true;
-                if (r->body.err == DTM_ETOOBIG)
-                    dtm_http_problem(r, 413, "too_large", "Request too large",
-                                     "The body is larger than the %zu bytes accepted here.",
-                                     r->body_max);
-                else
-                    dtm_http_error(r, r->body.err);
+        if (!r->responded && !r->body_too_big && dtm_buf_add(&r->body, upload, *upload_size)) {
+            if (r->body.err != DTM_ETOOBIG) {
+                dtm_http_error(r, r->body.err);
+                return MHD_NO;
             }
+            /* libmicrohttpd cannot send an answer in the middle of a body whose length was not
+             * announced (chunked): drop the rest and answer 413 at its end — or hang up on a
+             * sender that keeps going far past the limit. */
+            r->body_too_big = true;
+            dtm_buf_free(&r->body);
+        }
+        if (r->body_too_big) {
+            r->body_discarded += *upload_size;
+            if (r->body_discarded > r->body_max + ((size_t)16 << 20))
+                return MHD_NO;
         }
         *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->body_too_big && !r->responded) {
+        dtm_http_problem(r, 413, "too_large", "Request too large",
+                         "The body is larger than the %zu bytes accepted here.", r->body_max);
         return MHD_YES;
     }
     if (r->responded)

@@ -23,8 +23,8 @@ struct csv_decoder {
 };
 
 struct csv_row {
-    size_t end;   /* offset of the row's line break (or n) */
-    size_t next;  /* start of the following row */
+    size_t end;  /* offset of the row's line break (or n) */
+    size_t next; /* start of the following row */
     size_t ncells;
     size_t extra; /* offset of cell number `max` when there are more cells than that */
     struct dtm_str cells[DTM_MAX_FIELDS];
@@ -62,7 +62,7 @@ static bool row_break(const char *p, size_t n, size_t i)
 static int parse_row(struct csv_decoder *d, size_t start, size_t max, struct csv_row *row,
                      struct dtm_decode_error *err)
 {
-    const char *p = d->super.p;
+    const char *p = d->super.p, *nl;
     size_t n = d->super.n, i = start, k = 0;
 
     for (;;) {
@@ -140,11 +140,10 @@ static int parse_row(struct csv_decoder *d, size_t start, size_t max, struct csv
     row->next = i;
     return DTM_OK;
 
-skip: {
-    const char *nl = memchr(p + err->offset, '\n', n - err->offset);
+skip:
+    nl = memchr(p + err->offset, '\n', n - err->offset);
     row->next = nl ? (size_t)(nl - p) + 1 : n;
     return DTM_EMALFORMED;
-}
 }
 
 /* Parses and checks one row from d->pos, moving d->pos past it whatever happens. */
@@ -202,8 +201,8 @@ static int read_header(struct csv_decoder *d, struct csv_row *row, struct dtm_de
     if (rc)
         return rc;
     if (row->ncells > DTM_MAX_FIELDS) {
-        dtm_decode_fail(err, row->extra, "too_many_fields",
-                        "the header has more than %d columns", DTM_MAX_FIELDS);
+        dtm_decode_fail(err, row->extra, "too_many_fields", "the header has more than %d columns",
+                        DTM_MAX_FIELDS);
         return csv_fail(d, err);
     }
     for (size_t k = 0; k < row->ncells; k++) {

@@ -28,7 +28,7 @@ struct dtm_decoder {
     size_t n;
     bool single; /* the input held one record, not a collection */
     bool fatal;  /* set by a resumable decoder when an error cannot be skipped (CSV header) */
-    int failed; /* 0, or the result every later next() returns (with `error` when malformed) */
+    int failed;  /* 0, or the result every later next() returns (with `error` when malformed) */
     struct dtm_decode_error error;
 };
 
@@ -56,7 +56,7 @@ char *dtm_scratch_alloc(struct dtm_scratch *s, size_t n);
 /* Grows the most recent allocation `last` from old_n to new_n bytes, moving (copying) it to a
  * new chunk when the current one is full. Returns its (possibly new) address or NULL. */
 char *dtm_scratch_grow(struct dtm_scratch *s, char *last, size_t old_n, size_t new_n);
-/* Gives back the tail of the most recent allocation `last` (old_n → new_n bytes, new_n <= old_n). */
+/* Gives back the unused tail of the most recent allocation `last` (new_n <= old_n). */
 void dtm_scratch_shrink(struct dtm_scratch *s, const char *last, size_t old_n, size_t new_n);
 void dtm_scratch_reset(struct dtm_scratch *s);
 void dtm_scratch_free(struct dtm_scratch *s);

@@ -67,6 +67,7 @@ struct dtm_write_job {
     uint8_t idem_hash[32];   /* hash of the request (method, path, body) */
     int64_t idem_ttl_us;
     dtm_answer_fn answer_fn;
+    bool preset; /* the answer (status, answer) is already built: only keep it for replay */
     void *ctx;
     void (*done)(struct dtm_write_job *j); /* called once, on the writer thread, after commit */
     /* out */

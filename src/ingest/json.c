@@ -427,10 +427,9 @@ int dtm_json_scan_object(const char *p, size_t end, size_t *pos, struct dtm_scra
             break;
         case '{':
         case '[':
-            dtm_decode_fail(err, i, "nested_value",
-                            "field \"%.*s\" has a nested %s; records must be flat",
-                            (int)DTM_MIN(f->name.n, 64), f->name.p,
-                            p[i] == '{' ? "object" : "array");
+            dtm_decode_fail(
+                err, i, "nested_value", "field \"%.*s\" has a nested %s; records must be flat",
+                (int)DTM_MIN(f->name.n, 64), f->name.p, p[i] == '{' ? "object" : "array");
             return DTM_EMALFORMED;
         default:
             if (p[i] != '-' && !is_digit(p[i]))

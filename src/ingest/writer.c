@@ -91,7 +91,8 @@ void dtm_writer_touch(struct dtm_writer *w, const char *system_code, int64_t whe
     if (i == w->ntouches && w->ntouches < TOUCH_SLOTS) {
         snprintf(w->touches[i].code, sizeof(w->touches[i].code), "%s", system_code);
         w->touches[i].when = when;
-        w->ntouches++;
+        if (w->ntouches++ == 0)
+            pthread_cond_signal(&w->wake);
     }
     pthread_mutex_unlock(&w->lock);
 }
@@ -119,6 +120,12 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now)
         }
         if (rc != DTM_ENOTFOUND)
             return rc;
+    }
+    if (j->preset) {
+        struct dtm_idem v = {.status = j->status, .body = j->answer.p,
+                             .body_len = j->answer.n, .created_at = now};
+        memcpy(v.request_hash, j->idem_hash, 32);
+        return st->ops->idem_put(st, j->system_code, j->idem_key, &v);
     }
     memset(&j->receipt, 0, sizeof(j->receipt));
     if ((rc = dtm_random_id("", j->receipt.id, sizeof(j->receipt.id))))

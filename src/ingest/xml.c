@@ -242,7 +242,8 @@ static int drain(struct xml_decoder *d, struct dtm_decode_error *err)
 static struct dtm_str local_name(struct xml_decoder *d)
 {
     /* Interned in the reader's dictionary: valid until xmlFreeTextReader (close). */
-    return dtm_str_c((const char *)xmlTextReaderConstLocalName(d->reader));
+    const xmlChar *name = xmlTextReaderConstLocalName(d->reader);
+    return dtm_str_c(name ? (const char *)name : "");
 }
 
 /* Reads the content of a field element into scratch (concatenating text and CDATA). */
@@ -317,8 +318,8 @@ static int read_record(struct xml_decoder *d, struct dtm_in_record *out,
             f->name = local_name(d);
             for (size_t k = 0; k < nf; k++)
                 if (dtm_str_eq(out->f[k].name, f->name))
-                    return xml_fail(d, err, d->elem, "duplicate_field",
-                                    "duplicate field <%s>", f->name.p);
+                    return xml_fail(d, err, d->elem, "duplicate_field", "duplicate field <%s>",
+                                    f->name.p);
             if (xmlTextReaderIsEmptyElement(d->reader)) {
                 f->value = DTM_STR_NULL;
                 f->kind = DTM_IN_NULL;
@@ -370,13 +371,11 @@ static int precheck(struct xml_decoder *d, struct dtm_decode_error *err)
             break;
     }
     if (starts(p, n, i, "<!DOCTYPE") || starts(p, n, i, "<!doctype"))
-        return xml_fail(d, err, i, "xml_dtd",
-                        "a DOCTYPE is not allowed (no DTDs, no entities)");
+        return xml_fail(d, err, i, "xml_dtd", "a DOCTYPE is not allowed (no DTDs, no entities)");
     return DTM_OK;
 }
 
-static int xml_start(struct xml_decoder *d, struct dtm_in_record *out,
-                     struct dtm_decode_error *err)
+static int xml_start(struct xml_decoder *d, struct dtm_in_record *out, struct dtm_decode_error *err)
 {
     struct dtm_str root;
     int rc = precheck(d, err);
@@ -440,8 +439,7 @@ static int xml_next(struct dtm_decoder *base, struct dtm_in_record *out,
             struct dtm_str name = local_name(d);
             if (!dtm_str_eqc(name, "record"))
                 return xml_fail(d, err, d->elem, "syntax",
-                                "unexpected element <%s> in <records>, expected <record>",
-                                name.p);
+                                "unexpected element <%s> in <records>, expected <record>", name.p);
             return read_record(d, out, err);
         }
         case XML_READER_TYPE_END_ELEMENT: /* </records> */

@@ -90,7 +90,7 @@ def test_body_over_limit_is_413_curl(server, src, big_body, mode):
         args = ["-H", "Expect:"] + args
     elif mode == "chunked":
         args = ["-H", "Transfer-Encoding: chunked", "-H", "Expect:"] + args
-    code, body, headers, rc, err = T.curl(*args, timeout=60)
+    code, body, headers, rc, err = T.curl(*args, timeout=15)
     assert code == 413, f"curl ({mode}) got {code} rc={rc} {err} {body[:300]!r}"
     assert "application/problem+json" in headers.lower(), headers
     assert server.record(src, rec["txn_id"]).status_code == 404

@@ -372,6 +372,10 @@ static const struct broken broken[] = {
      "not one of its values"},
     {BASE("", ",\"rules\":[{\"require\":[\"id\"],\"code\":\"Bad Code\"}]"), "machine name"},
     {BASE("", ",\"classification\":\"secret\""), "secret data is out of scope"},
+    {BASE(",{\"name\":\"classification\",\"type\":\"enum\",\"values\":[\"public\","
+          "\"Secret\"]}",
+          ""),
+     "may not allow the value 'Secret'"},
     {BASE("", ",\"classification\":\"topsecret\""), "public, internal or confidential"},
     {BASE("", ",\"update_frequency\":\"sometimes\""), "update_frequency"},
     {BASE("", ",\"version\":0"), "version must be an integer"},

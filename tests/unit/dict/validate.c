@@ -196,9 +196,8 @@ static void test_integers(void **state)
     struct fixture *fx = *state;
     static const struct {
         const char *in, *out;
-    } ok[] = {{"12", "12"},   {"+12", "12"},  {"0012", "12"}, {"0", "0"},
-              {"-0", "0"},    {"12.0", "12"}, {"1e2", "100"}, {"1.5e1", "15"},
-              {"100", "100"}, {"00", "0"},    {"1E+1", "10"}, {"1000e-1", "100"}};
+    } ok[] = {{"12", "12"}, {"+12", "12"},  {"0012", "12"}, {"0", "0"},
+              {"-0", "0"},  {"100", "100"}, {"00", "0"},    {"007", "7"}};
     for (size_t i = 0; i < DTM_ARRAY_LEN(ok); i++) {
         RUN(fx, "n", ok[i].in);
         assert_valid(fx);
@@ -208,11 +207,10 @@ static void test_integers(void **state)
     assert_int_equal(val(fx, "n")->i, 42);
     assert_true(val(fx, "n")->d == 42.0);
 
-    static const char *const bad[] = {"12.5", "abc", "1 2", " 12", "12 ",  "--1", "+",  "",
-                                      "0x10", "1e",  "1.",  ".5",  "1e-1", "١٢",  "1,5"};
+    static const char *const bad[] = {"12.5", "abc",  "1 2",  " 12", "12 ", "--1",
+                                      "+",    "0x10", "1e",   "1.",  ".5",  "1e-1",
+                                      "١٢",   "1,5",  "12.0", "1e2", "-"};
     for (size_t i = 0; i < DTM_ARRAY_LEN(bad); i++) {
-        if (!bad[i][0])
-            continue;
         RUN(fx, "n", bad[i]);
         assert_err(fx, "n", "type", "integer");
     }

@@ -142,8 +142,8 @@ static void test_content_type(void **state)
 
     assert_int_equal(dtm_format_from_content_type(DTM_STR("application/json"), &f), DTM_OK);
     assert_int_equal(f, DTM_FMT_JSON);
-    assert_int_equal(
-        dtm_format_from_content_type(DTM_STR(" Application/JSON ; charset=UTF-8"), &f), DTM_OK);
+    assert_int_equal(dtm_format_from_content_type(DTM_STR(" Application/JSON ; charset=UTF-8"), &f),
+                     DTM_OK);
     assert_int_equal(f, DTM_FMT_JSON);
     assert_int_equal(dtm_format_from_content_type(DTM_STR("application/x-ndjson"), &f), DTM_OK);
     assert_int_equal(f, DTM_FMT_NDJSON);
@@ -154,8 +154,7 @@ static void test_content_type(void **state)
     assert_int_equal(dtm_format_from_content_type(DTM_STR("text/xml;charset=\"utf-8\""), &f),
                      DTM_OK);
     assert_int_equal(f, DTM_FMT_XML);
-    assert_int_equal(dtm_format_from_content_type(DTM_STR("text/csv; header=present"), &f),
-                     DTM_OK);
+    assert_int_equal(dtm_format_from_content_type(DTM_STR("text/csv; header=present"), &f), DTM_OK);
     assert_int_equal(f, DTM_FMT_CSV);
 
     assert_int_equal(dtm_format_from_content_type(DTM_STR("text/csv; charset=iso-8859-1"), &f),
@@ -399,8 +398,9 @@ static void test_json_10000(void **state)
     r.d = open_or_die(DTM_FMT_JSON, in, w);
     while (step(&r) == 1) {
         char want[32];
-        snprintf(want, sizeof want, "r\xC3\xA9"
-                                    "c %zu",
+        snprintf(want, sizeof want,
+                 "r\xC3\xA9"
+                 "c %zu",
                  count);
         assert_int_equal(r.rec.line, count + 2);
         assert_string_equal(z(r.rec.f[1].value), want);
@@ -438,18 +438,18 @@ static void test_ndjson(void **state)
 
 static void test_ndjson_continue_after_error(void **state)
 {
-    static const char in[] = "{\"a\":1}\n"         /* 1 */
-                             "{bad\n"              /* 2: syntax at col 2 */
-                             "\r\n"                /* 3: blank */
-                             "{\"a\":3}\r\n"       /* 4 */
-                             "[1]\n"               /* 5: not_an_object */
-                             "   \n"               /* 6: blank */
-                             "{\"a\":5,\"a\":6}\n" /* 7: duplicate_field at col 8 */
+    static const char in[] = "{\"a\":1}\n"            /* 1 */
+                             "{bad\n"                 /* 2: syntax at col 2 */
+                             "\r\n"                   /* 3: blank */
+                             "{\"a\":3}\r\n"          /* 4 */
+                             "[1]\n"                  /* 5: not_an_object */
+                             "   \n"                  /* 6: blank */
+                             "{\"a\":5,\"a\":6}\n"    /* 7: duplicate_field at col 8 */
                              "{\"a\":\"\xC3\x28\"}\n" /* 8: utf8 at col 7 */
-                             "{\"a\":{}}\n"        /* 9: nested_value at col 6 */
-                             "{\"a\":1} {}\n"      /* 10: syntax at col 9 */
-                             "{\"a\":\"x\r\n"      /* 11: unterminated, col 6 */
-                             "{\"a\":7}";          /* 12 */
+                             "{\"a\":{}}\n"           /* 9: nested_value at col 6 */
+                             "{\"a\":1} {}\n"         /* 10: syntax at col 9 */
+                             "{\"a\":\"x\r\n"         /* 11: unterminated, col 6 */
+                             "{\"a\":7}";             /* 12 */
     struct run r = {.d = open_or_die(DTM_FMT_NDJSON, LIT(in))};
     (void)state;
 
@@ -585,14 +585,14 @@ static void test_csv_empty_rows(void **state)
 static void test_csv_continue_after_error(void **state)
 {
     static const char in[] = "a,b\n"
-                             "1,2,3\n"          /* 2: csv_columns at the extra cell, col 5 */
-                             "4\n"              /* 3: csv_columns at the row end, col 2 */
-                             "5,6\n"            /* 4 */
-                             "\"x\"y,1\n"       /* 5: syntax after the closing quote, col 4 */
-                             "x\"y,1\n"         /* 6: syntax at the stray quote, col 2 */
-                             "7,\xC3\x28\n"     /* 7: utf8 at col 3 */
+                             "1,2,3\n"             /* 2: csv_columns at the extra cell, col 5 */
+                             "4\n"                 /* 3: csv_columns at the row end, col 2 */
+                             "5,6\n"               /* 4 */
+                             "\"x\"y,1\n"          /* 5: syntax after the closing quote, col 4 */
+                             "x\"y,1\n"            /* 6: syntax at the stray quote, col 2 */
+                             "7,\xC3\x28\n"        /* 7: utf8 at col 3 */
                              "\"multi\nline\",8\n" /* 8-9 */
-                             "9,\"open\n"       /* 10: unterminated, col 3 */
+                             "9,\"open\n"          /* 10: unterminated, col 3 */
                              "10,11\n";
     struct run r = {.d = open_or_die(DTM_FMT_CSV, LIT(in))};
     (void)state;
@@ -762,9 +762,8 @@ static void test_xml_single_and_empty(void **state)
     dtm_decoder_close(r.d);
 
     /* namespaces: local names are used */
-    r.d = open_or_die(DTM_FMT_XML,
-                      LIT("<r:records xmlns:r=\"urn:x\"><r:record><r:a>1</r:a><b>2</b>"
-                          "</r:record></r:records>"));
+    r.d = open_or_die(DTM_FMT_XML, LIT("<r:records xmlns:r=\"urn:x\"><r:record><r:a>1</r:a><b>2</b>"
+                                       "</r:record></r:records>"));
     expect_rec(&r, 1, 2);
     check_field(&r.rec, 0, "a", DTM_IN_STRING, "1");
     check_field(&r.rec, 1, "b", DTM_IN_STRING, "2");
@@ -782,9 +781,8 @@ static void test_xml_hostile(void **state)
         "<records><record><a>&xxe;</a></record></records>",
         0, "xml_dtd", 2, 1);
     /* XXE through a network DTD */
-    ERR(DTM_FMT_XML,
-        "<!DOCTYPE records SYSTEM \"http://example.invalid/x.dtd\"><records/>", 0, "xml_dtd",
-        1, 1);
+    ERR(DTM_FMT_XML, "<!DOCTYPE records SYSTEM \"http://example.invalid/x.dtd\"><records/>", 0,
+        "xml_dtd", 1, 1);
     /* billion laughs */
     ERR(DTM_FMT_XML,
         "<?xml version=\"1.0\"?>\n"
@@ -803,8 +801,7 @@ static void test_xml_hostile(void **state)
         "<record><a>&lol9;</a></record>",
         0, "xml_dtd", 2, 1);
     /* a DOCTYPE after comments and processing instructions, and after a BOM */
-    ERR(DTM_FMT_XML, "<!-- c -->\n<?pi x?>\n  <!DOCTYPE records>\n<records/>", 0, "xml_dtd", 3,
-        3);
+    ERR(DTM_FMT_XML, "<!-- c -->\n<?pi x?>\n  <!DOCTYPE records>\n<records/>", 0, "xml_dtd", 3, 3);
     ERR(DTM_FMT_XML, "\xEF\xBB\xBF<!DOCTYPE records><records/>", 0, "xml_dtd", 1, 4);
     /* a DOCTYPE anywhere else is not well-formed */
     ERR(DTM_FMT_XML, "<records><!DOCTYPE records></records>", 0, "syntax", 1, 10);
@@ -822,8 +819,8 @@ static void test_xml_errors(void **state)
     ERR(DTM_FMT_XML, " \n ", 0, "empty", 2, 2);
     ERR(DTM_FMT_XML, "<records><record><a><b>1</b></a></record></records>", 0, "nested_value", 1,
         21);
-    ERR(DTM_FMT_XML, "<records>\n<record><a>x<b/>y</a></record></records>", 0, "nested_value",
-        2, 13);
+    ERR(DTM_FMT_XML, "<records>\n<record><a>x<b/>y</a></record></records>", 0, "nested_value", 2,
+        13);
     ERR(DTM_FMT_XML, "<foo/>", 0, "syntax", 1, 1);
     ERR(DTM_FMT_XML, "<?xml version=\"1.0\"?>\n<!-- <record> -->\n<foo><record/></foo>", 0,
         "syntax", 3, 1);
@@ -929,9 +926,8 @@ static void *xml_worker(void *arg)
         bool use_bad = ((i + id) & 1) != 0;
         struct dtm_in_record rec;
         struct dtm_decode_error err;
-        struct dtm_decoder *d =
-            dtm_decoder_open(DTM_FMT_XML, use_bad ? bad : good, use_bad ? sizeof bad - 1
-                                                                        : sizeof good - 1);
+        struct dtm_decoder *d = dtm_decoder_open(DTM_FMT_XML, use_bad ? bad : good,
+                                                 use_bad ? sizeof bad - 1 : sizeof good - 1);
         int rc, n = 0;
         while ((rc = dtm_decoder_next(d, &rec, &err)) == 1)
             n++;
