@@ -878,7 +878,7 @@ static char *canonical_json(const struct dtm_dataset *ds)
     ok = a != NULL;
     for (size_t i = 0; ok && i < ds->nfields; i++)
         ok = add_field(a, &ds->fields[i]);
-    if (ok && ds->nrules) {
+    if (ok) { /* always present, even empty: clients iterate it */
         a = cJSON_AddArrayToObject(root, "rules");
         ok = a != NULL;
         for (size_t i = 0; ok && i < ds->nrules; i++)

@@ -232,7 +232,7 @@ static void test_canonical_json(void **state)
     assert_string_equal(ds->json, "{\"code\":\"t\",\"version\":1,\"title\":{\"en\":\"T\"},"
                                   "\"classification\":\"internal\",\"key\":[\"id\"],\"fields\":"
                                   "[{\"name\":\"id\",\"type\":\"string\",\"required\":true}],"
-                                  "\"dimensions\":[],\"measures\":[],\"cubes\":[]}");
+                                  "\"rules\":[],\"dimensions\":[],\"measures\":[],\"cubes\":[]}");
     dtm_dataset_free(ds);
 }
 
