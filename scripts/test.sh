@@ -17,7 +17,12 @@ step "source checks"
 scripts/checksrc.sh
 msgfmt --check -o /dev/null po/vi.po && echo "po/vi.po: ok"
 if command -v clang-format >/dev/null 2>&1; then
-    clang-format --dry-run -Werror $(git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]') && echo "format: ok"
+    if clang-format --dry-run -Werror $(git ls-files 'src/*.[ch]' 'tests/unit/*.[ch]'); then
+        echo "format: ok"
+    else
+        echo "format: run 'make format'" >&2
+        STATUS=1
+    fi
 fi
 
 step "unit tests"

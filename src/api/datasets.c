@@ -92,8 +92,7 @@ static int version_json(void *ctx, const struct dtm_record_version *v)
     dtm_buf_addc(x->b, "{\"record\":");
     dtm_buf_add(x->b, v->content.p, v->content.n);
     dtm_time_fmt(v->received_at, ts, sizeof(ts));
-    dtm_buf_printf(x->b, ",\"revision\":%lld,\"received_at\":\"%s\"", (long long)v->revision,
-                   ts);
+    dtm_buf_printf(x->b, ",\"revision\":%lld,\"received_at\":\"%s\"", (long long)v->revision, ts);
     receipt_member(x, v->receipt_seq);
     if (x->n == 0) {
         dtm_buf_addc(x->b, ",\"history\":[");

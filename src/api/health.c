@@ -17,7 +17,6 @@ int dtm_api_readyz(struct dtm_req *r)
     if (!st || st->ops->ready(st) != DTM_OK)
         return dtm_http_problem(r, 503, "not_ready", "Not ready", "Storage is not writable.");
     if (dtm_writer_depth(env->writer) >= (size_t)env->conf->queue_max)
-        return dtm_http_problem(r, 503, "not_ready", "Not ready",
-                                "The writer queue is full.");
+        return dtm_http_problem(r, 503, "not_ready", "Not ready", "The writer queue is full.");
     return dtm_http_reply(r, 200, "application/json", ready, sizeof(ready) - 1);
 }

@@ -89,8 +89,7 @@ static int resumed(struct dtm_req *r)
     else if (in->job.rc)
         rc = dtm_http_error(r, in->job.rc);
     else
-        rc = reply_answer(r, in->job.status, in->job.answer.p, in->job.answer.n,
-                          in->job.replayed);
+        rc = reply_answer(r, in->job.status, in->job.answer.p, in->job.answer.n, in->job.replayed);
     dtm_buf_free(&in->job.answer);
     return rc;
 }
@@ -110,9 +109,10 @@ static int submit(struct dtm_req *r, struct ingest *in)
 
 /* Answers a problem with the data. With an Idempotency-Key the answer is first kept (by the
  * writer, durably) so that a retry gets exactly this answer again. */
-__attribute__((format(printf, 7, 8))) static int
-data_problem(struct dtm_req *r, struct ingest *in, int status, const char *code, const char *title,
-             const char *extra, const char *fmt, ...)
+__attribute__((format(printf, 7, 8))) static int data_problem(struct dtm_req *r, struct ingest *in,
+                                                              int status, const char *code,
+                                                              const char *title, const char *extra,
+                                                              const char *fmt, ...)
 {
     va_list ap;
     int rc;
@@ -157,9 +157,10 @@ static bool valid_idem_key(struct dtm_str k)
 }
 
 /* 422 with the record errors. */
-__attribute__((format(printf, 4, 5))) static int
-problem_records(struct dtm_req *r, struct ingest *in, const struct dtm_ingest_out *o,
-                const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int problem_records(struct dtm_req *r,
+                                                                 struct ingest *in,
+                                                                 const struct dtm_ingest_out *o,
+                                                                 const char *fmt, ...)
 {
     struct dtm_buf x, b;
     va_list ap;
@@ -252,8 +253,8 @@ int dtm_api_ingest(struct dtm_req *r)
             dtm_sha256(both, 64, ih);
         }
         dtm_buf_free(&h);
-        rc = st->ops->idem_get(st, r->sys.code, idem, dtm_now_us() - env->conf->idempotency_ttl * 1000000,
-                               &prev);
+        rc = st->ops->idem_get(st, r->sys.code, idem,
+                               dtm_now_us() - env->conf->idempotency_ttl * 1000000, &prev);
         if (rc == DTM_OK) {
             bool same = dtm_ct_equal(prev.request_hash, ih, 32);
             if (same)
@@ -306,8 +307,9 @@ int dtm_api_ingest(struct dtm_req *r)
         const struct dtm_decode_error *d = &in->out.derr;
         struct dtm_buf x;
         dtm_buf_init(&x, 4096);
-        dtm_buf_printf(&x, "\"line\":%zu,\"col\":%zu,\"byte\":%zu,\"errors\":[{\"index\":%zu,"
-                           "\"field\":\"\",\"code\":",
+        dtm_buf_printf(&x,
+                       "\"line\":%zu,\"col\":%zu,\"byte\":%zu,\"errors\":[{\"index\":%zu,"
+                       "\"field\":\"\",\"code\":",
                        d->line, d->col, d->offset, in->out.total);
         dtm_buf_json_strc(&x, d->code ? d->code : "syntax");
         dtm_buf_addc(&x, ",\"message\":");

@@ -50,8 +50,9 @@ int dtm_api_receipt_get(struct dtm_req *r)
     dtm_buf_json_strc(&b, rc.system_code);
     dtm_buf_addc(&b, ",\"request_id\":");
     dtm_buf_json_strc(&b, rc.request_id);
-    dtm_buf_printf(&b, ",\"received_at\":\"%s\",\"accepted\":%lld,\"duplicates\":%lld,"
-                       "\"updated\":%lld,\"rejected\":%lld,\"records\":[",
+    dtm_buf_printf(&b,
+                   ",\"received_at\":\"%s\",\"accepted\":%lld,\"duplicates\":%lld,"
+                   "\"updated\":%lld,\"rejected\":%lld,\"records\":[",
                    ts, (long long)rc.accepted, (long long)rc.duplicates, (long long)rc.updated,
                    (long long)rc.rejected);
     err = st->ops->receipt_records(st, seq, RECEIPT_RECORDS_MAX, record_json, &b);

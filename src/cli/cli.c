@@ -12,7 +12,8 @@ static const struct {
     const char *summary;
     const char *usage;
 } commands[] = {
-    {"init", dtm_cmd_init, "create a data dir: config, master key, TLS certificate, database, admin",
+    {"init", dtm_cmd_init,
+     "create a data dir: config, master key, TLS certificate, database, admin",
      "dtm init [--data-dir DIR] [--json]"},
     {"serve", dtm_cmd_serve, "run the server in the foreground",
      "dtm serve [--data-dir DIR] [--config FILE] [--http ADDR:PORT|off] [--https ADDR:PORT|off]"},
@@ -34,8 +35,8 @@ void dtm_cli_error(const char *fmt, ...)
 }
 
 int dtm_cli_parse(int argc, char **argv, const struct dtm_cli_opt *opts, size_t nopts,
-                  struct dtm_cli_common *common, const char **pos, size_t npos_max,
-                  size_t *npos, const char *usage)
+                  struct dtm_cli_common *common, const char **pos, size_t npos_max, size_t *npos,
+                  const char *usage)
 {
     *npos = 0;
     common->data_dir = NULL;
@@ -156,8 +157,7 @@ int dtm_cli_load_conf(const char *data_dir, const char *config_file, struct dtm_
     {
         enum dtm_log_level lvl;
         if (dtm_log_level_parse(c->log_level, &lvl)) {
-            dtm_cli_error("[log] level must be debug, info, warn or error (got %s)",
-                          c->log_level);
+            dtm_cli_error("[log] level must be debug, info, warn or error (got %s)", c->log_level);
             return DTM_EINVAL;
         }
         dtm_log_set_level(lvl);
@@ -183,8 +183,9 @@ int dtm_cli_open_store(const struct dtm_conf *c, struct dtm_store **out)
 
 static void help(FILE *f)
 {
-    fprintf(f, "DTM %s — receives and aggregates data on electronic transactions "
-               "(Circular 12/2025/TT-BKHCN)\n\nusage: dtm COMMAND [options]\n\ncommands:\n",
+    fprintf(f,
+            "DTM %s — receives and aggregates data on electronic transactions "
+            "(Circular 12/2025/TT-BKHCN)\n\nusage: dtm COMMAND [options]\n\ncommands:\n",
             DTM_VERSION);
     for (size_t i = 0; i < DTM_ARRAY_LEN(commands); i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);

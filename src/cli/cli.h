@@ -28,8 +28,8 @@ struct dtm_cli_common {
     bool help;
 };
 int dtm_cli_parse(int argc, char **argv, const struct dtm_cli_opt *opts, size_t nopts,
-                  struct dtm_cli_common *common, const char **pos, size_t npos_max,
-                  size_t *npos, const char *usage);
+                  struct dtm_cli_common *common, const char **pos, size_t npos_max, size_t *npos,
+                  const char *usage);
 
 /* Prints an error sentence on stderr: "dtm: ...". */
 void dtm_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -38,8 +38,7 @@ static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
         close(fd);
         return -1;
     }
-    ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
-             : PEM_write_X509(f, cert);
+    ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) : PEM_write_X509(f, cert);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
         ok = 0;
     fclose(f);
@@ -77,12 +76,12 @@ int dtm_tls_self_signed(const char *cert_path, const char *key_path, char *err, 
     X509_set_pubkey(cert, key);
     name = X509_get_subject_name(cert);
     X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"DTM", -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
+                               0);
     X509_set_issuer_name(cert, name);
-    if (strcmp(host, "localhost") && strspn(host, "abcdefghijklmnopqrstuvwxyz"
-                                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
-                                         strlen(host))
+    if (strcmp(host, "localhost") &&
+        strspn(host, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == strlen(host))
         snprintf(san, sizeof(san), "DNS:localhost,DNS:%s,IP:127.0.0.1,IP:::1", host);
     else
         snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1,IP:::1");

@@ -22,11 +22,18 @@ struct centry {
 };
 
 #define S(sec, k, field, d, desc)                                                                  \
-    {sec, k, C_STR, offsetof(struct dtm_conf, field), sizeof(((struct dtm_conf *)0)->field), d, 0, \
-     0, desc}
+    {                                                                                              \
+        sec, k, C_STR, offsetof(struct dtm_conf, field), sizeof(((struct dtm_conf *)0)->field), d, \
+            0, 0, desc                                                                             \
+    }
 #define I(sec, k, field, d, lo, hi, desc)                                                          \
-    {sec, k, C_INT, offsetof(struct dtm_conf, field), 0, d, lo, hi, desc}
-#define B(sec, k, field, d, desc) {sec, k, C_BOOL, offsetof(struct dtm_conf, field), 0, d, 0, 0, desc}
+    {                                                                                              \
+        sec, k, C_INT, offsetof(struct dtm_conf, field), 0, d, lo, hi, desc                        \
+    }
+#define B(sec, k, field, d, desc)                                                                  \
+    {                                                                                              \
+        sec, k, C_BOOL, offsetof(struct dtm_conf, field), 0, d, 0, 0, desc                         \
+    }
 
 static const struct centry table[] = {
     S("server", "http", http, "127.0.0.1:8080",

@@ -14,8 +14,8 @@
 struct dtm_conf {
     char data_dir[DTM_PATH_MAX];
     /* [server] */
-    char http[128];  /* ADDR:PORT or "off" */
-    char https[128]; /* ADDR:PORT or "off" */
+    char http[128];   /* ADDR:PORT or "off" */
+    char https[128];  /* ADDR:PORT or "off" */
     bool http_public; /* allow the plain-HTTP listener on a non-loopback address */
     int64_t threads;  /* HTTP worker threads; 0 = one per core */
     int64_t max_connections;
@@ -29,11 +29,11 @@ struct dtm_conf {
     char backend[16];
     char database[DTM_PATH_MAX];
     /* [ingest] */
-    int64_t max_body;     /* bytes of one realtime request body */
-    int64_t max_records;  /* records of one realtime request */
-    int64_t idempotency_ttl; /* s */
+    int64_t max_body;           /* bytes of one realtime request body */
+    int64_t max_records;        /* records of one realtime request */
+    int64_t idempotency_ttl;    /* s */
     int64_t commit_max_records; /* group commit: records per transaction at most */
-    int64_t queue_max;    /* requests waiting for the writer before 503 */
+    int64_t queue_max;          /* requests waiting for the writer before 503 */
     /* [keys] */
     int64_t rotate_grace; /* s an old key stays valid after `dtm key rotate` */
     /* [log] */

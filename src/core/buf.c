@@ -122,11 +122,21 @@ int dtm_buf_json_str(struct dtm_buf *b, struct dtm_str s)
         dtm_buf_add(b, s.p + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': dtm_buf_add(b, "\\\"", 2); break;
-        case '\\': dtm_buf_add(b, "\\\\", 2); break;
-        case '\n': dtm_buf_add(b, "\\n", 2); break;
-        case '\r': dtm_buf_add(b, "\\r", 2); break;
-        case '\t': dtm_buf_add(b, "\\t", 2); break;
+        case '"':
+            dtm_buf_add(b, "\\\"", 2);
+            break;
+        case '\\':
+            dtm_buf_add(b, "\\\\", 2);
+            break;
+        case '\n':
+            dtm_buf_add(b, "\\n", 2);
+            break;
+        case '\r':
+            dtm_buf_add(b, "\\r", 2);
+            break;
+        case '\t':
+            dtm_buf_add(b, "\\t", 2);
+            break;
         default: {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             dtm_buf_add(b, u, 6);
@@ -148,12 +158,23 @@ int dtm_buf_xml_str(struct dtm_buf *b, struct dtm_str s)
     for (i = 0; i < s.n; i++) {
         const char *rep;
         switch (s.p[i]) {
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '&': rep = "&amp;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        default: continue;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&apos;";
+            break;
+        default:
+            continue;
         }
         dtm_buf_add(b, s.p + run, i - run);
         dtm_buf_addc(b, rep);

@@ -14,21 +14,21 @@
  * (http/problem.c). */
 enum dtm_rc {
     DTM_OK = 0,
-    DTM_ENOMEM = -1,      /* allocation failed */
-    DTM_EINVAL = -2,      /* bad argument / usage */
-    DTM_EIO = -3,         /* file or socket error (errno logged where it happened) */
-    DTM_ENOTFOUND = -4,   /* no such thing */
-    DTM_EEXIST = -5,      /* already exists */
-    DTM_ETOOBIG = -6,     /* over a size or count limit */
+    DTM_ENOMEM = -1,       /* allocation failed */
+    DTM_EINVAL = -2,       /* bad argument / usage */
+    DTM_EIO = -3,          /* file or socket error (errno logged where it happened) */
+    DTM_ENOTFOUND = -4,    /* no such thing */
+    DTM_EEXIST = -5,       /* already exists */
+    DTM_ETOOBIG = -6,      /* over a size or count limit */
     DTM_EUNSUPPORTED = -7, /* unsupported media type / feature */
-    DTM_EMALFORMED = -8,  /* syntactically broken input */
-    DTM_EVALIDATION = -9, /* input well-formed but breaks the data dictionary */
-    DTM_EAUTH = -10,      /* missing or invalid credentials */
-    DTM_EFORBIDDEN = -11, /* authenticated but not allowed */
-    DTM_ESTORE = -12,     /* the store failed */
-    DTM_EBUSY = -13,      /* temporarily unavailable (draining, queue full) */
-    DTM_ECONFLICT = -14,  /* conflicting state (e.g. idempotency key reused with another body) */
-    DTM_EINTERNAL = -15,  /* a bug of ours */
+    DTM_EMALFORMED = -8,   /* syntactically broken input */
+    DTM_EVALIDATION = -9,  /* input well-formed but breaks the data dictionary */
+    DTM_EAUTH = -10,       /* missing or invalid credentials */
+    DTM_EFORBIDDEN = -11,  /* authenticated but not allowed */
+    DTM_ESTORE = -12,      /* the store failed */
+    DTM_EBUSY = -13,       /* temporarily unavailable (draining, queue full) */
+    DTM_ECONFLICT = -14,   /* conflicting state (e.g. idempotency key reused with another body) */
+    DTM_EINTERNAL = -15,   /* a bug of ours */
 };
 
 /* Short English name of a result code, for logs. */

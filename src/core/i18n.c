@@ -53,7 +53,8 @@ enum dtm_lang dtm_lang_from_header(struct dtm_str h)
         struct dtm_str tag = dtm_str_trim((struct dtm_str){item.p, semi});
         int q = 1000;
         if (semi < item.n) {
-            struct dtm_str par = dtm_str_trim((struct dtm_str){item.p + semi + 1, item.n - semi - 1});
+            struct dtm_str par =
+                dtm_str_trim((struct dtm_str){item.p + semi + 1, item.n - semi - 1});
             if (par.n >= 3 && (par.p[0] == 'q' || par.p[0] == 'Q') && par.p[1] == '=') {
                 q = 0;
                 int scale = 1000;

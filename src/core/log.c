@@ -46,8 +46,9 @@ void dtm_log(enum dtm_log_level lvl, const char *msg, const char *fields)
     dtm_buf_add(&b, "}\n", 2);
     if (b.err) {
         /* too long or no memory: keep the fact that something was logged */
-        int n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line dropped\"}\n",
-                         ts, names[lvl]);
+        int n = snprintf(line, sizeof(line),
+                         "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line dropped\"}\n", ts,
+                         names[lvl]);
         if (write(STDERR_FILENO, line, (size_t)n) < 0) {
             /* nothing sensible to do */
         }

@@ -6,22 +6,38 @@
 const char *dtm_rc_name(int rc)
 {
     switch (rc) {
-    case DTM_OK: return "ok";
-    case DTM_ENOMEM: return "out_of_memory";
-    case DTM_EINVAL: return "invalid";
-    case DTM_EIO: return "io";
-    case DTM_ENOTFOUND: return "not_found";
-    case DTM_EEXIST: return "exists";
-    case DTM_ETOOBIG: return "too_big";
-    case DTM_EUNSUPPORTED: return "unsupported";
-    case DTM_EMALFORMED: return "malformed";
-    case DTM_EVALIDATION: return "validation";
-    case DTM_EAUTH: return "unauthenticated";
-    case DTM_EFORBIDDEN: return "forbidden";
-    case DTM_ESTORE: return "store";
-    case DTM_EBUSY: return "busy";
-    case DTM_ECONFLICT: return "conflict";
-    default: return "internal";
+    case DTM_OK:
+        return "ok";
+    case DTM_ENOMEM:
+        return "out_of_memory";
+    case DTM_EINVAL:
+        return "invalid";
+    case DTM_EIO:
+        return "io";
+    case DTM_ENOTFOUND:
+        return "not_found";
+    case DTM_EEXIST:
+        return "exists";
+    case DTM_ETOOBIG:
+        return "too_big";
+    case DTM_EUNSUPPORTED:
+        return "unsupported";
+    case DTM_EMALFORMED:
+        return "malformed";
+    case DTM_EVALIDATION:
+        return "validation";
+    case DTM_EAUTH:
+        return "unauthenticated";
+    case DTM_EFORBIDDEN:
+        return "forbidden";
+    case DTM_ESTORE:
+        return "store";
+    case DTM_EBUSY:
+        return "busy";
+    case DTM_ECONFLICT:
+        return "conflict";
+    default:
+        return "internal";
     }
 }
 

@@ -116,8 +116,9 @@ int dtm_time_parse(struct dtm_str s, int64_t *t_us)
     int64_t frac_us = 0, offset = DTM_TZ_OFFSET;
     size_t i;
     if (s.n < 16 || !digits(s, 0, 4, &y) || s.p[4] != '-' || !digits(s, 5, 2, &mo) ||
-        s.p[7] != '-' || !digits(s, 8, 2, &d) || (s.p[10] != 'T' && s.p[10] != 't' && s.p[10] != ' ') ||
-        !digits(s, 11, 2, &h) || s.p[13] != ':' || !digits(s, 14, 2, &mi))
+        s.p[7] != '-' || !digits(s, 8, 2, &d) ||
+        (s.p[10] != 'T' && s.p[10] != 't' && s.p[10] != ' ') || !digits(s, 11, 2, &h) ||
+        s.p[13] != ':' || !digits(s, 14, 2, &mi))
         return DTM_EINVAL;
     i = 16;
     if (i < s.n && s.p[i] == ':') {

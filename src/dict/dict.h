@@ -46,7 +46,7 @@ struct dtm_field_def {
     char **values;   /* enum values, owned */
     size_t nvalues;
     bool personal;
-    enum dtm_mask mask;  /* what DTM applies before storing (dataset says so) */
+    enum dtm_mask mask; /* what DTM applies before storing (dataset says so) */
     struct dtm_i18n_text title;
     struct dtm_i18n_text description;
     char *unit; /* e.g. "ms", "VND"; owned, may be NULL */
@@ -81,16 +81,16 @@ struct dtm_dataset {
     int64_t version;
     struct dtm_i18n_text title;
     struct dtm_i18n_text description;
-    char *agency;                 /* managing agency; owned */
-    char *classification;         /* public | internal | confidential (secret is refused) */
-    struct dtm_i18n_text access;  /* access conditions (G2) */
-    char *update_frequency;       /* realtime | daily | monthly | ... */
+    char *agency;                /* managing agency; owned */
+    char *classification;        /* public | internal | confidential (secret is refused) */
+    struct dtm_i18n_text access; /* access conditions (G2) */
+    char *update_frequency;      /* realtime | daily | monthly | ... */
     size_t nfields;
     struct dtm_field_def *fields;
     size_t nkey;
-    int key[8]; /* field indexes of the data key (T1.4) */
-    int time_field; /* index or -1 */
-    int system_field; /* index of "system_code" or -1 */
+    int key[8];               /* field indexes of the data key (T1.4) */
+    int time_field;           /* index or -1 */
+    int system_field;         /* index of "system_code" or -1 */
     int classification_field; /* index of "classification" or -1 */
     size_t nrules;
     struct dtm_rule *rules;
@@ -102,7 +102,7 @@ struct dtm_dataset {
     struct {
         size_t n;
         int *dims;
-    } *cubes;
+    } * cubes;
     bool builtin;
     char *json; /* the definition as canonical JSON (what GET /api/v1/datasets/{code} returns) */
 };
@@ -137,8 +137,8 @@ const struct dtm_dataset *dtm_dict_at(const struct dtm_dict *d, size_t i);
 struct dtm_value {
     bool present;
     struct dtm_str text;
-    int64_t i;  /* integer; boolean 0/1; date: days since epoch; datetime: µs since epoch */
-    double d;   /* decimal and integer as double (measures) */
+    int64_t i; /* integer; boolean 0/1; date: days since epoch; datetime: µs since epoch */
+    double d;  /* decimal and integer as double (measures) */
 };
 
 struct dtm_record {
@@ -152,8 +152,8 @@ struct dtm_record {
  *   internal (the server ran out of memory while checking)
  * arg is context for the message (the limit, the allowed values, the expected type…). */
 struct dtm_rec_error {
-    size_t index;              /* record index within the request (0-based) */
-    char field[DTM_NAME_MAX];  /* "" when the error concerns the whole record */
+    size_t index;             /* record index within the request (0-based) */
+    char field[DTM_NAME_MAX]; /* "" when the error concerns the whole record */
     const char *code;
     char arg[160];
     const struct dtm_rule *rule; /* for rule errors: custom code/message */

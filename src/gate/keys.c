@@ -190,9 +190,8 @@ int dtm_gate_api_key_cached(struct dtm_key_cache *kc, struct dtm_store *st, stru
     dtm_secret_hash(key, h);
     slot = ((size_t)h[0] << 8 | h[1]) % KC_SLOTS;
     pthread_rwlock_rdlock(&kc->lock);
-    if (exists == kc->seen_exists &&
-        (!exists || (sb.st_mtim.tv_sec == kc->seen.tv_sec &&
-                     sb.st_mtim.tv_nsec == kc->seen.tv_nsec))) {
+    if (exists == kc->seen_exists && (!exists || (sb.st_mtim.tv_sec == kc->seen.tv_sec &&
+                                                  sb.st_mtim.tv_nsec == kc->seen.tv_nsec))) {
         struct kc_entry *e = &kc->slot[slot];
         if (e->used && dtm_ct_equal(e->hash, h, 32)) {
             *k = e->key;

@@ -35,7 +35,7 @@ struct dtm_route {
     const char *pattern; /* "/api/v1/ingest/{dataset}": {name} matches one path segment */
     dtm_handler handler;
     enum dtm_access access;
-    size_t body_max; /* 0 = the route takes no body; SIZE_MAX = [ingest] max_body */
+    size_t body_max;  /* 0 = the route takes no body; SIZE_MAX = [ingest] max_body */
     const char *name; /* for logs and metrics */
 };
 
@@ -105,7 +105,8 @@ void dtm_http_query_each(struct dtm_req *r, void (*cb)(void *ctx, const char *k,
                          void *ctx);
 
 /* Responses. Each takes a copy of the body. */
-int dtm_http_add_header(struct dtm_req *r, const char *name, const char *value /* static or arena */);
+int dtm_http_add_header(struct dtm_req *r, const char *name,
+                        const char *value /* static or arena */);
 int dtm_http_reply(struct dtm_req *r, int status, const char *content_type, const char *body,
                    size_t len);
 int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body);
@@ -135,8 +136,8 @@ void dtm_http_resume(struct dtm_req *r);
 
 /* Server lifecycle (cli/serve.c) */
 struct dtm_server *dtm_server_create(struct dtm_server_env *env, char *err, size_t errsz);
-int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr,
-                     char *err, size_t errsz);
+int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr, char *err,
+                     size_t errsz);
 /* Reloads the TLS certificate and key (SIGHUP). The old ones stay valid for handshakes that use
  * them. */
 int dtm_server_reload_tls(struct dtm_server *s, char *err, size_t errsz);

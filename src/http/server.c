@@ -159,8 +159,7 @@ int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body)
 }
 
 int dtm_http_problem_build(struct dtm_req *r, int status, const char *code, const char *title,
-                           const char *extra, struct dtm_buf *b, const char *detail_fmt,
-                           va_list ap)
+                           const char *extra, struct dtm_buf *b, const char *detail_fmt, va_list ap)
 {
     struct dtm_buf d;
     dtm_buf_init(&d, 64 * 1024);
@@ -285,8 +284,8 @@ static enum dtm_method parse_method(const char *m)
     static const struct {
         const char *name;
         enum dtm_method m;
-    } t[] = {{"GET", DTM_GET},       {"HEAD", DTM_HEAD},     {"POST", DTM_POST},
-             {"PUT", DTM_PUT},       {"DELETE", DTM_DELETE}, {"PATCH", DTM_PATCH}};
+    } t[] = {{"GET", DTM_GET}, {"HEAD", DTM_HEAD},     {"POST", DTM_POST},
+             {"PUT", DTM_PUT}, {"DELETE", DTM_DELETE}, {"PATCH", DTM_PATCH}};
     for (size_t i = 0; i < DTM_ARRAY_LEN(t); i++)
         if (strcmp(m, t[i].name) == 0)
             return t[i].m;
@@ -368,8 +367,7 @@ static int gate(struct dtm_req *r)
     st = dtm_http_store(r);
     if (!st)
         return DTM_ESTORE;
-    rc = dtm_gate_api_key_cached(r->srv->env->key_cache, st, key, dtm_now_us(), &r->key,
-                                 &r->sys);
+    rc = dtm_gate_api_key_cached(r->srv->env->key_cache, st, key, dtm_now_us(), &r->key, &r->sys);
     if (rc)
         return rc;
     r->authenticated = true;
@@ -393,16 +391,17 @@ static void access_log(struct dtm_req *r)
         return;
     dtm_buf_init(&f, 8192);
     dtm_buf_addc(&f, "\"method\":");
-    dtm_buf_json_strc(&f, r->route ? (r->method == DTM_HEAD ? "HEAD"
-                                      : r->method == DTM_GET  ? "GET"
-                                      : r->method == DTM_POST ? "POST"
-                                      : r->method == DTM_PUT  ? "PUT"
+    dtm_buf_json_strc(&f, r->route ? (r->method == DTM_HEAD     ? "HEAD"
+                                      : r->method == DTM_GET    ? "GET"
+                                      : r->method == DTM_POST   ? "POST"
+                                      : r->method == DTM_PUT    ? "PUT"
                                       : r->method == DTM_DELETE ? "DELETE"
                                                                 : "OTHER")
                                    : "?");
     dtm_buf_addc(&f, ",\"path\":");
     dtm_buf_json_str(&f, (struct dtm_str){r->path, strnlen(r->path, 512)});
-    dtm_buf_printf(&f, ",\"route\":\"%s\",\"status\":%d,\"us\":%lld,\"bytes_in\":%zu,\"bytes_out\":%zu",
+    dtm_buf_printf(&f,
+                   ",\"route\":\"%s\",\"status\":%d,\"us\":%lld,\"bytes_in\":%zu,\"bytes_out\":%zu",
                    r->route ? r->route->name : "-", r->status, (long long)(dtm_mono_us() - r->t0),
                    r->body.n, r->resp_bytes);
     dtm_buf_addc(&f, ",\"request_id\":");
@@ -482,8 +481,8 @@ static bool begin(struct dtm_req *r)
     if (cl.n && dtm_str_to_i64(cl, &len) == DTM_OK && len > (int64_t)r->body_max) {
         r->body_too_big = true;
         dtm_http_problem(r, 413, "too_large", "Request too large",
-                         "The body has %lld bytes; at most %zu are accepted here.",
-                         (long long)len, r->body_max);
+                         "The body has %lld bytes; at most %zu are accepted here.", (long long)len,
+                         r->body_max);
         return true;
     }
     return false;
@@ -613,8 +612,8 @@ static int cred_load(const struct dtm_conf *c, struct tls_cred **out, char *err,
         goto out;
     }
     t->npcert = DTM_ARRAY_LEN(t->pcert);
-    if ((g = gnutls_pcert_list_import_x509_raw(t->pcert, &t->npcert, &cd, GNUTLS_X509_FMT_PEM,
-                                                0)) < 0) {
+    if ((g = gnutls_pcert_list_import_x509_raw(t->pcert, &t->npcert, &cd, GNUTLS_X509_FMT_PEM, 0)) <
+        0) {
         t->npcert = 0;
         snprintf(err, errsz, "the TLS certificate %s is not valid PEM: %s", cpath,
                  gnutls_strerror(g));
@@ -737,12 +736,12 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
     const struct dtm_conf *c = s->env->conf;
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    unsigned threads = c->threads > 0 ? (unsigned)c->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads =
+        c->threads > 0 ? (unsigned)c->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     struct MHD_Daemon *d;
     if (threads < 1)
         threads = 1;
-    if (parse_listen(addr, &ss, &flags, err, errsz, tls || c->http_public,
-                     tls ? "HTTPS" : "HTTP"))
+    if (parse_listen(addr, &ss, &flags, err, errsz, tls || c->http_public, tls ? "HTTPS" : "HTTP"))
         return NULL;
     if (tls)
         flags |= MHD_USE_TLS;
@@ -751,8 +750,8 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->max_connections,
-                                       NULL};
+    ops[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->max_connections, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                        (intptr_t)c->connection_timeout, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 10 * 1024, NULL};
@@ -760,21 +759,22 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
     if (tls) {
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)cert_cb};
-        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
-                                           (void *)c->tls_priorities};
+        ops[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)c->tls_priorities};
     }
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
                          MHD_OPTION_END);
     if (!d)
-        snprintf(err, errsz, "cannot listen on %s (%s): address in use, not permitted, or bad "
-                             "TLS settings",
+        snprintf(err, errsz,
+                 "cannot listen on %s (%s): address in use, not permitted, or bad "
+                 "TLS settings",
                  addr, tls ? "HTTPS" : "HTTP");
     return d;
 }
 
-int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr,
-                     char *err, size_t errsz)
+int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr, char *err,
+                     size_t errsz)
 {
     if (https_addr && strcmp(https_addr, "off") != 0) {
         if (dtm_server_reload_tls(s, err, errsz))
@@ -825,8 +825,8 @@ void dtm_server_drain(struct dtm_server *s, int64_t timeout_s)
         nanosleep(&ts, NULL);
     }
     if (atomic_load(&s->inflight) > 0)
-        dtm_logf(DTM_LOG_WARN, "drain timeout; closing connections",
-                 "\"in_flight\":%ld", (long)atomic_load(&s->inflight));
+        dtm_logf(DTM_LOG_WARN, "drain timeout; closing connections", "\"in_flight\":%ld",
+                 (long)atomic_load(&s->inflight));
 }
 
 void dtm_server_destroy(struct dtm_server *s)

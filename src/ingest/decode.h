@@ -49,7 +49,8 @@ struct dtm_decode_error {
     size_t offset; /* byte offset from the start of the input */
     size_t line;   /* 1-based */
     size_t col;    /* 1-based byte within the line */
-    const char *code; /* static machine code: "syntax", "utf8", "duplicate_field", "nested_value",
+    const char
+        *code;        /* static machine code: "syntax", "utf8", "duplicate_field", "nested_value",
                          "too_many_fields", "not_an_object", "empty", "csv_columns", "xml_dtd", ... */
     char detail[128]; /* short English detail, e.g. "expected ':' after object key" */
 };
@@ -65,7 +66,8 @@ struct dtm_decoder *dtm_decoder_open(enum dtm_format f, const char *p, size_t n)
  * when the input is broken at that point. After an error, a decoder whose format is line-based
  * (NDJSON, CSV) may be called again and continues with the next line; JSON and XML stop
  * (next() keeps returning the same error). */
-int dtm_decoder_next(struct dtm_decoder *d, struct dtm_in_record *out, struct dtm_decode_error *err);
+int dtm_decoder_next(struct dtm_decoder *d, struct dtm_in_record *out,
+                     struct dtm_decode_error *err);
 
 /* Whether the input was a single record rather than a collection (JSON object at top level,
  * XML with a <record> root) — only known after the first next(). */

@@ -31,8 +31,8 @@ struct dtm_ingest_out {
                DTM_EFORBIDDEN (forbidden_code), DTM_ENOMEM */
     struct dtm_decode_error derr;
     char forbidden_code[DTM_CODE_MAX];
-    size_t total;    /* records decoded */
-    size_t rejected; /* records with at least one error */
+    size_t total;               /* records decoded */
+    size_t rejected;            /* records with at least one error */
     struct dtm_rec_error *errs; /* arena; at most max_errors */
     size_t nerrs;
     size_t errs_total;
@@ -71,10 +71,10 @@ struct dtm_write_job {
     void *ctx;
     void (*done)(struct dtm_write_job *j); /* called once, on the writer thread, after commit */
     /* out */
-    int rc;            /* DTM_OK, DTM_ECONFLICT (key reused with another body), DTM_ESTORE, DTM_EBUSY */
-    bool replayed;     /* answered from a stored Idempotency-Key answer */
+    int rc;        /* DTM_OK, DTM_ECONFLICT (key reused with another body), DTM_ESTORE, DTM_EBUSY */
+    bool replayed; /* answered from a stored Idempotency-Key answer */
     struct dtm_receipt receipt;
-    int status;        /* HTTP status of the answer */
+    int status; /* HTTP status of the answer */
     struct dtm_buf answer;
     /* queue link */
     struct dtm_write_job *next;

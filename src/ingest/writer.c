@@ -122,8 +122,8 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now)
             return rc;
     }
     if (j->preset) {
-        struct dtm_idem v = {.status = j->status, .body = j->answer.p,
-                             .body_len = j->answer.n, .created_at = now};
+        struct dtm_idem v = {
+            .status = j->status, .body = j->answer.p, .body_len = j->answer.n, .created_at = now};
         memcpy(v.request_hash, j->idem_hash, 32);
         return st->ops->idem_put(st, j->system_code, j->idem_key, &v);
     }
@@ -157,8 +157,8 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now)
     if ((rc = j->answer_fn(j, &j->answer)))
         return rc;
     if (j->idem_key.n) {
-        struct dtm_idem v = {.status = j->status, .body = j->answer.p,
-                             .body_len = j->answer.n, .created_at = now};
+        struct dtm_idem v = {
+            .status = j->status, .body = j->answer.p, .body_len = j->answer.n, .created_at = now};
         memcpy(v.request_hash, j->idem_hash, 32);
         if ((rc = st->ops->idem_put(st, j->system_code, j->idem_key, &v)))
             return rc;

@@ -9,13 +9,32 @@
 #include <string.h>
 
 enum stmt_id {
-    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-    Q_SYS_ADD, Q_SYS_GET, Q_SYS_LIST, Q_SYS_TOUCH,
-    Q_KEY_ADD, Q_KEY_FIND, Q_KEY_EXPIRE, Q_KEY_REVOKE, Q_CLIENT_ADD,
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SYS_ADD,
+    Q_SYS_GET,
+    Q_SYS_LIST,
+    Q_SYS_TOUCH,
+    Q_KEY_ADD,
+    Q_KEY_FIND,
+    Q_KEY_EXPIRE,
+    Q_KEY_REVOKE,
+    Q_CLIENT_ADD,
     Q_USER_ADD,
-    Q_RCPT_OPEN, Q_RCPT_CLOSE, Q_RCPT_GET, Q_RCPT_RECORDS,
-    Q_REC_INSERT, Q_REC_FIND, Q_REC_HISTORY, Q_REC_UPDATE, Q_REC_GET, Q_REC_GET_HISTORY,
-    Q_IDEM_GET, Q_IDEM_PUT, Q_IDEM_PURGE,
+    Q_RCPT_OPEN,
+    Q_RCPT_CLOSE,
+    Q_RCPT_GET,
+    Q_RCPT_RECORDS,
+    Q_REC_INSERT,
+    Q_REC_FIND,
+    Q_REC_HISTORY,
+    Q_REC_UPDATE,
+    Q_REC_GET,
+    Q_REC_GET_HISTORY,
+    Q_IDEM_GET,
+    Q_IDEM_PUT,
+    Q_IDEM_PURGE,
     Q_COUNT
 };
 
@@ -718,8 +737,8 @@ int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, s
     }
     q->super.ops = &sqlite_ops;
     snprintf(q->path, sizeof(q->path), "%s", path);
-    if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2(path, &q->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         snprintf(err, errsz, "cannot open database %s: %s", path,
                  q->db ? sqlite3_errmsg(q->db) : "out of memory");

@@ -10,18 +10,18 @@
 #include "conf/conf.h"
 #include "core/core.h"
 
-#define DTM_CODE_MAX 64   /* system code buffer */
-#define DTM_ID_MAX 48     /* key ids, receipt ids */
+#define DTM_CODE_MAX 64 /* system code buffer */
+#define DTM_ID_MAX 48   /* key ids, receipt ids */
 
 struct dtm_system {
     char code[DTM_CODE_MAX];
     char name[256];
     char org[256];
-    char role[16]; /* source | consumer | aggregator */
+    char role[16];             /* source | consumer | aggregator */
     char parent[DTM_CODE_MAX]; /* "" = none */
-    bool masked;   /* configured for masked data (Art. 9.4) */
-    int64_t created_at; /* µs */
-    int64_t last_seen;  /* µs, 0 = never */
+    bool masked;               /* configured for masked data (Art. 9.4) */
+    int64_t created_at;        /* µs */
+    int64_t last_seen;         /* µs, 0 = never */
 };
 
 struct dtm_key {
@@ -37,7 +37,7 @@ struct dtm_store_record {
     uint8_t key_hash[16];     /* keyed hash of dataset + data key (T1.4) */
     uint8_t content_hash[16]; /* keyed hash of the canonical content */
     struct dtm_str system_code;
-    int64_t event_time; /* µs of the dataset's time field; INT64_MIN = none */
+    int64_t event_time;     /* µs of the dataset's time field; INT64_MIN = none */
     struct dtm_str content; /* canonical JSON */
 };
 

@@ -73,8 +73,7 @@ static void test_rejects_unknown_and_bad(void **state)
     path = write_tmp("[nosuch]\nx = 1\n");
     assert_int_equal(dtm_conf_load(&c, path, err, sizeof(err)), DTM_EINVAL);
     unlink(path);
-    assert_int_equal(dtm_conf_load(&c, "/nonexistent/dtm.conf", err, sizeof(err)),
-                     DTM_ENOTFOUND);
+    assert_int_equal(dtm_conf_load(&c, "/nonexistent/dtm.conf", err, sizeof(err)), DTM_ENOTFOUND);
 }
 
 static void test_sample_round_trips(void **state)

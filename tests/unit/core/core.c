@@ -110,11 +110,11 @@ static void test_utf8(void **state)
 {
     (void)state;
     assert_int_equal(dtm_utf8_check("Vi\xe1\xbb\x87t Nam", 10), 10);
-    assert_int_equal(dtm_utf8_check("ab\xc3\x28", 4), 2);          /* bad continuation */
-    assert_int_equal(dtm_utf8_check("\xc0\xaf", 2), 0);            /* overlong */
-    assert_int_equal(dtm_utf8_check("a\xed\xa0\x80", 4), 1);       /* surrogate */
-    assert_int_equal(dtm_utf8_check("\xf4\x90\x80\x80", 4), 0);    /* > U+10FFFF */
-    assert_int_equal(dtm_utf8_check("\xe1\xbb", 2), 0);            /* truncated */
+    assert_int_equal(dtm_utf8_check("ab\xc3\x28", 4), 2);       /* bad continuation */
+    assert_int_equal(dtm_utf8_check("\xc0\xaf", 2), 0);         /* overlong */
+    assert_int_equal(dtm_utf8_check("a\xed\xa0\x80", 4), 1);    /* surrogate */
+    assert_int_equal(dtm_utf8_check("\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
+    assert_int_equal(dtm_utf8_check("\xe1\xbb", 2), 0);         /* truncated */
     size_t line, col;
     dtm_text_pos("ab\ncd\nef", 7, &line, &col);
     assert_int_equal(line, 3);
@@ -139,7 +139,8 @@ static void test_hashes(void **state)
     assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     dtm_hmac_sha256((const uint8_t *)"Jeff", 4, "what do ya want for nothing?", 28, out);
     dtm_hex(out, 32, hex);
-    assert_string_not_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    assert_string_not_equal(hex,
+                            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     assert_true(dtm_ct_equal("abc", "abc", 3));
     assert_false(dtm_ct_equal("abc", "abd", 3));
 }
