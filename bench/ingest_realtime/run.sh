@@ -12,7 +12,8 @@
 #
 # Env: BENCH_DURATION (default 15s), BENCH_CONNECTIONS (default "50 500"), BENCH_THREADS (2),
 #      BENCH_STRICT=1 (exit 1 when a target is missed), DTM_BENCH_NO_BUILD=1 (use
-#      build-release/dtm as it is), BENCH_RESULTS (default bench/RESULTS.md).
+#      build-release/dtm as it is), DTM_BENCH_BIN (benchmark this binary instead; no build),
+#      BENCH_RESULTS (default bench/RESULTS.md).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -23,7 +24,7 @@ CONNS="${BENCH_CONNECTIONS:-50 500}"
 THREADS="${BENCH_THREADS:-2}"
 RESULTS="${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}"
 BUILD="$ROOT/build-release"
-DTM="$BUILD/dtm"
+DTM="${DTM_BENCH_BIN:-$BUILD/dtm}"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -35,7 +36,7 @@ fi
 command -v wrk >/dev/null || die "wrk is not installed (scripts/deps.sh bench)"
 NGINX=/usr/sbin/nginx
 
-if [ "${DTM_BENCH_NO_BUILD:-0}" != 1 ]; then
+if [ "${DTM_BENCH_NO_BUILD:-0}" != 1 ] && [ -z "${DTM_BENCH_BIN:-}" ]; then
     if [ ! -f "$BUILD/build.ninja" ]; then
         say "configuring $BUILD (release)"
         (cd "$ROOT" && meson setup build-release -Dbuildtype=release >/dev/null)

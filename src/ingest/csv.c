@@ -92,8 +92,10 @@ static int parse_row(struct csv_decoder *d, size_t start, size_t max, struct csv
             if (doubled) {
                 char *buf = dtm_scratch_alloc(&d->sc, j - seg);
                 size_t w = 0;
-                if (!buf)
+                if (!buf) {
+                    row->next = n;
                     return DTM_ENOMEM;
+                }
                 for (size_t x = seg; x < j; x++) {
                     buf[w++] = p[x];
                     if (p[x] == '"')

@@ -98,7 +98,7 @@ void dtm_writer_touch(struct dtm_writer *w, const char *system_code, int64_t whe
 }
 
 /* Writes one job's records inside the open transaction. */
-static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now)
+static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now, int64_t *seq)
 {
     struct dtm_store *st = w->store;
     int rc;
@@ -136,8 +136,7 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now)
              j->request_id ? j->request_id : "");
     j->receipt.received_at = now;
     j->receipt.rejected = (int64_t)j->rejected;
-    if ((rc = st->ops->receipt_open(st, &j->receipt)))
-        return rc;
+    j->receipt.seq = (*seq)++;
     for (size_t i = 0; i < j->nrecs; i++) {
         enum dtm_put_outcome o;
         if ((rc = st->ops->record_put(st, j->dataset, &j->recs[i], j->receipt.seq, now, &o)))
@@ -150,7 +149,7 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now)
                 j->receipt.updated++;
         }
     }
-    if ((rc = st->ops->receipt_close(st, &j->receipt)))
+    if ((rc = st->ops->receipt_put(st, &j->receipt)))
         return rc;
     j->status = 200;
     dtm_buf_reset(&j->answer);
@@ -182,6 +181,7 @@ static void *run(void *arg)
     static struct touch touches[TOUCH_SLOTS]; /* only this thread uses it */
     for (;;) {
         struct dtm_write_job *batch, *j, *last;
+        int64_t seq = 0;
         size_t ntouch, records = 0, jobs = 0;
         int64_t now;
         int rc = DTM_OK;
@@ -233,9 +233,11 @@ static void *run(void *arg)
 
         now = dtm_now_us();
         rc = w->store->ops->begin(w->store);
+        if (rc == DTM_OK && batch)
+            rc = w->store->ops->receipt_next_seq(w->store, &seq);
         for (j = batch; j && rc == DTM_OK; j = j->next) {
             j->rc = DTM_OK;
-            rc = write_job(w, j, now);
+            rc = write_job(w, j, now, &seq);
         }
         if (rc == DTM_OK)
             rc = flush_touches(w, touches, ntouch);

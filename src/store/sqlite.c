@@ -22,8 +22,8 @@ enum stmt_id {
     Q_KEY_REVOKE,
     Q_CLIENT_ADD,
     Q_USER_ADD,
-    Q_RCPT_OPEN,
-    Q_RCPT_CLOSE,
+    Q_RCPT_NEXT,
+    Q_RCPT_PUT,
     Q_RCPT_GET,
     Q_RCPT_RECORDS,
     Q_REC_INSERT,
@@ -60,9 +60,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_CLIENT_ADD] = "INSERT INTO oauth_clients(client_id,system_code,secret_hash,created_at) "
                      "VALUES(?,?,?,?)",
     [Q_USER_ADD] = "INSERT INTO users(username,role,password_hash,created_at) VALUES(?,?,?,?)",
-    [Q_RCPT_OPEN] = "INSERT INTO receipts(tag,dataset,system_code,request_id,received_at) "
-                    "VALUES(?,?,?,?,?)",
-    [Q_RCPT_CLOSE] = "UPDATE receipts SET accepted=?,duplicates=?,updated=?,rejected=? WHERE seq=?",
+    [Q_RCPT_NEXT] = "SELECT coalesce(max(seq),0)+1 FROM receipts",
+    [Q_RCPT_PUT] = "INSERT INTO receipts(seq,tag,dataset,system_code,request_id,received_at,"
+                   "accepted,duplicates,updated,rejected) VALUES(?,?,?,?,?,?,?,?,?,?)",
     [Q_RCPT_GET] = "SELECT seq,tag,dataset,system_code,request_id,received_at,accepted,duplicates,"
                    "updated,rejected FROM receipts WHERE seq=?",
     [Q_RCPT_RECORDS] = "SELECT revision,receipt_seq,received_at,content FROM records "
@@ -449,34 +449,38 @@ static int s_user_add(struct dtm_store *s, const char *username, const char *rol
     return exec_done(s, st, "user_add");
 }
 
-static int s_receipt_open(struct dtm_store *s, struct dtm_receipt *r)
+static int s_receipt_next_seq(struct dtm_store *s, int64_t *seq)
 {
-    sqlite3_stmt *st = stmt(s, Q_RCPT_OPEN);
+    sqlite3_stmt *st = stmt(s, Q_RCPT_NEXT);
     int rc;
     if (!st)
         return DTM_ESTORE;
-    bind_text(st, 1, r->id);
-    bind_text(st, 2, r->dataset);
-    bind_text(st, 3, r->system_code);
-    bind_text(st, 4, r->request_id);
-    sqlite3_bind_int64(st, 5, r->received_at);
-    if ((rc = exec_done(s, st, "receipt_open")))
-        return rc;
-    r->seq = sqlite3_last_insert_rowid(DB(s));
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return fail(s, "receipt_next_seq");
+    }
+    *seq = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
     return DTM_OK;
 }
 
-static int s_receipt_close(struct dtm_store *s, const struct dtm_receipt *r)
+static int s_receipt_put(struct dtm_store *s, const struct dtm_receipt *r)
 {
-    sqlite3_stmt *st = stmt(s, Q_RCPT_CLOSE);
+    sqlite3_stmt *st = stmt(s, Q_RCPT_PUT);
     if (!st)
         return DTM_ESTORE;
-    sqlite3_bind_int64(st, 1, r->accepted);
-    sqlite3_bind_int64(st, 2, r->duplicates);
-    sqlite3_bind_int64(st, 3, r->updated);
-    sqlite3_bind_int64(st, 4, r->rejected);
-    sqlite3_bind_int64(st, 5, r->seq);
-    return exec_done(s, st, "receipt_close");
+    sqlite3_bind_int64(st, 1, r->seq);
+    bind_text(st, 2, r->id);
+    bind_text(st, 3, r->dataset);
+    bind_text(st, 4, r->system_code);
+    bind_text(st, 5, r->request_id);
+    sqlite3_bind_int64(st, 6, r->received_at);
+    sqlite3_bind_int64(st, 7, r->accepted);
+    sqlite3_bind_int64(st, 8, r->duplicates);
+    sqlite3_bind_int64(st, 9, r->updated);
+    sqlite3_bind_int64(st, 10, r->rejected);
+    return exec_done(s, st, "receipt_put");
 }
 
 static int s_record_put(struct dtm_store *s, const char *dataset, const struct dtm_store_record *r,
@@ -712,8 +716,8 @@ static const struct dtm_store_ops sqlite_ops = {
     .key_revoke = s_key_revoke,
     .client_add = s_client_add,
     .user_add = s_user_add,
-    .receipt_open = s_receipt_open,
-    .receipt_close = s_receipt_close,
+    .receipt_next_seq = s_receipt_next_seq,
+    .receipt_put = s_receipt_put,
     .record_put = s_record_put,
     .receipt_get = s_receipt_get,
     .receipt_records = s_receipt_records,

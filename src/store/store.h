@@ -104,8 +104,10 @@ struct dtm_store_ops {
                     const char *password_hash, int64_t now);
 
     /* records: the writer calls these inside begin/commit */
-    int (*receipt_open)(struct dtm_store *s, struct dtm_receipt *r /* seq set on return */);
-    int (*receipt_close)(struct dtm_store *s, const struct dtm_receipt *r); /* final counts */
+    /* The first free receipt sequence number; call inside the write transaction (which holds the
+     * write lock, so numbers handed out from it cannot collide with another writer's). */
+    int (*receipt_next_seq)(struct dtm_store *s, int64_t *seq);
+    int (*receipt_put)(struct dtm_store *s, const struct dtm_receipt *r); /* with its seq */
     int (*record_put)(struct dtm_store *s, const char *dataset, const struct dtm_store_record *r,
                       int64_t receipt_seq, int64_t now, enum dtm_put_outcome *out);
     int (*receipt_get)(struct dtm_store *s, int64_t seq, struct dtm_receipt *out);

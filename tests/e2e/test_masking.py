@@ -111,8 +111,11 @@ def test_rejected_records_do_not_leak(server, src):
 def test_zz_raw_values_never_in_data_dir_or_log(server, src):
     """Runs last in the module (file order): every raw value sent above."""
     assert RAW_SENT, "no raw values were sent?"
-    # Make the server write out anything buffered: another request, then a short pause.
-    T.assert_ok(server.ingest(src, [T.txn()]))
+    # Positive control: the search does see stored records (a txn_id just stored).
+    probe = T.txn()
+    T.assert_ok(server.ingest(src, [probe]))
+    assert T.files_containing(server.data_dir, probe["txn_id"].encode()), \
+        "control: a stored txn_id is not found in the data dir's files"
     leaks = {}
     for raw in RAW_SENT:
         hits = T.files_containing(server.data_dir, raw.encode())
