@@ -31,7 +31,20 @@ def requests_of_every_kind(server, src):
     yield "ingest 415", lambda h: server.ingest(src, None, data=b"{}", headers=dict(
         h, **{"Content-Type": "text/plain"}))
     yield "ingest 422", lambda h: server.ingest(src, [T.txn(status="?")], headers=h)
+    yield "ingest 403", lambda h: server.ingest(src, [T.txn(system_code="SOMEONEELSE")],
+                                                headers=h)
+    yield "ingest 409", lambda h: conflict(server, src, h)
+    yield "ingest 413", lambda h: server.ingest(src, [{"txn_id": str(i)} for i in range(10_001)],
+                                                headers=h)
     yield "heartbeat", lambda h: server.post("/api/v1/heartbeat", headers=dict(h, **src.headers))
+
+
+def conflict(server, src, h):
+    key = T.uid("idem")
+    T.assert_ok(server.ingest(src, [T.txn()], headers={"Idempotency-Key": key}))
+    r = server.ingest(src, [T.txn()], headers=dict(h, **{"Idempotency-Key": key}))
+    assert r.status_code == 409, r.text
+    return r
 
 
 def test_every_response_has_request_id(server, src):

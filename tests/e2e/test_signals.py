@@ -3,6 +3,7 @@ SIGTERM/SIGINT drain in-flight requests and exit 0."""
 
 import http.client
 import json
+import re
 import shutil
 import signal
 import socket
@@ -102,6 +103,76 @@ def test_sighup_repeated_under_load(own_server):
         T.assert_ok(srv.ingest(src, [T.txn() for _ in range(20)]))
         time.sleep(0.05)
     assert srv.proc.poll() is None
+    assert srv.stop() == 0
+
+
+def padded_body(size):
+    rec = T.txn()
+    head = json.dumps([rec]).encode()
+    return rec, head[:-1] + b" " * (size - len(head)) + b"]"
+
+
+def set_conf(path, section, key, value):
+    """Sets `key = value` in [section] of an INI file (replacing the line or adding it)."""
+    lines = path.read_text().splitlines()
+    out, cur, done = [], None, False
+    for ln in lines:
+        m = re.match(r"^\s*\[([^\]]+)\]", ln)
+        if m:
+            if cur == section and not done:
+                out.append(f"{key} = {value}")
+                done = True
+            cur = m.group(1).strip()
+        elif cur == section and re.match(rf"^\s*{re.escape(key)}\s*=", ln):
+            ln, done = f"{key} = {value}", True
+        out.append(ln)
+    if not done:
+        if cur != section:
+            out.append(f"[{section}]")
+        out.append(f"{key} = {value}")
+    path.write_text("\n".join(out) + "\n")
+
+
+def reload(srv):
+    n = srv.log_text().lower().count("reload")
+    srv.signal(signal.SIGHUP)
+    assert T.wait_for(lambda: srv.log_text().lower().count("reload") > n, timeout=5), \
+        "no log line with 'reload' after SIGHUP:\n" + srv.log_tail()
+    time.sleep(0.1)
+    assert srv.proc.poll() is None, "the server exited on SIGHUP:\n" + srv.log_tail()
+
+
+def test_sighup_reloads_config(own_server):
+    srv = own_server(https=False)
+    src = srv.add_system()
+    conf = srv.data_dir / "dtm.conf"
+    original = conf.read_text()
+    size = 100_000
+    rec, body = padded_body(size)
+    r = srv.ingest(src, None, data=body, headers={"Content-Type": "application/json"})
+    assert T.counts(T.assert_ok(r)) == (1, 0, 0, 0)
+
+    set_conf(conf, "ingest", "max_body", "65536")
+    reload(srv)
+    rec, body = padded_body(size)
+    r = srv.ingest(src, None, data=body, headers={"Content-Type": "application/json"})
+    T.assert_problem(r, 413)
+    assert srv.record(src, rec["txn_id"]).status_code == 404
+
+    conf.write_text(original)
+    reload(srv)
+    r = srv.ingest(src, None, data=body, headers={"Content-Type": "application/json"})
+    assert T.counts(T.assert_ok(r)) == (1, 0, 0, 0)
+
+    # A broken config on SIGHUP: the server keeps serving with the config it has.
+    set_conf(conf, "ingest", "no_such_setting", "1")
+    srv.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert srv.proc.poll() is None, "a bad config on SIGHUP stopped the server"
+    rec, body = padded_body(size)
+    r = srv.ingest(src, None, data=body, headers={"Content-Type": "application/json"})
+    assert T.counts(T.assert_ok(r)) == (1, 0, 0, 0)
+    conf.write_text(original)
     assert srv.stop() == 0
 
 
