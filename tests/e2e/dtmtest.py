@@ -423,11 +423,11 @@ def check_error_items(errors):
 
 
 def curl(*args, timeout=60):
-    """Runs curl (no proxy, silent); returns (http_code:int, body:bytes, headers:str,
+    """Runs curl (no proxy, silent, -k for the self-signed certificate); returns (http_code:int, body:bytes, headers:str,
     exit_status:int, stderr:str). http_code is 0 when no HTTP answer was received."""
     import tempfile
     with tempfile.NamedTemporaryFile() as body_f, tempfile.NamedTemporaryFile() as hdr_f:
-        cmd = ["curl", "--noproxy", "*", "-sS", "-o", body_f.name, "-D", hdr_f.name,
+        cmd = ["curl", "--noproxy", "*", "-k", "-sS", "-o", body_f.name, "-D", hdr_f.name,
                "-w", "%{http_code}", "--max-time", str(timeout), *map(str, args)]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 10)
         code = int(p.stdout.strip() or 0) if p.stdout.strip().isdigit() else 0

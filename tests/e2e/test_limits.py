@@ -4,6 +4,7 @@ records or for a body over [ingest] max_body (default 32 MiB), whatever the fram
 import json
 
 import pytest
+import requests
 
 import dtmtest as T
 
@@ -104,3 +105,26 @@ def test_body_just_under_limit_is_parsed(server, src):
     body = head[:-1] + b" " * (1024 * 1024 - len(head)) + b"]"
     r = server.ingest(src, None, data=body, headers={"Content-Type": "application/json"})
     assert T.counts(T.assert_ok(r)) == (1, 0, 0, 0)
+
+
+@pytest.mark.parametrize("listener", ["http", "https"])
+def test_body_over_limit_is_413_requests(server, src, big_body, listener):
+    """python-requests sends the whole body without `Expect: 100-continue`: the 413 must still
+    reach it (the server has to read or drain the body before closing, as nginx's lingering
+    close does), not a connection reset."""
+    path, rec = big_body
+    base = server.base_url if listener == "http" else server.https_url
+    if not base:
+        pytest.skip("no HTTPS listener known")
+    if base.startswith("https://") != (listener == "https"):
+        pytest.skip(f"the target server's base URL is not {listener}")
+    s = T.new_session()
+    try:
+        r = s.post(base + "/api/v1/ingest/transactions", data=path.read_bytes(), timeout=60,
+                   headers={"Content-Type": "application/json", "X-API-Key": src.api_key})
+    except requests.RequestException as e:
+        pytest.fail(f"no 413 received over {listener}, the connection failed instead: {e!r}")
+    finally:
+        s.close()
+    T.assert_problem(r, 413)
+    assert server.record(src, rec["txn_id"]).status_code == 404
