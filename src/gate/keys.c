@@ -135,6 +135,7 @@ struct kc_entry {
 struct dtm_key_cache {
     pthread_rwlock_t lock;
     char path[DTM_PATH_MAX];
+    int fd; /* keys.changed, kept open: fstat is cheaper than a path lookup per request */
     struct timespec seen; /* mtime of keys.changed when the cache was last valid */
     bool seen_exists;
     struct kc_entry slot[KC_SLOTS];
@@ -147,6 +148,9 @@ struct dtm_key_cache *dtm_key_cache_create(const struct dtm_conf *c)
         return NULL;
     pthread_rwlock_init(&kc->lock, NULL);
     dtm_conf_path(c, "keys.changed", kc->path, sizeof(kc->path));
+    /* The CLI rewrites this file in place (O_TRUNC keeps the inode), so the open descriptor sees
+     * every change. Without it, fall back to stat(2) of the path. */
+    kc->fd = open(kc->path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
     return kc;
 }
 
@@ -155,6 +159,8 @@ void dtm_key_cache_destroy(struct dtm_key_cache *kc)
     if (!kc)
         return;
     pthread_rwlock_destroy(&kc->lock);
+    if (kc->fd >= 0)
+        close(kc->fd);
     OPENSSL_cleanse(kc, sizeof(*kc));
     free(kc);
 }
@@ -186,7 +192,7 @@ int dtm_gate_api_key_cached(struct dtm_key_cache *kc, struct dtm_store *st, stru
         return dtm_gate_api_key(st, key, now, k, sys);
     if (key.n == 0 || key.n > DTM_SECRET_MAX)
         return DTM_EAUTH;
-    exists = stat(kc->path, &sb) == 0;
+    exists = (kc->fd >= 0 ? fstat(kc->fd, &sb) : stat(kc->path, &sb)) == 0;
     dtm_secret_hash(key, h);
     slot = ((size_t)h[0] << 8 | h[1]) % KC_SLOTS;
     pthread_rwlock_rdlock(&kc->lock);

@@ -40,6 +40,15 @@ struct dtm_server {
     struct store_node *stores;
 };
 
+static char request_prefix[20];
+
+static void init_request_prefix(void)
+{
+    char id[40];
+    dtm_random_id("", id, sizeof(id));
+    snprintf(request_prefix, sizeof(request_prefix), "%.12s", id);
+}
+
 /* Bytes of an over-limit body read and dropped before hanging up on the sender. */
 #define DISCARD_MAX ((size_t)64 << 20)
 
@@ -428,6 +437,17 @@ static void req_free(struct dtm_req *r)
     free(r);
 }
 
+/* Request ids need to be unique, not secret: a random per-process prefix and a counter (a CSPRNG
+ * call per request showed up in profiles). */
+static void request_id(char *out, size_t outsz)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    static atomic_ullong counter;
+    pthread_once(&once, init_request_prefix);
+    snprintf(out, outsz, "req_%s%llx", request_prefix,
+             (unsigned long long)atomic_fetch_add(&counter, 1));
+}
+
 static struct dtm_req *req_new(struct dtm_server *s, struct MHD_Connection *c, const char *url,
                                const char *method)
 {
@@ -448,7 +468,7 @@ static struct dtm_req *req_new(struct dtm_server *s, struct MHD_Connection *c, c
         memcpy(r->request_id, rid.p, rid.n);
         r->request_id[rid.n] = '\0';
     } else {
-        dtm_random_id("req_", r->request_id, sizeof(r->request_id));
+        request_id(r->request_id, sizeof(r->request_id));
     }
     r->lang = dtm_lang_from_header(dtm_http_header(r, MHD_HTTP_HEADER_ACCEPT_LANGUAGE));
     return r;
