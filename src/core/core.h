@@ -114,6 +114,9 @@ int dtm_log_level_parse(const char *s, enum dtm_log_level *out);
 /* msg is a short fact; fields is a string of extra JSON members without braces,
  * already escaped (build it with dtm_buf_json_str), or NULL. */
 void dtm_log(enum dtm_log_level lvl, const char *msg, const char *fields);
+/* Buffer info lines (a server under load); warnings and errors are always written at once. */
+void dtm_log_set_buffered(bool on);
+void dtm_log_flush(void);
 void dtm_logf(enum dtm_log_level lvl, const char *msg, const char *fields_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
