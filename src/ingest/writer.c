@@ -27,6 +27,9 @@ struct dtm_writer {
     size_t commit_max;
     bool stopping;
     struct dtm_store *store;
+    struct dtm_store *maint_store; /* for background upkeep (checkpoints) */
+    pthread_t maint_thread;
+    bool maint_running;
     struct touch touches[TOUCH_SLOTS];
     size_t ntouches;
     int64_t last_purge;
@@ -269,6 +272,24 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* Store upkeep beside the writer (SQLite checkpoints), every 200 ms until the writer stops. */
+static void *maintain(void *arg)
+{
+    struct dtm_writer *w = arg;
+    for (;;) {
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        bool stop;
+        pthread_mutex_lock(&w->lock);
+        stop = w->stopping;
+        pthread_mutex_unlock(&w->lock);
+        if (stop)
+            break;
+        w->maint_store->ops->maintain(w->maint_store);
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
 int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *err, size_t errsz)
 {
     struct dtm_writer *w = calloc(1, sizeof(*w));
@@ -284,6 +305,20 @@ int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *er
     if ((rc = dtm_store_open(c, &w->store, err, errsz))) {
         free(w);
         return rc;
+    }
+    if (w->store->ops->tune_writer && (rc = w->store->ops->tune_writer(w->store))) {
+        snprintf(err, errsz, "cannot configure the writer's store connection");
+        w->store->ops->close(w->store);
+        free(w);
+        return rc;
+    }
+    if (w->store->ops->maintain && dtm_store_open(c, &w->maint_store, err, errsz) == DTM_OK) {
+        if (pthread_create(&w->maint_thread, NULL, maintain, w) == 0) {
+            w->maint_running = true;
+        } else {
+            w->maint_store->ops->close(w->maint_store);
+            w->maint_store = NULL;
+        }
     }
     if (pthread_create(&w->thread, NULL, run, w) != 0) {
         snprintf(err, errsz, "cannot start the writer thread");
@@ -304,6 +339,11 @@ void dtm_writer_stop(struct dtm_writer *w)
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
+    if (w->maint_running) {
+        pthread_join(w->maint_thread, NULL);
+        w->maint_store->ops->maintain(w->maint_store); /* leave a short WAL behind */
+        w->maint_store->ops->close(w->maint_store);
+    }
     w->store->ops->close(w->store);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);

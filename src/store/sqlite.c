@@ -698,6 +698,26 @@ static int s_idem_purge(struct dtm_store *s, int64_t before)
     return exec_done(s, st, "idem_purge");
 }
 
+/* The writer does not checkpoint: a checkpoint copies the WAL into the database and syncs it,
+ * which stalled every request waiting on that commit. A PASSIVE checkpoint on another
+ * connection runs beside the writer instead (it never blocks the writer; once the whole WAL is
+ * copied, the writer's next transaction starts the WAL over). */
+static int s_maintain(struct dtm_store *s)
+{
+    int log = 0, done = 0;
+    if (sqlite3_wal_checkpoint_v2(DB(s), NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) != SQLITE_OK)
+        return sqlite3_errcode(DB(s)) == SQLITE_BUSY ? DTM_OK : fail(s, "checkpoint");
+    return DTM_OK;
+}
+
+static int s_tune_writer(struct dtm_store *s)
+{
+    if (sqlite3_exec(DB(s), "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-16384;", NULL, NULL,
+                     NULL) != SQLITE_OK)
+        return fail(s, "tune_writer");
+    return DTM_OK;
+}
+
 static const struct dtm_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = s_close,
@@ -725,6 +745,8 @@ static const struct dtm_store_ops sqlite_ops = {
     .idem_get = s_idem_get,
     .idem_put = s_idem_put,
     .idem_purge = s_idem_purge,
+    .maintain = s_maintain,
+    .tune_writer = s_tune_writer,
 };
 
 int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz)

@@ -124,6 +124,13 @@ struct dtm_store_ops {
     int (*idem_put)(struct dtm_store *s, const char *system_code, struct dtm_str key,
                     const struct dtm_idem *v);
     int (*idem_purge)(struct dtm_store *s, int64_t before);
+
+    /* Background upkeep, called about every 200 ms from its own thread and connection (SQLite:
+     * WAL checkpoints, kept off the writer's path). May be NULL. */
+    int (*maintain)(struct dtm_store *s);
+    /* Makes this connection the writer's: larger cache; for SQLite no automatic checkpoints
+     * (maintain does them). May be NULL. */
+    int (*tune_writer)(struct dtm_store *s);
 };
 
 struct dtm_store {
