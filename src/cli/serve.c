@@ -177,9 +177,11 @@ int dtm_cmd_serve(int argc, char **argv)
     dtm_server_drain(srv, env.conf->drain_timeout);
     exit_code = DTM_EXIT_OK;
 out:
-    /* order: listeners stop (every suspended request was answered), then the writer */
-    dtm_server_destroy(srv);
+    /* order: the writer finishes every queued job (each waiting request is resumed and answered;
+     * later ones get 503), then the listeners stop, then the writer's memory goes */
     dtm_writer_stop(writer);
+    dtm_server_destroy(srv);
+    dtm_writer_free(writer);
     dtm_key_cache_destroy(env.key_cache);
     if (st)
         st->ops->close(st);

@@ -92,6 +92,8 @@ int dtm_writer_submit(struct dtm_writer *w, struct dtm_write_job *j);
 void dtm_writer_touch(struct dtm_writer *w, const char *system_code, int64_t when);
 /* Writes everything queued, then stops the thread. */
 void dtm_writer_stop(struct dtm_writer *w);
+/* Stops (if running) and frees. Submissions between stop and free are refused with EBUSY. */
+void dtm_writer_free(struct dtm_writer *w);
 /* Jobs waiting. */
 size_t dtm_writer_depth(struct dtm_writer *w);
 

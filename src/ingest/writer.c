@@ -335,6 +335,10 @@ void dtm_writer_stop(struct dtm_writer *w)
     if (!w)
         return;
     pthread_mutex_lock(&w->lock);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->lock);
+        return;
+    }
     w->stopping = true;
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
@@ -343,8 +347,17 @@ void dtm_writer_stop(struct dtm_writer *w)
         pthread_join(w->maint_thread, NULL);
         w->maint_store->ops->maintain(w->maint_store); /* leave a short WAL behind */
         w->maint_store->ops->close(w->maint_store);
+        w->maint_running = false;
     }
     w->store->ops->close(w->store);
+    w->store = NULL;
+}
+
+void dtm_writer_free(struct dtm_writer *w)
+{
+    if (!w)
+        return;
+    dtm_writer_stop(w);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
     free(w);
