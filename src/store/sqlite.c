@@ -698,10 +698,12 @@ static int s_idem_purge(struct dtm_store *s, int64_t before)
     return exec_done(s, st, "idem_purge");
 }
 
-/* The writer does not checkpoint: a checkpoint copies the WAL into the database and syncs it,
- * which stalled every request waiting on that commit. A PASSIVE checkpoint on another
- * connection runs beside the writer instead (it never blocks the writer; once the whole WAL is
- * copied, the writer's next transaction starts the WAL over). */
+/* Checkpoints copy the WAL into the database and sync it. A PASSIVE checkpoint on another
+ * connection does most of that work beside the writer; the writer keeps SQLite's automatic
+ * checkpoint (every 1000 pages), which then finds little left to copy and lets its next
+ * transaction start the WAL over. (Without the writer's own checkpoint the WAL never wraps under
+ * continuous load: it grew to hundreds of MB, and every new frame extended the file, which ext4
+ * zero-fills — measured at 14 % of the writer's time.) */
 static int s_maintain(struct dtm_store *s)
 {
     int log = 0, done = 0;
@@ -712,8 +714,7 @@ static int s_maintain(struct dtm_store *s)
 
 static int s_tune_writer(struct dtm_store *s)
 {
-    if (sqlite3_exec(DB(s), "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-16384;", NULL, NULL,
-                     NULL) != SQLITE_OK)
+    if (sqlite3_exec(DB(s), "PRAGMA cache_size=-16384;", NULL, NULL, NULL) != SQLITE_OK)
         return fail(s, "tune_writer");
     return DTM_OK;
 }
