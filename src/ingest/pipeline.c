@@ -48,6 +48,20 @@ static bool may_write(const struct dtm_ingest_in *in, struct dtm_str code, char 
     return true;
 }
 
+/* Doubles an arena array (the old copy stays in the arena until the request ends). */
+static int grow(struct dtm_arena *arena, void **arr, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *n = dtm_arena_alloc(arena, ncap * elem);
+    if (!n)
+        return DTM_ENOMEM;
+    if (*cap)
+        memcpy(n, *arr, *cap * elem);
+    *arr = n;
+    *cap = ncap;
+    return DTM_OK;
+}
+
 void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
                         struct dtm_ingest_out *out)
 {
@@ -119,17 +133,10 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
             for (size_t e = 0; e < DTM_MIN(nerr, DTM_ARRAY_LEN(scratch)); e++) {
                 if (out->nerrs == in->max_errors)
                     break;
-                if (out->nerrs == errcap) {
-                    size_t ncap = errcap ? errcap * 2 : 16;
-                    struct dtm_rec_error *n = dtm_arena_alloc(arena, ncap * sizeof(*n));
-                    if (!n) {
-                        out->rc = DTM_ENOMEM;
-                        goto out;
-                    }
-                    if (errcap)
-                        memcpy(n, out->errs, errcap * sizeof(*n));
-                    out->errs = n;
-                    errcap = ncap;
+                if (out->nerrs == errcap &&
+                    grow(arena, (void **)&out->errs, &errcap, sizeof(*out->errs))) {
+                    out->rc = DTM_ENOMEM;
+                    goto out;
                 }
                 out->errs[out->nerrs++] = scratch[e];
             }
@@ -144,17 +151,9 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
             out->rc = json.err ? json.err : DTM_ENOMEM;
             break;
         }
-        if (out->nrecs == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct dtm_store_record *n = dtm_arena_alloc(arena, ncap * sizeof(*n));
-            if (!n) {
-                out->rc = DTM_ENOMEM;
-                break;
-            }
-            if (cap)
-                memcpy(n, out->recs, cap * sizeof(*n));
-            out->recs = n;
-            cap = ncap;
+        if (out->nrecs == cap && grow(arena, (void **)&out->recs, &cap, sizeof(*out->recs))) {
+            out->rc = DTM_ENOMEM;
+            break;
         }
         struct dtm_store_record *sr = &out->recs[out->nrecs++];
         struct dtm_str keyvals[8];
