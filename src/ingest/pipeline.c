@@ -48,18 +48,18 @@ static bool may_write(const struct dtm_ingest_in *in, struct dtm_str code, char 
     return true;
 }
 
-/* Doubles an arena array (the old copy stays in the arena until the request ends). */
-static int grow(struct dtm_arena *arena, void **arr, size_t *cap, size_t elem)
+/* Returns a copy of an arena array with twice the room (the old one stays in the arena until
+ * the request ends), updating *cap; NULL when out of memory. */
+static void *grow(struct dtm_arena *arena, const void *arr, size_t *cap, size_t elem)
 {
     size_t ncap = *cap ? *cap * 2 : 16;
     void *n = dtm_arena_alloc(arena, ncap * elem);
     if (!n)
-        return DTM_ENOMEM;
+        return NULL;
     if (*cap)
-        memcpy(n, *arr, *cap * elem);
-    *arr = n;
+        memcpy(n, arr, *cap * elem);
     *cap = ncap;
-    return DTM_OK;
+    return n;
 }
 
 void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
@@ -134,7 +134,7 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
                 if (out->nerrs == in->max_errors)
                     break;
                 if (out->nerrs == errcap &&
-                    grow(arena, (void **)&out->errs, &errcap, sizeof(*out->errs))) {
+                    !(out->errs = grow(arena, out->errs, &errcap, sizeof(*out->errs)))) {
                     out->rc = DTM_ENOMEM;
                     goto out;
                 }
@@ -151,7 +151,7 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
             out->rc = json.err ? json.err : DTM_ENOMEM;
             break;
         }
-        if (out->nrecs == cap && grow(arena, (void **)&out->recs, &cap, sizeof(*out->recs))) {
+        if (out->nrecs == cap && !(out->recs = grow(arena, out->recs, &cap, sizeof(*out->recs)))) {
             out->rc = DTM_ENOMEM;
             break;
         }
