@@ -23,6 +23,19 @@ bench:
 	@scripts/deps.sh bench
 	@bench/ingest_realtime/run.sh
 
+# libFuzzer on the body decoders for FUZZ_SECONDS (default 300), starting from the committed seeds;
+# new interesting inputs go to build-fuzz/corpus, crashes to build-fuzz/.
+FUZZ_SECONDS ?= 300
+fuzz:
+	@scripts/deps.sh fuzz
+	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
+	@ninja -C build-fuzz src/libdtmengine.a libdtmengine.a >/dev/null 2>&1 || ninja -C build-fuzz >/dev/null
+	@mkdir -p build-fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $$(pkg-config --cflags libxml-2.0) \
+	    fuzz/decode.c build-fuzz/libdtmengine.a $$(pkg-config --libs libxml-2.0 libcjson libpcre2-8 sqlite3 libcrypto libsodium inih libmicrohttpd gnutls) -lpthread -lm \
+	    -o build-fuzz/fuzz-decode
+	cd build-fuzz && ./fuzz-decode -max_total_time=$(FUZZ_SECONDS) corpus ../fuzz/corpus/decode
+
 format:
 	@clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'fuzz/*.[ch]')
 

@@ -8,6 +8,7 @@ libssl-dev libsodium-dev libxml2-dev libcmocka-dev
 sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest"
 case "${1:-}" in
 bench) PKGS="$PKGS wrk nginx-light" ;;
+fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
 esac
 missing=""
 for p in $PKGS; do
