@@ -272,19 +272,20 @@ static void *run(void *arg)
     return NULL;
 }
 
-/* Store upkeep beside the writer (SQLite checkpoints), every 200 ms until the writer stops. */
+/* Store upkeep beside the writer (SQLite checkpoints), every second until the writer stops. */
 static void *maintain(void *arg)
 {
     struct dtm_writer *w = arg;
-    for (;;) {
-        struct timespec ts = {0, 200 * 1000 * 1000};
+    for (unsigned tick = 1;; tick++) {
+        struct timespec ts = {0, 100 * 1000 * 1000}; /* look at `stopping` ten times a second */
         bool stop;
         pthread_mutex_lock(&w->lock);
         stop = w->stopping;
         pthread_mutex_unlock(&w->lock);
         if (stop)
             break;
-        w->maint_store->ops->maintain(w->maint_store);
+        if (tick % 10 == 0)
+            w->maint_store->ops->maintain(w->maint_store);
         nanosleep(&ts, NULL);
     }
     return NULL;
