@@ -272,7 +272,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-/* Store upkeep beside the writer (SQLite checkpoints), every second until the writer stops. */
+/* Store upkeep beside the writer (SQLite checkpoints), every 200 ms until the writer stops. */
 static void *maintain(void *arg)
 {
     struct dtm_writer *w = arg;
@@ -284,7 +284,7 @@ static void *maintain(void *arg)
         pthread_mutex_unlock(&w->lock);
         if (stop)
             break;
-        if (tick % 10 == 0)
+        if (tick % 2 == 0)
             w->maint_store->ops->maintain(w->maint_store);
         nanosleep(&ts, NULL);
     }

@@ -704,9 +704,9 @@ static int s_idem_purge(struct dtm_store *s, int64_t before)
  * transaction start the WAL over. (Without the writer's own checkpoint the WAL never wraps under
  * continuous load: it grew to hundreds of MB, and every new frame extended the file, which ext4
  * zero-fills — measured at 14 % of the writer's time.) The writer's threshold is 8000 pages
- * (32 MiB) and the background pass runs every second, so that a page changed by many commits is
- * copied once: bytes written per record fell from 11.3 to 8.9 KB and CPU per request from 78 to
- * 70 µs (bench/RESULTS.md). */
+ * (32 MiB) and the background pass runs every 200 ms: bytes written per record fell from 11.3 to
+ * 8.9 KB and CPU per request from 78 to 70 µs; rarer background passes saved a little more but
+ * made the writer's own checkpoints big enough to show in p99 (bench/RESULTS.md). */
 static int s_maintain(struct dtm_store *s)
 {
     int log = 0, done = 0;

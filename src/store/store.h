@@ -125,7 +125,7 @@ struct dtm_store_ops {
                     const struct dtm_idem *v);
     int (*idem_purge)(struct dtm_store *s, int64_t before);
 
-    /* Background upkeep, called about every second from its own thread and connection (SQLite:
+    /* Background upkeep, called about every 200 ms from its own thread and connection (SQLite:
      * WAL checkpoints, kept off the writer's path). May be NULL. */
     int (*maintain)(struct dtm_store *s);
     /* Makes this connection the writer's: larger cache; for SQLite no automatic checkpoints
