@@ -42,8 +42,7 @@ int dtm_cmd_init(int argc, char **argv)
 {
     static const char usage[] = "dtm init [--data-dir DIR] [--json]";
     bool demo = false;
-    const char *seed = NULL;
-    struct dtm_cli_opt opts[] = {{"demo", NULL, &demo}, {"seed", &seed, NULL}};
+    struct dtm_cli_opt opts[] = {{"demo", NULL, &demo}};
     struct dtm_cli_common com;
     const char *pos[1];
     size_t npos;
