@@ -34,7 +34,12 @@ fuzz:
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $$(pkg-config --cflags libxml-2.0) \
 	    fuzz/decode.c build-fuzz/libdtmengine.a $$(pkg-config --libs libxml-2.0 libcjson libpcre2-8 sqlite3 libcrypto libsodium inih libmicrohttpd gnutls) -lpthread -lm \
 	    -o build-fuzz/fuzz-decode
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+	    fuzz/definition.c build-fuzz/libdtmengine.a $$(pkg-config --libs libxml-2.0 libcjson libpcre2-8 sqlite3 libcrypto libsodium inih libmicrohttpd gnutls) -lpthread -lm \
+	    -o build-fuzz/fuzz-definition
+	@mkdir -p build-fuzz/corpus-definition
 	cd build-fuzz && ./fuzz-decode -max_total_time=$(FUZZ_SECONDS) corpus ../fuzz/corpus/decode
+	cd build-fuzz && ./fuzz-definition -max_total_time=$(FUZZ_SECONDS) corpus-definition ../src/dict/builtin
 
 format:
 	@clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'fuzz/*.[ch]')
