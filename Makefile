@@ -37,9 +37,13 @@ fuzz:
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
 	    fuzz/definition.c build-fuzz/libdtmengine.a $$(pkg-config --libs libxml-2.0 libcjson libpcre2-8 sqlite3 libcrypto libsodium inih libmicrohttpd gnutls) -lpthread -lm \
 	    -o build-fuzz/fuzz-definition
-	@mkdir -p build-fuzz/corpus-definition
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+	    fuzz/conf.c build-fuzz/libdtmengine.a $$(pkg-config --libs libxml-2.0 libcjson libpcre2-8 sqlite3 libcrypto libsodium inih libmicrohttpd gnutls) -lpthread -lm \
+	    -o build-fuzz/fuzz-conf
+	@mkdir -p build-fuzz/corpus-definition build-fuzz/corpus-conf
 	cd build-fuzz && ./fuzz-decode -max_total_time=$(FUZZ_SECONDS) corpus ../fuzz/corpus/decode
 	cd build-fuzz && ./fuzz-definition -max_total_time=$(FUZZ_SECONDS) corpus-definition ../src/dict/builtin
+	cd build-fuzz && ./fuzz-conf -max_total_time=$(FUZZ_SECONDS) corpus-conf ../fuzz/corpus/conf
 
 format:
 	@clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'fuzz/*.[ch]')

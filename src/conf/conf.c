@@ -153,24 +153,43 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
     return 0;
 }
 
+int dtm_conf_load_string(struct dtm_conf *c, const char *text, const char *name, char *err,
+                         size_t errsz)
+{
+    struct load_ctx x = {c, err, errsz, name, DTM_OK};
+    int line = ini_parse_string(text, on_kv, &x);
+    if (x.rc)
+        return x.rc;
+    if (line != 0) {
+        snprintf(err, errsz, "%s:%d: syntax error", name, line);
+        return DTM_EINVAL;
+    }
+    return DTM_OK;
+}
+
 int dtm_conf_load(struct dtm_conf *c, const char *path, char *err, size_t errsz)
 {
-    struct load_ctx x = {c, err, errsz, path, DTM_OK};
+    struct dtm_buf text;
+    char chunk[4096];
+    size_t n;
+    int rc;
     FILE *f = fopen(path, "r");
-    int line;
     if (!f) {
         snprintf(err, errsz, "cannot open %s", path);
         return DTM_ENOTFOUND;
     }
-    line = ini_parse_file(f, on_kv, &x);
+    dtm_buf_init(&text, 1 << 20); /* a config larger than 1 MiB is a mistake */
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        dtm_buf_add(&text, chunk, n);
     fclose(f);
-    if (x.rc)
-        return x.rc;
-    if (line != 0) {
-        snprintf(err, errsz, "%s:%d: syntax error", path, line);
+    if (text.err) {
+        snprintf(err, errsz, "%s is larger than 1 MiB", path);
+        dtm_buf_free(&text);
         return DTM_EINVAL;
     }
-    return DTM_OK;
+    rc = dtm_conf_load_string(c, text.p ? text.p : "", path, err, errsz);
+    dtm_buf_free(&text);
+    return rc;
 }
 
 int dtm_conf_sample(struct dtm_buf *out)

@@ -48,6 +48,10 @@ void dtm_conf_defaults(struct dtm_conf *c, const char *data_dir);
  * with "FILE: reason" in err. A missing file → DTM_ENOTFOUND. */
 int dtm_conf_load(struct dtm_conf *c, const char *path, char *err, size_t errsz);
 
+/* The same over text in memory (name is used in messages). */
+int dtm_conf_load_string(struct dtm_conf *c, const char *text, const char *name, char *err,
+                         size_t errsz);
+
 /* Writes the commented sample configuration (every key, its default and description). */
 int dtm_conf_sample(struct dtm_buf *out);
 
