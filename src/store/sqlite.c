@@ -227,12 +227,8 @@ static void s_close(struct dtm_store *s)
 
 static int s_exec(struct dtm_store *s, const char *text)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(DB(s), text, NULL, NULL, &msg) != SQLITE_OK) {
-        dtm_logf(DTM_LOG_ERROR, "storage error", "\"sqlite\":\"%s\"", "exec failed");
-        sqlite3_free(msg);
-        return fail(s, "exec");
-    }
+    if (sqlite3_exec(DB(s), text, NULL, NULL, NULL) != SQLITE_OK)
+        return fail(s, "exec"); /* logs sqlite3_errmsg once */
     return DTM_OK;
 }
 
