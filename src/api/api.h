@@ -14,6 +14,9 @@ int dtm_api_ingest(struct dtm_req *r);
 int dtm_api_receipt_get(struct dtm_req *r);
 int dtm_api_heartbeat(struct dtm_req *r);
 
+/* The dataset named by the first path parameter; NULL after answering 404 when there is none. */
+const struct dtm_dataset *dtm_api_dataset(struct dtm_req *r);
+
 /* Appends "errors":[{index,field,code,message}…] members for record errors. */
 void dtm_api_errors_json(struct dtm_buf *b, const struct dtm_rec_error *errs, size_t n,
                          enum dtm_lang lang);

@@ -49,7 +49,7 @@ int dtm_api_datasets_list(struct dtm_req *r)
     return rc;
 }
 
-static const struct dtm_dataset *find(struct dtm_req *r)
+const struct dtm_dataset *dtm_api_dataset(struct dtm_req *r)
 {
     const struct dtm_dataset *ds = dtm_dict_get(dtm_http_env(r)->dict, r->params[0]);
     if (!ds)
@@ -61,7 +61,7 @@ static const struct dtm_dataset *find(struct dtm_req *r)
 
 int dtm_api_dataset_get(struct dtm_req *r)
 {
-    const struct dtm_dataset *ds = find(r);
+    const struct dtm_dataset *ds = dtm_api_dataset(r);
     if (!ds)
         return DTM_OK;
     return dtm_http_reply(r, 200, "application/json; charset=utf-8", ds->json, strlen(ds->json));
@@ -106,7 +106,7 @@ static int version_json(void *ctx, const struct dtm_record_version *v)
 
 int dtm_api_record_get(struct dtm_req *r)
 {
-    const struct dtm_dataset *ds = find(r);
+    const struct dtm_dataset *ds = dtm_api_dataset(r);
     struct dtm_str vals[8];
     uint8_t kh[16];
     struct dtm_buf b;

@@ -182,16 +182,3 @@ int dtm_buf_xml_str(struct dtm_buf *b, struct dtm_str s)
     }
     return dtm_buf_add(b, s.p + run, s.n - run);
 }
-
-char *dtm_buf_detach(struct dtm_buf *b, size_t *len)
-{
-    char *p = b->p;
-    if (len)
-        *len = b->n;
-    if (!p)
-        p = calloc(1, 1);
-    b->p = NULL;
-    b->n = b->cap = 0;
-    b->err = DTM_OK;
-    return p;
-}

@@ -47,8 +47,7 @@ static inline struct dtm_str dtm_str_c(const char *s);
 bool dtm_str_eq(struct dtm_str a, struct dtm_str b);
 bool dtm_str_eqc(struct dtm_str a, const char *c);
 bool dtm_str_ieqc(struct dtm_str a, const char *c); /* ASCII case-insensitive */
-bool dtm_str_starts(struct dtm_str a, const char *prefix);
-struct dtm_str dtm_str_trim(struct dtm_str a); /* ASCII spaces and tabs */
+struct dtm_str dtm_str_trim(struct dtm_str a);      /* ASCII spaces and tabs */
 
 /* Parse a whole slice as a decimal signed 64-bit integer (optional sign, digits only).
  * Returns DTM_OK or DTM_EINVAL (empty, junk, overflow). */
@@ -88,8 +87,6 @@ int dtm_buf_json_str(struct dtm_buf *b, struct dtm_str s);
 int dtm_buf_json_strc(struct dtm_buf *b, const char *s);
 /* Appends s escaped for XML text/attribute content. */
 int dtm_buf_xml_str(struct dtm_buf *b, struct dtm_str s);
-/* Hands the memory to the caller (who frees it with free()); the buffer is left empty. */
-char *dtm_buf_detach(struct dtm_buf *b, size_t *len /* OUT, may be NULL */);
 
 /* ---- arena: per-request / per-batch memory freed in one step */
 struct dtm_arena_block;
@@ -109,7 +106,6 @@ void dtm_arena_free(struct dtm_arena *a);
  * passwords or unmasked personal values (CONTRACT §7). */
 enum dtm_log_level { DTM_LOG_DEBUG, DTM_LOG_INFO, DTM_LOG_WARN, DTM_LOG_ERROR };
 void dtm_log_set_level(enum dtm_log_level lvl);
-enum dtm_log_level dtm_log_get_level(void);
 int dtm_log_level_parse(const char *s, enum dtm_log_level *out);
 /* msg is a short fact; fields is a string of extra JSON members without braces,
  * already escaped (build it with dtm_buf_json_str), or NULL. */
@@ -144,6 +140,8 @@ void dtm_sha256(const void *p, size_t n, uint8_t out[32]);
 void dtm_hmac_sha256(const uint8_t *key, size_t keylen, const void *p, size_t n, uint8_t out[32]);
 bool dtm_ct_equal(const void *a, const void *b, size_t n); /* constant time */
 void dtm_hex(const uint8_t *p, size_t n, char *out /* 2n+1 */);
+/* Random token: prefix + `bytes` (1..32) random bytes in lower-case Crockford base32. */
+int dtm_random_token(const char *prefix, size_t bytes, char *out, size_t outsz);
 /* Random identifier: prefix + 26 chars of Crockford base32 (128 bits). out >= strlen(prefix)+27 */
 int dtm_random_id(const char *prefix, char *out, size_t outsz);
 

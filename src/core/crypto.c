@@ -116,22 +116,28 @@ void dtm_hex(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-int dtm_random_id(const char *prefix, char *out, size_t outsz)
+int dtm_random_token(const char *prefix, size_t bytes, char *out, size_t outsz)
 {
     static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford, lower case */
-    uint8_t r[17];
-    size_t pl = strlen(prefix);
-    if (outsz < pl + 27)
+    uint8_t r[33];
+    size_t pl = strlen(prefix), nchars = (bytes * 8 + 4) / 5;
+    if (bytes == 0 || bytes > 32 || outsz < pl + nchars + 1)
         return DTM_EINVAL;
-    if (dtm_random(r, 16))
+    if (dtm_random(r, bytes))
         return DTM_EIO;
-    r[16] = 0;
+    r[bytes] = 0; /* the last character's spare bits */
     memcpy(out, prefix, pl);
-    for (size_t i = 0; i < 26; i++) {
+    for (size_t i = 0; i < nchars; i++) {
         size_t bit = i * 5, byte = bit / 8, sh = bit % 8;
         unsigned v = ((unsigned)r[byte] << 8 | r[byte + 1]) >> (11 - sh);
         out[pl + i] = b32[v & 31];
     }
-    out[pl + 26] = '\0';
+    out[pl + nchars] = '\0';
+    OPENSSL_cleanse(r, sizeof(r));
     return DTM_OK;
+}
+
+int dtm_random_id(const char *prefix, char *out, size_t outsz)
+{
+    return dtm_random_token(prefix, 16, out, outsz);
 }

@@ -15,11 +15,6 @@ void dtm_log_set_level(enum dtm_log_level lvl)
     level = lvl;
 }
 
-enum dtm_log_level dtm_log_get_level(void)
-{
-    return level;
-}
-
 int dtm_log_level_parse(const char *s, enum dtm_log_level *out)
 {
     for (size_t i = 0; i < DTM_ARRAY_LEN(names); i++)

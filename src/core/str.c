@@ -65,12 +65,6 @@ bool dtm_str_ieqc(struct dtm_str a, const char *c)
     return c[i] == '\0';
 }
 
-bool dtm_str_starts(struct dtm_str a, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    return a.n >= n && memcmp(a.p, prefix, n) == 0;
-}
-
 struct dtm_str dtm_str_trim(struct dtm_str a)
 {
     while (a.n && (a.p[0] == ' ' || a.p[0] == '\t')) {

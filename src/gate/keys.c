@@ -74,23 +74,19 @@ void dtm_keyring_wipe(struct dtm_keyring *k)
 
 int dtm_secret_new(const char *prefix, char *out, size_t outsz, uint8_t hash[32])
 {
-    static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
-    uint8_t r[33];
-    size_t pl = strlen(prefix);
-    if (outsz < pl + 53)
-        return DTM_EINVAL;
-    if (dtm_random(r, 32))
-        return DTM_EIO;
-    r[32] = 0;
-    memcpy(out, prefix, pl);
-    for (size_t i = 0; i < 52; i++) {
-        size_t bit = i * 5, byte = bit / 8, sh = bit % 8;
-        unsigned v = ((unsigned)r[byte] << 8 | r[byte + 1]) >> (11 - sh);
-        out[pl + i] = b32[v & 31];
-    }
-    out[pl + 52] = '\0';
-    OPENSSL_cleanse(r, sizeof(r));
-    dtm_secret_hash(dtm_str_c(out), hash);
+    int rc = dtm_random_token(prefix, 32, out, outsz);
+    if (rc == DTM_OK)
+        dtm_secret_hash(dtm_str_c(out), hash);
+    return rc;
+}
+
+/* A key found in the store still authenticates: not revoked, not past its rotation grace. */
+static int key_live(const struct dtm_key *k, int64_t now)
+{
+    if (k->revoked_at && k->revoked_at <= now)
+        return DTM_EAUTH;
+    if (k->expires_at && k->expires_at <= now)
+        return DTM_EAUTH;
     return DTM_OK;
 }
 
@@ -116,11 +112,7 @@ int dtm_gate_api_key(struct dtm_store *st, struct dtm_str key, int64_t now, stru
         return DTM_EAUTH;
     if (rc)
         return rc;
-    if (k->revoked_at && k->revoked_at <= now)
-        return DTM_EAUTH;
-    if (k->expires_at && k->expires_at <= now)
-        return DTM_EAUTH;
-    return DTM_OK;
+    return key_live(k, now);
 }
 
 #define KC_SLOTS 4096
@@ -227,9 +219,5 @@ int dtm_gate_api_key_cached(struct dtm_key_cache *kc, struct dtm_store *st, stru
         kc->slot[slot].sys = *sys;
         pthread_rwlock_unlock(&kc->lock);
     }
-    if (k->revoked_at && k->revoked_at <= now)
-        return DTM_EAUTH;
-    if (k->expires_at && k->expires_at <= now)
-        return DTM_EAUTH;
-    return DTM_OK;
+    return key_live(k, now);
 }

@@ -100,10 +100,6 @@ struct dtm_store *dtm_http_store(struct dtm_req *r);
 struct dtm_str dtm_http_header(struct dtm_req *r, const char *name);
 /* Query argument (URL-decoded by libmicrohttpd); NULL when absent. */
 const char *dtm_http_query(struct dtm_req *r, const char *name);
-/* Calls cb for every query argument, in order. */
-void dtm_http_query_each(struct dtm_req *r, void (*cb)(void *ctx, const char *k, const char *v),
-                         void *ctx);
-
 /* Responses. Each takes a copy of the body. */
 int dtm_http_add_header(struct dtm_req *r, const char *name,
                         const char *value /* static or arena */);
@@ -114,10 +110,6 @@ int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body);
  * detail as English msgids (translated per request; detail is a printf format). */
 int dtm_http_problem(struct dtm_req *r, int status, const char *code, const char *title,
                      const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Same with extra JSON members (already serialised, without braces, may be NULL). */
-int dtm_http_problem_ext(struct dtm_req *r, int status, const char *code, const char *title,
-                         const char *extra_members, const char *detail_fmt, ...)
-    __attribute__((format(printf, 6, 7)));
 /* Builds a problem body into b without answering (for answers kept for replay). */
 int dtm_http_problem_build(struct dtm_req *r, int status, const char *code, const char *title,
                            const char *extra_members, struct dtm_buf *b, const char *detail_fmt,

@@ -102,27 +102,6 @@ const char *dtm_http_query(struct dtm_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-struct each_ctx {
-    void (*cb)(void *ctx, const char *k, const char *v);
-    void *ctx;
-};
-
-static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
-{
-    struct each_ctx *e = cls;
-    (void)kind;
-    e->cb(e->ctx, key, value ? value : "");
-    return MHD_YES;
-}
-
-void dtm_http_query_each(struct dtm_req *r, void (*cb)(void *ctx, const char *k, const char *v),
-                         void *ctx)
-{
-    struct each_ctx e = {cb, ctx};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg, &e);
-}
-
 /* ---- responses */
 
 int dtm_http_add_header(struct dtm_req *r, const char *name, const char *value)
@@ -219,17 +198,6 @@ int dtm_http_problem(struct dtm_req *r, int status, const char *code, const char
     return rc;
 }
 
-int dtm_http_problem_ext(struct dtm_req *r, int status, const char *code, const char *title,
-                         const char *extra_members, const char *detail_fmt, ...)
-{
-    va_list ap;
-    int rc;
-    va_start(ap, detail_fmt);
-    rc = dtm_http_problem_v(r, status, code, title, extra_members, detail_fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 int dtm_http_error(struct dtm_req *r, int rc)
 {
     switch (rc) {
@@ -291,16 +259,16 @@ void dtm_http_resume(struct dtm_req *r)
 
 /* ---- routing */
 
+static const char *const method_names[] = {
+    [DTM_GET] = "GET",       [DTM_HEAD] = "HEAD",   [DTM_POST] = "POST",   [DTM_PUT] = "PUT",
+    [DTM_DELETE] = "DELETE", [DTM_PATCH] = "PATCH", [DTM_OTHER] = "OTHER",
+};
+
 static enum dtm_method parse_method(const char *m)
 {
-    static const struct {
-        const char *name;
-        enum dtm_method m;
-    } t[] = {{"GET", DTM_GET}, {"HEAD", DTM_HEAD},     {"POST", DTM_POST},
-             {"PUT", DTM_PUT}, {"DELETE", DTM_DELETE}, {"PATCH", DTM_PATCH}};
-    for (size_t i = 0; i < DTM_ARRAY_LEN(t); i++)
-        if (strcmp(m, t[i].name) == 0)
-            return t[i].m;
+    for (size_t i = 0; i < DTM_OTHER; i++)
+        if (strcmp(m, method_names[i]) == 0)
+            return (enum dtm_method)i;
     return DTM_OTHER;
 }
 
@@ -403,13 +371,7 @@ static void access_log(struct dtm_req *r)
         return;
     dtm_buf_init(&f, 8192);
     dtm_buf_addc(&f, "\"method\":");
-    dtm_buf_json_strc(&f, r->route ? (r->method == DTM_HEAD     ? "HEAD"
-                                      : r->method == DTM_GET    ? "GET"
-                                      : r->method == DTM_POST   ? "POST"
-                                      : r->method == DTM_PUT    ? "PUT"
-                                      : r->method == DTM_DELETE ? "DELETE"
-                                                                : "OTHER")
-                                   : "?");
+    dtm_buf_json_strc(&f, method_names[r->method]);
     dtm_buf_addc(&f, ",\"path\":");
     dtm_buf_json_str(&f, (struct dtm_str){r->path, strnlen(r->path, 512)});
     dtm_buf_printf(&f,

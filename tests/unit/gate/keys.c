@@ -66,14 +66,25 @@ static void test_keyring(void **state)
     assert_non_null(strstr(err, "chmod 600"));
 }
 
+/* Gives system SYS1 a new key with this id; its secret is written to secret. */
+static void add_key(struct dtm_store *st, const char *id, char secret[DTM_SECRET_MAX], int64_t now)
+{
+    struct dtm_key k = {0};
+    uint8_t hash[32];
+    assert_int_equal(dtm_secret_new("dtm_", secret, DTM_SECRET_MAX, hash), DTM_OK);
+    snprintf(k.id, sizeof(k.id), "%s", id);
+    snprintf(k.system_code, sizeof(k.system_code), "SYS1");
+    k.created_at = now;
+    assert_int_equal(st->ops->key_add(st, &k, hash), DTM_OK);
+}
+
 static void test_api_key_auth_and_cache(void **state)
 {
     struct dtm_conf c;
     struct dtm_store *st;
     struct dtm_system sys = {0}, got;
-    struct dtm_key k = {0}, gk;
+    struct dtm_key gk;
     char secret[DTM_SECRET_MAX], err[256];
-    uint8_t hash[32];
     int64_t now = dtm_now_us();
     (void)state;
     dtm_conf_defaults(&c, dir);
@@ -84,11 +95,7 @@ static void test_api_key_auth_and_cache(void **state)
     snprintf(sys.role, sizeof(sys.role), "source");
     sys.created_at = now;
     assert_int_equal(st->ops->system_add(st, &sys), DTM_OK);
-    assert_int_equal(dtm_secret_new("dtm_", secret, sizeof(secret), hash), DTM_OK);
-    snprintf(k.id, sizeof(k.id), "key_1");
-    snprintf(k.system_code, sizeof(k.system_code), "SYS1");
-    k.created_at = now;
-    assert_int_equal(st->ops->key_add(st, &k, hash), DTM_OK);
+    add_key(st, "key_1", secret, now);
 
     struct dtm_key_cache *kc = dtm_key_cache_create(&c);
     assert_int_equal(dtm_gate_api_key_cached(kc, st, dtm_str_c(secret), now, &gk, &got), DTM_OK);
@@ -116,18 +123,13 @@ static void test_expiry_after_rotation(void **state)
     struct dtm_conf c;
     struct dtm_store *st;
     struct dtm_system got;
-    struct dtm_key k = {0}, gk;
+    struct dtm_key gk;
     char secret[DTM_SECRET_MAX], err[256];
-    uint8_t hash[32];
     int64_t now = dtm_now_us();
     (void)state;
     dtm_conf_defaults(&c, dir);
     assert_int_equal(dtm_store_open(&c, &st, err, sizeof(err)), DTM_OK);
-    assert_int_equal(dtm_secret_new("dtm_", secret, sizeof(secret), hash), DTM_OK);
-    snprintf(k.id, sizeof(k.id), "key_2");
-    snprintf(k.system_code, sizeof(k.system_code), "SYS1");
-    k.created_at = now;
-    assert_int_equal(st->ops->key_add(st, &k, hash), DTM_OK);
+    add_key(st, "key_2", secret, now);
     assert_int_equal(st->ops->key_expire_all(st, "SYS1", now + 1000), DTM_OK);
     assert_int_equal(dtm_gate_api_key(st, dtm_str_c(secret), now + 999, &gk, &got), DTM_OK);
     assert_int_equal(dtm_gate_api_key(st, dtm_str_c(secret), now + 1000, &gk, &got), DTM_EAUTH);
