@@ -13,6 +13,13 @@ int dtm_api_record_get(struct dtm_req *r);
 int dtm_api_ingest(struct dtm_req *r);
 int dtm_api_receipt_get(struct dtm_req *r);
 int dtm_api_heartbeat(struct dtm_req *r);
+int dtm_api_batch_post(struct dtm_req *r);
+int dtm_api_batch_get(struct dtm_req *r);
+int dtm_api_batch_list(struct dtm_req *r);
+int dtm_api_batch_errors(struct dtm_req *r);
+int dtm_api_batch_delete(struct dtm_req *r);
+/* The streamed body of POST /api/v1/batches (route on_body). */
+int dtm_api_batch_body(struct dtm_req *r, const char *p, size_t n);
 
 /* The dataset named by the first path parameter; NULL after answering 404 when there is none. */
 const struct dtm_dataset *dtm_api_dataset(struct dtm_req *r);

@@ -7,6 +7,7 @@
 #include "gate/gate.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "batch/batch.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -70,6 +71,7 @@ int dtm_cmd_serve(int argc, char **argv)
     struct dtm_keyring keys;
     struct dtm_store *st = NULL;
     struct dtm_writer *writer = NULL;
+    struct dtm_batches *batches = NULL;
     struct dtm_server *srv = NULL;
     char path[DTM_PATH_MAX], err[512], http_addr[128], https_addr[128];
     sigset_t set;
@@ -133,6 +135,11 @@ int dtm_cmd_serve(int argc, char **argv)
         goto out;
     }
     env.writer = writer;
+    if (dtm_batches_start(&env.conf, env.dict, env.keys, writer, &batches, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    env.batches = batches;
     env.seen = dtm_writer_touch;
     env.key_cache = dtm_key_cache_create(env.conf);
     srv = dtm_server_create(&env, err, sizeof(err));
@@ -177,10 +184,13 @@ int dtm_cmd_serve(int argc, char **argv)
     dtm_server_drain(srv, env.conf->drain_timeout);
     exit_code = DTM_EXIT_OK;
 out:
-    /* order: the writer finishes every queued job (each waiting request is resumed and answered;
-     * later ones get 503), then the listeners stop, then the writer's memory goes */
+    /* order: the running batch stops after its current chunk (it resumes at the next start); the
+     * writer finishes every queued job (each waiting request is resumed and answered; later ones
+     * get 503), then the listeners stop, then the writer's memory goes */
+    dtm_batches_stop(batches);
     dtm_writer_stop(writer);
     dtm_server_destroy(srv);
+    dtm_batches_free(batches);
     dtm_writer_free(writer);
     dtm_key_cache_destroy(env.key_cache);
     if (st)

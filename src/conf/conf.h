@@ -34,6 +34,8 @@ struct dtm_conf {
     int64_t idempotency_ttl;    /* s */
     int64_t commit_max_records; /* group commit: records per transaction at most */
     int64_t queue_max;          /* requests waiting for the writer before 503 */
+    int64_t max_batch;          /* bytes of one batch file (decompressed) */
+    int64_t batch_chunk;        /* batch rows per commit */
     /* [keys] */
     int64_t rotate_grace; /* s an old key stays valid after `dtm key rotate` */
     /* [log] */

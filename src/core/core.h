@@ -46,8 +46,9 @@ struct dtm_str {
 static inline struct dtm_str dtm_str_c(const char *s);
 bool dtm_str_eq(struct dtm_str a, struct dtm_str b);
 bool dtm_str_eqc(struct dtm_str a, const char *c);
-bool dtm_str_ieqc(struct dtm_str a, const char *c); /* ASCII case-insensitive */
-struct dtm_str dtm_str_trim(struct dtm_str a);      /* ASCII spaces and tabs */
+bool dtm_str_ieqc(struct dtm_str a, const char *c);          /* ASCII case-insensitive */
+struct dtm_str dtm_str_trim(struct dtm_str a);               /* ASCII spaces and tabs */
+bool dtm_str_contains(struct dtm_str a, const char *needle); /* ASCII case-insensitive */
 
 /* Parse a whole slice as a decimal signed 64-bit integer (optional sign, digits only).
  * Returns DTM_OK or DTM_EINVAL (empty, junk, overflow). */

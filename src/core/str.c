@@ -101,3 +101,12 @@ int dtm_str_to_i64(struct dtm_str s, int64_t *out)
     *out = neg ? (int64_t)(0 - v) : (int64_t)v;
     return DTM_OK;
 }
+
+bool dtm_str_contains(struct dtm_str a, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; m <= a.n && i <= a.n - m; i++)
+        if (dtm_str_ieqc((struct dtm_str){a.p + i, m}, needle))
+            return true;
+    return false;
+}

@@ -153,6 +153,7 @@ struct dtm_record {
  * arg is context for the message (the limit, the allowed values, the expected type…). */
 struct dtm_rec_error {
     size_t index;             /* record index within the request (0-based) */
+    size_t line;              /* 1-based line where the record starts (0 = unknown) */
     char field[DTM_NAME_MAX]; /* "" when the error concerns the whole record */
     const char *code;
     char arg[160];

@@ -122,6 +122,8 @@ void dtm_rec_error_message(const struct dtm_rec_error *e, enum dtm_lang lang, st
             a ? "Field '%s' names system '%s', for which this sender may not send data."
               : "Field '%s' names a system for which this sender may not send data.",
             f, a);
+    else if (strcmp(code, "malformed") == 0)
+        say(out, lang, "This row cannot be read: %s.", e->arg, NULL);
     else if (strcmp(code, "internal") == 0)
         say(out, lang, "Field '%s' could not be checked because the server ran out of memory.", f,
             NULL);

@@ -13,6 +13,7 @@
 #include "store/store.h"
 
 struct dtm_writer;
+struct dtm_batches;
 struct dtm_server;
 struct dtm_req;
 
@@ -35,9 +36,15 @@ struct dtm_route {
     const char *pattern; /* "/api/v1/ingest/{dataset}": {name} matches one path segment */
     dtm_handler handler;
     enum dtm_access access;
-    size_t body_max;  /* 0 = the route takes no body; SIZE_MAX = [ingest] max_body */
+    size_t body_max;  /* 0 = the route takes no body; SIZE_MAX = [ingest] max_body;
+                         DTM_BODY_BATCH = [ingest] max_batch */
     const char *name; /* for logs and metrics */
+    /* Optional: the body is streamed to this function piece by piece instead of being kept in
+     * memory (batch files). A non-zero result ends the streaming: the rest of the body is read
+     * and dropped (up to a bound) and then the handler answers, seeing r->stream_rc. */
+    int (*on_body)(struct dtm_req *r, const char *p, size_t n);
 };
+#define DTM_BODY_BATCH (SIZE_MAX - 1)
 
 extern const struct dtm_route dtm_routes[]; /* api/routes.c, terminated by a NULL pattern */
 
@@ -63,6 +70,10 @@ struct dtm_req {
     size_t body_max;
     bool body_too_big;
     size_t body_discarded; /* bytes read and dropped after the limit was passed */
+    int stream_rc;         /* first failure of route->on_body */
+    size_t body_seen;      /* bytes of the body received */
+    /* called when the request ends, however it ends (files of a streamed body) */
+    void (*cleanup)(struct dtm_req *r);
     /* per-request memory */
     struct dtm_arena arena;
     int64_t t0;
@@ -87,6 +98,7 @@ struct dtm_server_env {
     struct dtm_dict *dict;
     const struct dtm_keyring *keys;
     struct dtm_writer *writer;
+    struct dtm_batches *batches;
     struct dtm_key_cache *key_cache;
     /* called for every authenticated request: a connected system was seen (traffic) */
     void (*seen)(struct dtm_writer *w, const char *system_code, int64_t when);
@@ -106,6 +118,12 @@ int dtm_http_add_header(struct dtm_req *r, const char *name,
 int dtm_http_reply(struct dtm_req *r, int status, const char *content_type, const char *body,
                    size_t len);
 int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body);
+/* A response produced piece by piece: fill writes up to max bytes into buf and returns how many,
+ * 0 at the end, -1 on failure (the connection is closed). free_ctx(ctx) runs when it is done.
+ * fill runs on the connection's worker thread (dtm_http_store may be used between pieces). */
+typedef long (*dtm_fill_fn)(void *ctx, char *buf, size_t max);
+int dtm_http_stream(struct dtm_req *r, int status, const char *content_type, dtm_fill_fn fill,
+                    void *ctx, void (*free_ctx)(void *ctx));
 /* RFC 9457 problem: status, a machine code (the type is "urn:dtm:problem:CODE"), a title and a
  * detail as English msgids (translated per request; detail is a printf format). */
 int dtm_http_problem(struct dtm_req *r, int status, const char *code, const char *title,

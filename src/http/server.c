@@ -114,16 +114,11 @@ int dtm_http_add_header(struct dtm_req *r, const char *name, const char *value)
     return DTM_OK;
 }
 
-int dtm_http_reply(struct dtm_req *r, int status, const char *content_type, const char *body,
-                   size_t len)
+/* Adds the common headers, queues resp and releases it. */
+static int queue_response(struct dtm_req *r, int status, const char *content_type,
+                          struct MHD_Response *resp, size_t len)
 {
-    struct MHD_Response *resp;
     enum MHD_Result ok;
-    if (r->responded)
-        return DTM_EINTERNAL;
-    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return DTM_ENOMEM;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -139,6 +134,63 @@ int dtm_http_reply(struct dtm_req *r, int status, const char *content_type, cons
     r->status = status;
     r->resp_bytes = len;
     return ok == MHD_YES ? DTM_OK : DTM_EIO;
+}
+
+int dtm_http_reply(struct dtm_req *r, int status, const char *content_type, const char *body,
+                   size_t len)
+{
+    struct MHD_Response *resp;
+    if (r->responded)
+        return DTM_EINTERNAL;
+    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return DTM_ENOMEM;
+    return queue_response(r, status, content_type, resp, len);
+}
+
+struct stream {
+    dtm_fill_fn fill;
+    void *ctx;
+    void (*free_ctx)(void *ctx);
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *s = cls;
+    long n = s->fill(s->ctx, buf, max);
+    (void)pos;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *s = cls;
+    if (s->free_ctx)
+        s->free_ctx(s->ctx);
+    free(s);
+}
+
+int dtm_http_stream(struct dtm_req *r, int status, const char *content_type, dtm_fill_fn fill,
+                    void *ctx, void (*free_ctx)(void *ctx))
+{
+    struct MHD_Response *resp;
+    struct stream *s = malloc(sizeof(*s));
+    if (r->responded || !s) {
+        free(s);
+        if (free_ctx)
+            free_ctx(ctx);
+        return r->responded ? DTM_EINTERNAL : DTM_ENOMEM;
+    }
+    *s = (struct stream){fill, ctx, free_ctx};
+    resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, s, stream_free);
+    if (!resp) {
+        stream_free(s);
+        return DTM_ENOMEM;
+    }
+    return queue_response(r, status, content_type, resp, 0);
 }
 
 int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body)
@@ -377,7 +429,7 @@ static void access_log(struct dtm_req *r)
     dtm_buf_printf(&f,
                    ",\"route\":\"%s\",\"status\":%d,\"us\":%lld,\"bytes_in\":%zu,\"bytes_out\":%zu",
                    r->route ? r->route->name : "-", r->status, (long long)(dtm_mono_us() - r->t0),
-                   r->body.n, r->resp_bytes);
+                   r->body.n ? r->body.n : r->body_seen, r->resp_bytes);
     dtm_buf_addc(&f, ",\"request_id\":");
     dtm_buf_json_strc(&f, r->request_id);
     if (r->authenticated) {
@@ -394,6 +446,8 @@ static void access_log(struct dtm_req *r)
 
 static void req_free(struct dtm_req *r)
 {
+    if (r->cleanup)
+        r->cleanup(r);
     dtm_buf_free(&r->body);
     dtm_arena_free(&r->arena);
     free(r);
@@ -460,7 +514,9 @@ static bool begin(struct dtm_req *r)
         dtm_http_error(r, rc);
         return true;
     }
-    r->body_max = r->route->body_max == SIZE_MAX ? (size_t)c->max_body : r->route->body_max;
+    r->body_max = r->route->body_max == SIZE_MAX         ? (size_t)c->max_body
+                  : r->route->body_max == DTM_BODY_BATCH ? (size_t)c->max_batch
+                                                         : r->route->body_max;
     r->body.max = r->body_max;
     cl = dtm_http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl.n && dtm_str_to_i64(cl, &len) == DTM_OK && len > (int64_t)r->body_max) {
@@ -496,6 +552,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = r;
         atomic_fetch_add(&s->inflight, 1);
         begin(r);
+        return MHD_YES;
+    }
+    if (*upload_size && r->route && r->route->on_body) {
+        r->body_seen += *upload_size;
+        if (!r->responded && !r->body_too_big && r->stream_rc == DTM_OK)
+            r->stream_rc = r->route->on_body(r, upload, *upload_size);
+        else if (!r->responded && (r->body_discarded += *upload_size) > DISCARD_MAX)
+            return MHD_NO;
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size) {

@@ -278,10 +278,17 @@ static int csv_next(struct dtm_decoder *base, struct dtm_in_record *out,
     return 1;
 }
 
+static size_t csv_offset(const struct dtm_decoder *base)
+{
+    const struct csv_decoder *d = (const struct csv_decoder *)base;
+    return d->pos;
+}
+
 const struct dtm_decoder_ops dtm_csv_ops = {
     .format = DTM_FMT_CSV,
     .resumable = true,
     .open = csv_open,
     .next = csv_next,
     .close = csv_close,
+    .offset = csv_offset,
 };

@@ -141,6 +141,17 @@ bool dtm_decoder_single(const struct dtm_decoder *d)
     return d->single;
 }
 
+bool dtm_decoder_resumable(const struct dtm_decoder *d)
+{
+    return d->ops->resumable && !d->fatal;
+}
+
+size_t dtm_decoder_offset(const struct dtm_decoder *d)
+{
+    size_t o = d->ops->offset(d);
+    return o < d->n ? o : d->n;
+}
+
 void dtm_decoder_close(struct dtm_decoder *d)
 {
     if (d)

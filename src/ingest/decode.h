@@ -72,6 +72,12 @@ int dtm_decoder_next(struct dtm_decoder *d, struct dtm_in_record *out,
 /* Whether the input was a single record rather than a collection (JSON object at top level,
  * XML with a <record> root) — only known after the first next(). */
 bool dtm_decoder_single(const struct dtm_decoder *d);
+/* Whether the decoder continues after a broken line (NDJSON, CSV). */
+bool dtm_decoder_resumable(const struct dtm_decoder *d);
+
+/* How many bytes of the input were read so far (approximate for XML, whose parser reads ahead):
+ * a batch's progress, and the part of a mapped file that is no longer needed. */
+size_t dtm_decoder_offset(const struct dtm_decoder *d);
 
 void dtm_decoder_close(struct dtm_decoder *d);
 

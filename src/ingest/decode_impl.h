@@ -19,6 +19,8 @@ struct dtm_decoder_ops {
     /* Same contract as dtm_decoder_next(); `out` and `err` are already cleared. */
     int (*next)(struct dtm_decoder *d, struct dtm_in_record *out, struct dtm_decode_error *err);
     void (*close)(struct dtm_decoder *d);
+    /* Bytes of the input read so far (for progress and for dropping pages already read). */
+    size_t (*offset)(const struct dtm_decoder *d);
 };
 
 /* The base of every decoder; each format's struct starts with `struct dtm_decoder super`. */

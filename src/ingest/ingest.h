@@ -16,7 +16,7 @@
 
 struct dtm_ingest_in {
     const struct dtm_dataset *ds;
-    const struct dtm_system *caller;
+    const struct dtm_system *caller; /* NULL: a local import (`dtm import` without --system) */
     const struct dtm_keyring *keys;
     struct dtm_store *store; /* for aggregator → child lookups */
     enum dtm_format format;
@@ -24,6 +24,9 @@ struct dtm_ingest_in {
     enum dtm_mask_mode mode;
     size_t max_records;
     size_t max_errors; /* errors kept for the answer */
+    /* Batches: a broken line of a line-based format (NDJSON, CSV) is one rejected row (error
+     * code "malformed") instead of the end of the input. */
+    bool rows_continue;
 };
 
 struct dtm_ingest_out {
@@ -38,11 +41,19 @@ struct dtm_ingest_out {
     size_t errs_total;
     struct dtm_store_record *recs; /* arena; the valid records */
     size_t nrecs;
+    size_t recs_cap, errs_cap; /* room in recs and errs */
 };
 
 /* Runs decode → validate → mask → hash over a whole body. Memory comes from arena. */
 void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
                         struct dtm_ingest_out *out);
+
+/* The same over the next rows of an open decoder (in->body is ignored): at most max_rows rows
+ * (records, and broken lines when rows_continue) are added to out, whose counters carry on
+ * (clear it before the first step; out->total is the row index). Returns 1 when rows may remain,
+ * 0 at the end of the input or when out->rc was set. */
+int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
+                    struct dtm_arena *arena, struct dtm_ingest_out *out, size_t max_rows);
 
 /* The keyed hash of a data key: dataset code and the key fields' canonical texts. */
 void dtm_ingest_key_hash(const struct dtm_keyring *keys, const char *dataset,
@@ -69,6 +80,10 @@ struct dtm_write_job {
     dtm_answer_fn answer_fn;
     bool preset; /* the answer (status, answer) is already built: only keep it for replay */
     void *ctx;
+    /* Optional: more writes in the same transaction, after the records and the receipt (a
+     * batch's progress and rejected rows commit with its records). A job with no answer_fn and
+     * no records stores no receipt and only runs in_txn. */
+    int (*in_txn)(struct dtm_write_job *j, struct dtm_store *st);
     void (*done)(struct dtm_write_job *j); /* called once, on the writer thread, after commit */
     /* out */
     int rc;        /* DTM_OK, DTM_ECONFLICT (key reused with another body), DTM_ESTORE, DTM_EBUSY */

@@ -595,10 +595,17 @@ static int json_next(struct dtm_decoder *base, struct dtm_in_record *out,
     return 1;
 }
 
+static size_t json_offset(const struct dtm_decoder *base)
+{
+    const struct json_decoder *d = (const struct json_decoder *)base;
+    return d->pos;
+}
+
 const struct dtm_decoder_ops dtm_json_ops = {
     .format = DTM_FMT_JSON,
     .resumable = false,
     .open = json_open,
     .next = json_next,
     .close = json_close,
+    .offset = json_offset,
 };

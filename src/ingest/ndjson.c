@@ -93,10 +93,17 @@ static int ndjson_next(struct dtm_decoder *base, struct dtm_in_record *out,
     return 0;
 }
 
+static size_t ndjson_offset(const struct dtm_decoder *base)
+{
+    const struct ndjson_decoder *d = (const struct ndjson_decoder *)base;
+    return d->pos;
+}
+
 const struct dtm_decoder_ops dtm_ndjson_ops = {
     .format = DTM_FMT_NDJSON,
     .resumable = true,
     .open = ndjson_open,
     .next = ndjson_next,
     .close = ndjson_close,
+    .offset = ndjson_offset,
 };

@@ -26,15 +26,17 @@ void dtm_ingest_key_hash(const struct dtm_keyring *keys, const char *dataset,
 }
 
 /* May `caller` write records of system `code`? (CONTRACT §4: a source only its own; an
- * aggregator its own and its children's.) */
+ * aggregator its own and its children's; a local import without a caller any registered
+ * system.) The last allowed code is remembered in cache. */
 static bool may_write(const struct dtm_ingest_in *in, struct dtm_str code, char *cache,
                       size_t cachesz)
 {
     struct dtm_system child;
     char buf[DTM_CODE_MAX];
-    if (dtm_str_eqc(code, in->caller->code))
+    if (in->caller && dtm_str_eqc(code, in->caller->code))
         return true;
-    if (strcmp(in->caller->role, "aggregator") != 0 || code.n >= sizeof(buf) || !in->store)
+    if ((in->caller && strcmp(in->caller->role, "aggregator") != 0) || code.n >= sizeof(buf) ||
+        !in->store)
         return false;
     if (cache[0] && dtm_str_eqc(code, cache))
         return true;
@@ -42,7 +44,7 @@ static bool may_write(const struct dtm_ingest_in *in, struct dtm_str code, char 
     buf[code.n] = '\0';
     if (in->store->ops->system_get(in->store, buf, &child) != DTM_OK)
         return false;
-    if (strcmp(child.parent, in->caller->code) != 0)
+    if (in->caller && strcmp(child.parent, in->caller->code) != 0)
         return false;
     snprintf(cache, cachesz, "%s", buf);
     return true;
@@ -62,34 +64,74 @@ static void *grow(struct dtm_arena *arena, const void *arr, size_t *cap, size_t 
     return n;
 }
 
+/* Appends one error to out's list (which grows as needed: most requests have none — a fixed
+ * list of max_errors per request was most of the server's memory at 500 connections). */
+static int add_error(const struct dtm_ingest_in *in, struct dtm_arena *arena,
+                     struct dtm_ingest_out *out, size_t *errcap, const struct dtm_rec_error *e)
+{
+    if (out->nerrs == in->max_errors)
+        return DTM_OK;
+    if (out->nerrs == *errcap && !(out->errs = grow(arena, out->errs, errcap, sizeof(*out->errs))))
+        return DTM_ENOMEM;
+    out->errs[out->nerrs++] = *e;
+    return DTM_OK;
+}
+
 void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
                         struct dtm_ingest_out *out)
 {
-    const struct dtm_dataset *ds = in->ds;
-    struct dtm_decoder *dec;
-    struct dtm_in_record *rin;
-    struct dtm_record *rec;
-    struct dtm_buf json;
-    size_t cap = 0, errcap = 0;
-    struct dtm_rec_error scratch[64]; /* one record's errors */
-    char child_ok[DTM_CODE_MAX] = "";
-    int sys_idx = ds->system_field;
-
+    struct dtm_decoder *dec = dtm_decoder_open(in->format, in->body.p, in->body.n);
     memset(out, 0, sizeof(*out));
-    rin = dtm_arena_alloc(arena, sizeof(*rin));
-    rec = dtm_arena_alloc(arena, sizeof(*rec));
-    dec = dtm_decoder_open(in->format, in->body.p, in->body.n);
-    if (!rin || !rec || !dec) {
-        dtm_decoder_close(dec);
+    if (!dec) {
         out->rc = DTM_ENOMEM;
         return;
     }
+    dtm_ingest_step(in, dec, arena, out, SIZE_MAX);
+    dtm_decoder_close(dec);
+}
+
+int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
+                    struct dtm_arena *arena, struct dtm_ingest_out *out, size_t max_rows)
+{
+    const struct dtm_dataset *ds = in->ds;
+    struct dtm_in_record *rin;
+    struct dtm_record *rec;
+    struct dtm_buf json;
+    size_t *cap = &out->recs_cap, *errcap = &out->errs_cap;
+    struct dtm_rec_error scratch[64]; /* one record's errors */
+    char child_ok[DTM_CODE_MAX] = "";
+    int sys_idx = ds->system_field;
+    size_t rows = 0;
+    bool more = true;
+
+    rin = dtm_arena_alloc(arena, sizeof(*rin));
+    rec = dtm_arena_alloc(arena, sizeof(*rec));
+    if (!rin || !rec) {
+        out->rc = DTM_ENOMEM;
+        return 0;
+    }
     dtm_buf_init(&json, 4 << 20);
-    for (;;) {
+    for (;; rows++) {
         size_t idx = out->total, nerr;
-        int r = dtm_decoder_next(dec, rin, &out->derr);
+        int r;
+        if (rows == max_rows)
+            goto out;
+        r = dtm_decoder_next(dec, rin, &out->derr);
         if (r == 0)
             break;
+        if (r < 0 && in->rows_continue && dtm_decoder_resumable(dec)) {
+            struct dtm_rec_error e = {.index = idx, .line = out->derr.line, .code = "malformed"};
+            snprintf(e.arg, sizeof(e.arg), "%s",
+                     out->derr.detail[0] ? out->derr.detail : out->derr.code);
+            out->total++;
+            out->rejected++;
+            out->errs_total++;
+            if (add_error(in, arena, out, errcap, &e)) {
+                out->rc = DTM_ENOMEM;
+                break;
+            }
+            continue;
+        }
         if (r < 0) {
             out->rc = DTM_EMALFORMED;
             break;
@@ -104,7 +146,10 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
             for (k = 0; k < rin->nfields; k++)
                 if (dtm_str_eqc(rin->f[k].name, "system_code"))
                     break;
-            if (k == rin->nfields || rin->f[k].kind == DTM_IN_NULL || rin->f[k].value.n == 0) {
+            if (!in->caller && (k == rin->nfields || rin->f[k].kind == DTM_IN_NULL)) {
+                /* a local import names the system in each record: "required" below */
+            } else if (k == rin->nfields || rin->f[k].kind == DTM_IN_NULL ||
+                       rin->f[k].value.n == 0) {
                 if (k == rin->nfields) {
                     if (k == DTM_MAX_FIELDS) {
                         out->rc = DTM_EMALFORMED;
@@ -116,7 +161,22 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
                 rin->f[k].name = DTM_STR("system_code");
                 rin->f[k].value = dtm_str_c(in->caller->code);
                 rin->f[k].kind = DTM_IN_STRING;
-            } else if (!may_write(in, rin->f[k].value, child_ok, sizeof(child_ok))) {
+            } else if (may_write(in, rin->f[k].value, child_ok, sizeof(child_ok))) {
+                /* allowed */
+            } else if (in->rows_continue) {
+                struct dtm_rec_error e = {
+                    .index = idx, .line = rin->line, .field = "system_code", .code = "system_code"};
+                size_t n = DTM_MIN(rin->f[k].value.n, sizeof(e.arg) - 1);
+                memcpy(e.arg, rin->f[k].value.p, n);
+                out->total++;
+                out->rejected++;
+                out->errs_total++;
+                if (add_error(in, arena, out, errcap, &e)) {
+                    out->rc = DTM_ENOMEM;
+                    break;
+                }
+                continue;
+            } else {
                 size_t n = DTM_MIN(rin->f[k].value.n, sizeof(out->forbidden_code) - 1);
                 memcpy(out->forbidden_code, rin->f[k].value.p, n);
                 out->forbidden_code[n] = '\0';
@@ -128,17 +188,12 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
         if (nerr) {
             out->rejected++;
             out->errs_total += nerr;
-            /* the error list grows as needed: most requests have none (a fixed list of
-             * max_errors per request was most of the server's memory at 500 connections) */
             for (size_t e = 0; e < DTM_MIN(nerr, DTM_ARRAY_LEN(scratch)); e++) {
-                if (out->nerrs == in->max_errors)
-                    break;
-                if (out->nerrs == errcap &&
-                    !(out->errs = grow(arena, out->errs, &errcap, sizeof(*out->errs)))) {
+                scratch[e].line = rin->line;
+                if (add_error(in, arena, out, errcap, &scratch[e])) {
                     out->rc = DTM_ENOMEM;
                     goto out;
                 }
-                out->errs[out->nerrs++] = scratch[e];
             }
             continue;
         }
@@ -151,7 +206,7 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
             out->rc = json.err ? json.err : DTM_ENOMEM;
             break;
         }
-        if (out->nrecs == cap && !(out->recs = grow(arena, out->recs, &cap, sizeof(*out->recs)))) {
+        if (out->nrecs == *cap && !(out->recs = grow(arena, out->recs, cap, sizeof(*out->recs)))) {
             out->rc = DTM_ENOMEM;
             break;
         }
@@ -165,7 +220,9 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
         memcpy(sr->content_hash, h, 16);
         sr->content.p = dtm_arena_strndup(arena, json.p, json.n);
         sr->content.n = json.n;
-        sr->system_code = sys_idx >= 0 ? rec->v[sys_idx].text : dtm_str_c(in->caller->code);
+        sr->system_code = sys_idx >= 0 ? rec->v[sys_idx].text
+                          : in->caller ? dtm_str_c(in->caller->code)
+                                       : DTM_STR("");
         sr->event_time = INT64_MIN;
         if (ds->time_field >= 0 && rec->v[ds->time_field].present) {
             const struct dtm_value *tv = &rec->v[ds->time_field];
@@ -178,7 +235,8 @@ void dtm_ingest_prepare(const struct dtm_ingest_in *in, struct dtm_arena *arena,
             break;
         }
     }
+    more = false;
 out:
     dtm_buf_free(&json);
-    dtm_decoder_close(dec);
+    return more && out->rc == DTM_OK;
 }

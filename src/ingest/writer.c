@@ -124,6 +124,8 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now,
         if (rc != DTM_ENOTFOUND)
             return rc;
     }
+    if (!j->answer_fn && !j->nrecs)
+        return j->in_txn ? j->in_txn(j, st) : DTM_OK;
     if (j->preset) {
         struct dtm_idem v = {
             .status = j->status, .body = j->answer.p, .body_len = j->answer.n, .created_at = now};
@@ -154,9 +156,11 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now,
     }
     if ((rc = st->ops->receipt_put(st, &j->receipt)))
         return rc;
+    if (j->in_txn && (rc = j->in_txn(j, st)))
+        return rc;
     j->status = 200;
     dtm_buf_reset(&j->answer);
-    if ((rc = j->answer_fn(j, &j->answer)))
+    if (j->answer_fn && (rc = j->answer_fn(j, &j->answer)))
         return rc;
     if (j->idem_key.n) {
         struct dtm_idem v = {

@@ -457,10 +457,18 @@ static int xml_next(struct dtm_decoder *base, struct dtm_in_record *out,
     }
 }
 
+static size_t xml_offset(const struct dtm_decoder *base)
+{
+    const struct xml_decoder *d = (const struct xml_decoder *)base;
+    long c = d->reader ? xmlTextReaderByteConsumed(d->reader) : 0;
+    return c > 0 ? (size_t)c : d->elem;
+}
+
 const struct dtm_decoder_ops dtm_xml_ops = {
     .format = DTM_FMT_XML,
     .resumable = false,
     .open = xml_open,
     .next = xml_next,
     .close = xml_close,
+    .offset = xml_offset,
 };

@@ -35,6 +35,16 @@ enum stmt_id {
     Q_IDEM_GET,
     Q_IDEM_PUT,
     Q_IDEM_PURGE,
+    Q_REC_SCAN,
+    Q_REC_SCAN_ALL,
+    Q_BATCH_PUT,
+    Q_BATCH_UPDATE,
+    Q_BATCH_GET,
+    Q_BATCH_LIST,
+    Q_BATCH_LIST_ALL,
+    Q_BATCH_PENDING,
+    Q_BATCH_ERR_PUT,
+    Q_BATCH_ERRS,
     Q_COUNT
 };
 
@@ -87,6 +97,32 @@ static const char *const sql[Q_COUNT] = {
                    "request_hash=excluded.request_hash,status=excluded.status,"
                    "body=excluded.body,created_at=excluded.created_at",
     [Q_IDEM_PURGE] = "DELETE FROM idempotency WHERE created_at<?",
+    [Q_REC_SCAN] = "SELECT revision,receipt_seq,received_at,content FROM records "
+                   "WHERE dataset=? AND event_time>=? AND event_time<? ORDER BY event_time,id",
+    [Q_REC_SCAN_ALL] = "SELECT revision,receipt_seq,received_at,content FROM records "
+                       "WHERE dataset=? ORDER BY event_time IS NULL,event_time,id",
+#define BATCH_COLS                                                                                 \
+    "id,system_code,dataset,format,origin,status,priority,masked,source,bytes,byte_offset,"        \
+    "next_row,total,accepted,duplicates,updated,rejected,nerrors,created_at,started_at,"           \
+    "finished_at,error"
+    [Q_BATCH_PUT] = "INSERT INTO batches(" BATCH_COLS ") "
+                    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [Q_BATCH_UPDATE] = "UPDATE batches SET system_code=?2,dataset=?3,format=?4,origin=?5,status=?6,"
+                       "priority=?7,masked=?8,source=?9,bytes=?10,byte_offset=?11,next_row=?12,"
+                       "total=?13,accepted=?14,duplicates=?15,updated=?16,rejected=?17,"
+                       "nerrors=?18,created_at=?19,started_at=?20,finished_at=?21,error=?22 "
+                       "WHERE id=?1",
+    [Q_BATCH_GET] = "SELECT " BATCH_COLS " FROM batches WHERE id=?",
+    [Q_BATCH_LIST] = "SELECT " BATCH_COLS " FROM batches WHERE system_code=? "
+                     "ORDER BY created_at DESC,id DESC LIMIT ?",
+    [Q_BATCH_LIST_ALL] = "SELECT " BATCH_COLS " FROM batches ORDER BY created_at DESC,id DESC "
+                         "LIMIT ?",
+    [Q_BATCH_PENDING] = "SELECT " BATCH_COLS " FROM batches WHERE status IN('queued','running') "
+                        "AND origin=? ORDER BY status='running' DESC,priority DESC,created_at,id",
+    [Q_BATCH_ERR_PUT] = "INSERT INTO batch_errors(batch_id,seq,row,line,field,code,arg,rule) "
+                        "VALUES(?,?,?,?,?,?,?,?)",
+    [Q_BATCH_ERRS] = "SELECT seq,row,line,field,code,arg,rule FROM batch_errors "
+                     "WHERE batch_id=? AND seq>? ORDER BY seq LIMIT ?",
 };
 
 /* Versioned migrations: applied in order, each in its own transaction; the version reached is
@@ -123,6 +159,22 @@ static const char *const migrations[] = {
     " request_hash BLOB NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL,"
     " created_at INTEGER NOT NULL, PRIMARY KEY(system_code, key));"
     "CREATE INDEX idempotency_created ON idempotency(created_at);",
+    /* 2: batches and their rejected rows */
+    "CREATE TABLE batches(id TEXT PRIMARY KEY, system_code TEXT NOT NULL, dataset TEXT NOT NULL,"
+    " format TEXT NOT NULL, origin TEXT NOT NULL, status TEXT NOT NULL,"
+    " priority INTEGER NOT NULL DEFAULT 0, masked INTEGER NOT NULL DEFAULT 0,"
+    " source TEXT NOT NULL DEFAULT '', bytes INTEGER NOT NULL DEFAULT 0,"
+    " byte_offset INTEGER NOT NULL DEFAULT 0, next_row INTEGER NOT NULL DEFAULT 0,"
+    " total INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,"
+    " duplicates INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0,"
+    " rejected INTEGER NOT NULL DEFAULT 0, nerrors INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL, started_at INTEGER NOT NULL DEFAULT 0,"
+    " finished_at INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX batches_system ON batches(system_code, created_at);"
+    "CREATE INDEX batches_status ON batches(status);"
+    "CREATE TABLE batch_errors(batch_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " row INTEGER NOT NULL, line INTEGER NOT NULL, field TEXT NOT NULL, code TEXT NOT NULL,"
+    " arg TEXT NOT NULL, rule INTEGER NOT NULL, PRIMARY KEY(batch_id, seq)) WITHOUT ROWID;",
 };
 
 struct sqlite_store {
@@ -717,6 +769,192 @@ static int s_tune_writer(struct dtm_store *s)
     return DTM_OK;
 }
 
+static int s_record_scan(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
+                         dtm_version_cb cb, void *ctx)
+{
+    bool all = from == INT64_MIN && to == INT64_MAX;
+    sqlite3_stmt *st = stmt(s, all ? Q_REC_SCAN_ALL : Q_REC_SCAN);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, dataset);
+    if (!all) {
+        sqlite3_bind_int64(st, 2, from);
+        sqlite3_bind_int64(st, 3, to);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_record_version v = {
+            .revision = sqlite3_column_int64(st, 0),
+            .receipt_seq = sqlite3_column_int64(st, 1),
+            .received_at = sqlite3_column_int64(st, 2),
+            .content = {sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3)},
+        };
+        if ((rc = cb(ctx, &v))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "record_scan");
+}
+
+static void bind_batch(sqlite3_stmt *st, const struct dtm_batch *b)
+{
+    const int64_t n[] = {b->bytes,    b->byte_offset, b->next_row,   b->total,
+                         b->accepted, b->duplicates,  b->updated,    b->rejected,
+                         b->nerrors,  b->created_at,  b->started_at, b->finished_at};
+    bind_text(st, 1, b->id);
+    bind_text(st, 2, b->system_code);
+    bind_text(st, 3, b->dataset);
+    bind_text(st, 4, b->format);
+    bind_text(st, 5, b->origin);
+    bind_text(st, 6, b->status);
+    sqlite3_bind_int(st, 7, b->priority);
+    sqlite3_bind_int(st, 8, b->masked);
+    bind_text(st, 9, b->source);
+    for (int i = 0; i < (int)DTM_ARRAY_LEN(n); i++)
+        sqlite3_bind_int64(st, 10 + i, n[i]);
+    bind_text(st, 22, b->error);
+}
+
+static void read_batch(sqlite3_stmt *st, struct dtm_batch *b)
+{
+    int64_t *n[] = {&b->bytes,    &b->byte_offset, &b->next_row,   &b->total,
+                    &b->accepted, &b->duplicates,  &b->updated,    &b->rejected,
+                    &b->nerrors,  &b->created_at,  &b->started_at, &b->finished_at};
+    memset(b, 0, sizeof(*b));
+    col_text(st, 0, b->id, sizeof(b->id));
+    col_text(st, 1, b->system_code, sizeof(b->system_code));
+    col_text(st, 2, b->dataset, sizeof(b->dataset));
+    col_text(st, 3, b->format, sizeof(b->format));
+    col_text(st, 4, b->origin, sizeof(b->origin));
+    col_text(st, 5, b->status, sizeof(b->status));
+    b->priority = sqlite3_column_int(st, 6);
+    b->masked = sqlite3_column_int(st, 7) != 0;
+    col_text(st, 8, b->source, sizeof(b->source));
+    for (int i = 0; i < (int)DTM_ARRAY_LEN(n); i++)
+        *n[i] = sqlite3_column_int64(st, 9 + i);
+    col_text(st, 21, b->error, sizeof(b->error));
+}
+
+static int s_batch_put(struct dtm_store *s, const struct dtm_batch *b)
+{
+    sqlite3_stmt *st = stmt(s, Q_BATCH_PUT);
+    if (!st)
+        return DTM_ESTORE;
+    bind_batch(st, b);
+    return exec_done(s, st, "batch_put");
+}
+
+static int s_batch_update(struct dtm_store *s, const struct dtm_batch *b)
+{
+    sqlite3_stmt *st = stmt(s, Q_BATCH_UPDATE);
+    if (!st)
+        return DTM_ESTORE;
+    bind_batch(st, b);
+    return exec_done(s, st, "batch_update");
+}
+
+static int s_batch_get(struct dtm_store *s, const char *id, struct dtm_batch *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_BATCH_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_batch(st, out);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? DTM_OK : rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "batch_get");
+}
+
+/* Runs a batch query and hands each row to cb. */
+static int batch_rows(struct dtm_store *s, sqlite3_stmt *st, dtm_batch_cb cb, void *ctx)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_batch b;
+        read_batch(st, &b);
+        if ((rc = cb(ctx, &b))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "batch_list");
+}
+
+static int s_batch_list(struct dtm_store *s, const char *system_code, size_t limit, dtm_batch_cb cb,
+                        void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, system_code ? Q_BATCH_LIST : Q_BATCH_LIST_ALL);
+    if (!st)
+        return DTM_ESTORE;
+    if (system_code) {
+        bind_text(st, 1, system_code);
+        sqlite3_bind_int64(st, 2, (int64_t)limit);
+    } else {
+        sqlite3_bind_int64(st, 1, (int64_t)limit);
+    }
+    return batch_rows(s, st, cb, ctx);
+}
+
+static int s_batch_pending(struct dtm_store *s, const char *origin, dtm_batch_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_BATCH_PENDING);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, origin);
+    return batch_rows(s, st, cb, ctx);
+}
+
+static int s_batch_error_put(struct dtm_store *s, const char *batch_id,
+                             const struct dtm_batch_error *e)
+{
+    sqlite3_stmt *st = stmt(s, Q_BATCH_ERR_PUT);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, batch_id);
+    sqlite3_bind_int64(st, 2, e->seq);
+    sqlite3_bind_int64(st, 3, e->row);
+    sqlite3_bind_int64(st, 4, e->line);
+    bind_text(st, 5, e->field);
+    bind_text(st, 6, e->code);
+    bind_text(st, 7, e->arg);
+    sqlite3_bind_int(st, 8, e->rule);
+    return exec_done(s, st, "batch_error_put");
+}
+
+static int s_batch_errors(struct dtm_store *s, const char *batch_id, int64_t after, size_t limit,
+                          dtm_batch_error_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_BATCH_ERRS);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, batch_id);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, (int64_t)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_batch_error e = {
+            .seq = sqlite3_column_int64(st, 0),
+            .row = sqlite3_column_int64(st, 1),
+            .line = sqlite3_column_int64(st, 2),
+            .rule = sqlite3_column_int(st, 6),
+        };
+        col_text(st, 3, e.field, sizeof(e.field));
+        col_text(st, 4, e.code, sizeof(e.code));
+        col_text(st, 5, e.arg, sizeof(e.arg));
+        if ((rc = cb(ctx, &e))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "batch_errors");
+}
+
 static const struct dtm_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = s_close,
@@ -744,6 +982,14 @@ static const struct dtm_store_ops sqlite_ops = {
     .idem_get = s_idem_get,
     .idem_put = s_idem_put,
     .idem_purge = s_idem_purge,
+    .record_scan = s_record_scan,
+    .batch_put = s_batch_put,
+    .batch_update = s_batch_update,
+    .batch_get = s_batch_get,
+    .batch_list = s_batch_list,
+    .batch_pending = s_batch_pending,
+    .batch_error_put = s_batch_error_put,
+    .batch_errors = s_batch_errors,
     .maintain = s_maintain,
     .tune_writer = s_tune_writer,
 };

@@ -70,7 +70,42 @@ struct dtm_record_version {
     struct dtm_str content;
 };
 
+/* A batch: a file received whole and stored in the background (CONTRACT §5). Progress is
+ * committed with each chunk of records, so a batch resumes after a restart where its last
+ * commit ended: next_row rows of the input are done. */
+struct dtm_batch {
+    char id[DTM_ID_MAX];
+    char system_code[DTM_CODE_MAX]; /* the sender */
+    char dataset[DTM_CODE_MAX];
+    char format[8];      /* json | ndjson | xml | csv */
+    char origin[8];      /* api (the server runs it) | cli (dtm import runs it) */
+    char status[12];     /* queued | running | done | failed | cancelled */
+    int priority;        /* 0 normal, 1 high, 2 urgent (T3.2) */
+    bool masked;         /* the sender asked for masking (?mode=masked) */
+    char source[256];    /* the file's name as given (dtm import), else "" */
+    int64_t bytes;       /* size of the input (decompressed) */
+    int64_t byte_offset; /* input read up to the last commit */
+    int64_t next_row;    /* rows done up to the last commit (records and broken lines) */
+    int64_t total, accepted, duplicates, updated, rejected;
+    int64_t nerrors; /* rejected-row errors stored (a row may have several) */
+    int64_t created_at, started_at, finished_at; /* µs, 0 = not yet */
+    char error[256]; /* why a batch failed (English; the position for a broken file) */
+};
+
+/* One error of a rejected row (a row with several errors has several). */
+struct dtm_batch_error {
+    int64_t seq;  /* 1, 2, … within the batch */
+    int64_t row;  /* 0-based row of the input */
+    int64_t line; /* 1-based line where the row starts */
+    char field[64];
+    char code[48];
+    char arg[160];
+    int rule; /* index of the dataset rule that failed, -1 = none */
+};
+
 typedef int (*dtm_system_cb)(void *ctx, const struct dtm_system *sys);
+typedef int (*dtm_batch_cb)(void *ctx, const struct dtm_batch *b);
+typedef int (*dtm_batch_error_cb)(void *ctx, const struct dtm_batch_error *e);
 typedef int (*dtm_version_cb)(void *ctx, const struct dtm_record_version *v);
 
 struct dtm_store;
@@ -124,6 +159,27 @@ struct dtm_store_ops {
     int (*idem_put)(struct dtm_store *s, const char *system_code, struct dtm_str key,
                     const struct dtm_idem *v);
     int (*idem_purge)(struct dtm_store *s, int64_t before);
+
+    /* Records of a dataset whose event time is in [from, to) (INT64_MIN/INT64_MAX = open), in
+     * time order (records without one last, when the range is open). */
+    int (*record_scan)(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
+                       dtm_version_cb cb, void *ctx);
+
+    /* batches */
+    int (*batch_put)(struct dtm_store *s, const struct dtm_batch *b);
+    int (*batch_update)(struct dtm_store *s, const struct dtm_batch *b); /* by id */
+    int (*batch_get)(struct dtm_store *s, const char *id, struct dtm_batch *out);
+    /* Newest first; system_code NULL = every system. */
+    int (*batch_list)(struct dtm_store *s, const char *system_code, size_t limit, dtm_batch_cb cb,
+                      void *ctx);
+    /* Batches of an origin that are queued or running: running first, then by priority (highest
+     * first), then oldest first. */
+    int (*batch_pending)(struct dtm_store *s, const char *origin, dtm_batch_cb cb, void *ctx);
+    int (*batch_error_put)(struct dtm_store *s, const char *batch_id,
+                           const struct dtm_batch_error *e);
+    /* Errors with seq > after, in order, at most limit. */
+    int (*batch_errors)(struct dtm_store *s, const char *batch_id, int64_t after, size_t limit,
+                        dtm_batch_error_cb cb, void *ctx);
 
     /* Background upkeep, called about every 200 ms from its own thread and connection (SQLite:
      * WAL checkpoints, kept off the writer's path). May be NULL. */

@@ -1,0 +1,383 @@
+/* batch/run.c — one batch through the realtime pipeline, a chunk at a time. Two chunks are in
+ * flight: while the writer commits chunk k (its records, the batch's new progress and chunk k's
+ * rejected rows, in one transaction), this thread decodes and validates chunk k+1 — so decoding
+ * and storing overlap on two cores. The input is a read-only file mapping; pages already read
+ * are given back after each commit, so memory stays flat however large the file. */
+#include "batch/batch.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct slot {
+    struct dtm_batch_run *run;
+    struct dtm_arena arena;
+    struct dtm_ingest_out out;
+    struct dtm_write_job job;
+    /* the state this chunk ends in, before the writer adds its counts */
+    int64_t next_row, byte_offset;
+    const char *final_status; /* NULL: more chunks follow */
+    char error[256];
+    /* completion, set on the writer thread */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+};
+
+/* Per run: the batch as last written inside a transaction (written by the writer thread, read
+ * by the runner only after that job completed). */
+struct run_state {
+    struct dtm_batch txn;
+};
+
+static struct run_state *state_of(struct slot *s)
+{
+    return s->job.ctx;
+}
+
+/* In the writer's transaction: the chunk's counts join the batch's, then progress and errors. */
+static int chunk_in_txn(struct dtm_write_job *j, struct dtm_store *st)
+{
+    struct slot *s = (struct slot *)((char *)j - offsetof(struct slot, job));
+    struct dtm_batch *b = &state_of(s)->txn;
+    const struct dtm_ingest_out *o = &s->out;
+    int rc;
+    b->next_row = s->next_row;
+    b->byte_offset = s->byte_offset;
+    b->total = s->next_row;
+    b->rejected += (int64_t)o->rejected;
+    if (j->nrecs) {
+        b->accepted += j->receipt.accepted;
+        b->duplicates += j->receipt.duplicates;
+        b->updated += j->receipt.updated;
+    }
+    for (size_t i = 0; i < o->nerrs; i++) {
+        const struct dtm_rec_error *e = &o->errs[i];
+        struct dtm_batch_error be = {
+            .seq = b->nerrors + 1, .row = (int64_t)e->index, .line = (int64_t)e->line, .rule = -1};
+        snprintf(be.field, sizeof(be.field), "%s", e->field);
+        snprintf(be.code, sizeof(be.code), "%s", e->code ? e->code : "");
+        snprintf(be.arg, sizeof(be.arg), "%s", e->arg);
+        if (e->rule && s->run->ds->nrules)
+            be.rule = (int)(e->rule - s->run->ds->rules);
+        if ((rc = st->ops->batch_error_put(st, b->id, &be)))
+            return rc;
+        b->nerrors++;
+    }
+    if (s->final_status) {
+        snprintf(b->status, sizeof(b->status), "%s", s->final_status);
+        snprintf(b->error, sizeof(b->error), "%s", s->error);
+        b->finished_at = dtm_now_us();
+    }
+    return st->ops->batch_update(st, b);
+}
+
+static void chunk_done(struct dtm_write_job *j)
+{
+    struct slot *s = (struct slot *)((char *)j - offsetof(struct slot, job));
+    pthread_mutex_lock(&s->lock);
+    s->done = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void wait_done(struct slot *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->done)
+        pthread_cond_wait(&s->cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int submit(struct dtm_batch_run *r, struct slot *s, struct run_state *rs)
+{
+    struct dtm_write_job *j = &s->job;
+    memset(j, 0, sizeof(*j));
+    j->dataset = r->b->dataset;
+    j->system_code = r->b->system_code;
+    j->request_id = r->b->id;
+    j->recs = s->out.recs;
+    j->nrecs = s->out.nrecs;
+    j->rejected = s->out.rejected;
+    j->ctx = rs;
+    j->in_txn = chunk_in_txn;
+    j->done = chunk_done;
+    s->done = false;
+    return dtm_writer_submit(r->writer, j);
+}
+
+/* Skips the rows done before a restart (decoded again, not validated). */
+static int skip_rows(struct dtm_decoder *dec, int64_t n, struct dtm_decode_error *err)
+{
+    struct dtm_in_record *rin = malloc(sizeof(*rin));
+    int rc = DTM_OK;
+    if (!rin)
+        return DTM_ENOMEM;
+    for (int64_t i = 0; i < n; i++) {
+        int r = dtm_decoder_next(dec, rin, err);
+        if (r == 0)
+            break;
+        if (r < 0 && !dtm_decoder_resumable(dec)) {
+            rc = DTM_EMALFORMED;
+            break;
+        }
+    }
+    free(rin);
+    return rc;
+}
+
+static enum dtm_format format_of(const char *name)
+{
+    if (strcmp(name, "json") == 0)
+        return DTM_FMT_JSON;
+    if (strcmp(name, "xml") == 0)
+        return DTM_FMT_XML;
+    if (strcmp(name, "csv") == 0)
+        return DTM_FMT_CSV;
+    return DTM_FMT_NDJSON;
+}
+
+int dtm_batch_run(struct dtm_batch_run *r)
+{
+    struct dtm_batch *b = r->b;
+    struct dtm_ingest_in in = {
+        .ds = r->ds,
+        .caller = r->caller,
+        .keys = r->keys,
+        .store = r->store,
+        .format = format_of(b->format),
+        .mode = b->masked ? DTM_MODE_MASKED : DTM_MODE_RAW,
+        .max_records = SIZE_MAX,
+        .max_errors = SIZE_MAX,
+        .rows_continue = true,
+    };
+    struct run_state rs = {.txn = *b};
+    struct slot *slots = calloc(2, sizeof(*slots)), *inflight = NULL;
+    struct dtm_decoder *dec = NULL;
+    struct dtm_decode_error derr;
+    int rc = DTM_OK, cur = 0;
+    int64_t rows = b->next_row;
+
+    if (!slots)
+        return DTM_ENOMEM;
+    for (int i = 0; i < 2; i++) {
+        slots[i].run = r;
+        dtm_arena_init(&slots[i].arena, 1 << 20);
+        pthread_mutex_init(&slots[i].lock, NULL);
+        pthread_cond_init(&slots[i].cond, NULL);
+    }
+    if (!(dec = dtm_decoder_open(in.format, r->input->p, r->input->n))) {
+        rc = DTM_ENOMEM;
+        goto out;
+    }
+    memset(&derr, 0, sizeof(derr));
+    if (rows && (rc = skip_rows(dec, rows, &derr)))
+        goto out;
+    for (;;) {
+        struct slot *s = &slots[cur];
+        int more;
+        bool cancel = r->cancel && atomic_load(r->cancel);
+
+        dtm_arena_reset(&s->arena);
+        memset(&s->out, 0, sizeof(s->out));
+        s->out.total = (size_t)rows;
+        s->final_status = NULL;
+        s->error[0] = '\0';
+        more = cancel ? 0 : dtm_ingest_step(&in, dec, &s->arena, &s->out, r->chunk);
+        if (cancel) {
+            /* the chunk stores nothing: the batch ends with what was committed */
+            s->out.total = (size_t)rows;
+            s->final_status = "cancelled";
+        } else if (s->out.rc == DTM_EMALFORMED) {
+            const struct dtm_decode_error *d = &s->out.derr;
+            s->final_status = "failed";
+            snprintf(s->error, sizeof(s->error), "malformed %s at line %zu, column %zu: %s",
+                     dtm_format_name(in.format), d->line, d->col,
+                     d->detail[0] ? d->detail
+                     : d->code    ? d->code
+                                  : "syntax error");
+        } else if (s->out.rc) {
+            rc = s->out.rc;
+            break;
+        } else if (!more) {
+            s->final_status = "done";
+        }
+        rows = (int64_t)s->out.total;
+        s->next_row = rows;
+        s->byte_offset =
+            s->final_status && !cancel ? (int64_t)r->input->n : (int64_t)dtm_decoder_offset(dec);
+        if (inflight) {
+            wait_done(inflight);
+            if ((rc = inflight->job.rc))
+                break;
+            *b = rs.txn;
+            dtm_map_drop(r->input, (size_t)b->byte_offset);
+            if (r->progress)
+                r->progress(r->ctx, b, inflight->out.errs, inflight->out.nerrs);
+            inflight = NULL;
+        }
+        if (!s->final_status && r->stop && atomic_load(r->stop)) {
+            rc = DTM_EBUSY; /* the prepared chunk is dropped: it is read again on resume */
+            break;
+        }
+        if (cancel)
+            s->out.nrecs = s->out.nerrs = s->out.rejected = 0;
+        if ((rc = submit(r, s, &rs)))
+            break;
+        inflight = s;
+        cur ^= 1;
+        if (s->final_status) {
+            wait_done(s);
+            inflight = NULL;
+            if ((rc = s->job.rc))
+                break;
+            *b = rs.txn;
+            if (r->progress)
+                r->progress(r->ctx, b, s->out.errs, s->out.nerrs);
+            break;
+        }
+    }
+out:
+    if (inflight)
+        wait_done(inflight); /* never leave the writer holding this stack's memory */
+    dtm_decoder_close(dec);
+    for (int i = 0; i < 2; i++) {
+        dtm_arena_free(&slots[i].arena);
+        pthread_mutex_destroy(&slots[i].lock);
+        pthread_cond_destroy(&slots[i].cond);
+    }
+    free(slots);
+    return rc;
+}
+
+/* ---- saving a batch's row through the writer */
+
+struct save_job {
+    struct dtm_write_job job;
+    const struct dtm_batch *b;
+    bool insert;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static int save_in_txn(struct dtm_write_job *j, struct dtm_store *st)
+{
+    struct save_job *s = (struct save_job *)j;
+    return s->insert ? st->ops->batch_put(st, s->b) : st->ops->batch_update(st, s->b);
+}
+
+static void save_done(struct dtm_write_job *j)
+{
+    struct save_job *s = (struct save_job *)j;
+    pthread_mutex_lock(&s->lock);
+    s->done = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int dtm_batch_save(struct dtm_writer *w, const struct dtm_batch *b, bool insert)
+{
+    struct save_job s = {.b = b, .insert = insert};
+    int rc;
+    s.job.dataset = b->dataset;
+    s.job.system_code = b->system_code;
+    s.job.in_txn = save_in_txn;
+    s.job.done = save_done;
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.cond, NULL);
+    if ((rc = dtm_writer_submit(w, &s.job)) == DTM_OK) {
+        pthread_mutex_lock(&s.lock);
+        while (!s.done)
+            pthread_cond_wait(&s.cond, &s.lock);
+        pthread_mutex_unlock(&s.lock);
+        rc = s.job.rc;
+    }
+    pthread_mutex_destroy(&s.lock);
+    pthread_cond_destroy(&s.cond);
+    return rc;
+}
+
+/* ---- names and JSON */
+
+static const char *const priorities[] = {"normal", "high", "urgent"};
+
+int dtm_batch_priority_parse(const char *s, int *out)
+{
+    for (size_t i = 0; i < DTM_ARRAY_LEN(priorities); i++)
+        if (strcmp(s, priorities[i]) == 0) {
+            *out = (int)i;
+            return DTM_OK;
+        }
+    return DTM_EINVAL;
+}
+
+const char *dtm_batch_priority_name(int p)
+{
+    return p >= 0 && p < (int)DTM_ARRAY_LEN(priorities) ? priorities[p] : "normal";
+}
+
+double dtm_batch_progress(const struct dtm_batch *b)
+{
+    if (strcmp(b->status, "done") == 0)
+        return 1.0;
+    if (b->bytes <= 0)
+        return 0.0;
+    return DTM_MIN(1.0, (double)b->byte_offset / (double)b->bytes);
+}
+
+static void json_time(struct dtm_buf *out, const char *name, int64_t t)
+{
+    char ts[40];
+    dtm_buf_printf(out, ",\"%s\":", name);
+    if (!t) {
+        dtm_buf_addc(out, "null");
+        return;
+    }
+    dtm_time_fmt(t, ts, sizeof(ts));
+    dtm_buf_json_strc(out, ts);
+}
+
+void dtm_batch_json(const struct dtm_batch *b, struct dtm_buf *out)
+{
+    dtm_buf_addc(out, "{\"id\":");
+    dtm_buf_json_strc(out, b->id);
+    dtm_buf_addc(out, ",\"dataset\":");
+    dtm_buf_json_strc(out, b->dataset);
+    dtm_buf_addc(out, ",\"system_code\":");
+    dtm_buf_json_strc(out, b->system_code);
+    dtm_buf_addc(out, ",\"status\":");
+    dtm_buf_json_strc(out, b->status);
+    dtm_buf_printf(out,
+                   ",\"total\":%lld,\"accepted\":%lld,\"duplicates\":%lld,\"updated\":%lld,"
+                   "\"rejected\":%lld,\"progress\":%.4f,\"bytes\":%lld,\"bytes_done\":%lld",
+                   (long long)b->total, (long long)b->accepted, (long long)b->duplicates,
+                   (long long)b->updated, (long long)b->rejected, dtm_batch_progress(b),
+                   (long long)b->bytes, (long long)b->byte_offset);
+    dtm_buf_addc(out, ",\"format\":");
+    dtm_buf_json_strc(out, b->format);
+    dtm_buf_addc(out, ",\"priority\":");
+    dtm_buf_json_strc(out, dtm_batch_priority_name(b->priority));
+    json_time(out, "created_at", b->created_at);
+    json_time(out, "started_at", b->started_at);
+    json_time(out, "finished_at", b->finished_at);
+    if (b->error[0]) {
+        dtm_buf_addc(out, ",\"error\":");
+        dtm_buf_json_strc(out, b->error);
+    }
+    dtm_buf_addch(out, '}');
+}
+
+void dtm_batch_error_to_rec(const struct dtm_batch_error *e, const struct dtm_dataset *ds,
+                            struct dtm_rec_error *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->index = (size_t)e->row;
+    out->line = (size_t)e->line;
+    snprintf(out->field, sizeof(out->field), "%s", e->field);
+    out->code = e->code;
+    snprintf(out->arg, sizeof(out->arg), "%s", e->arg);
+    if (ds && e->rule >= 0 && (size_t)e->rule < ds->nrules)
+        out->rule = &ds->rules[e->rule];
+}
