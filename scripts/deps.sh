@@ -4,10 +4,10 @@
 set -eu
 PKGS="gcc make meson ninja-build pkg-config
 libmicrohttpd-dev libgnutls28-dev libcjson-dev libinih-dev libpcre2-dev libsqlite3-dev
-libssl-dev libsodium-dev libxml2-dev libcmocka-dev
+libssl-dev libsodium-dev libxml2-dev zlib1g-dev libcmocka-dev
 sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest"
 case "${1:-}" in
-bench) PKGS="$PKGS wrk nginx-light" ;;
+bench) PKGS="$PKGS wrk nginx-light postgresql-15 time" ;;
 fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
 esac
 missing=""
