@@ -4,7 +4,7 @@
 set -eu
 PKGS="gcc make meson ninja-build pkg-config
 libmicrohttpd-dev libgnutls28-dev libcjson-dev libinih-dev libpcre2-dev libsqlite3-dev
-libssl-dev libsodium-dev libxml2-dev zlib1g-dev libcmocka-dev
+libssl-dev libsodium-dev libxml2-dev zlib1g-dev libcurl4-gnutls-dev libcmocka-dev
 sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest"
 case "${1:-}" in
 bench) PKGS="$PKGS wrk nginx-light postgresql-15 time" ;;

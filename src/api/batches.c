@@ -293,30 +293,6 @@ struct errors_stream {
     size_t sent;
 };
 
-static void csv_cell(struct dtm_buf *b, const char *p, size_t n)
-{
-    bool quote = false;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] == ',' || p[i] == '"' || p[i] == '\n' || p[i] == '\r')
-            quote = true;
-    /* a leading = + - @ would be a formula to a spreadsheet (CSV injection) */
-    if (n && (p[0] == '=' || p[0] == '+' || p[0] == '-' || p[0] == '@'))
-        quote = true;
-    if (!quote) {
-        dtm_buf_add(b, p, n);
-        return;
-    }
-    dtm_buf_addch(b, '"');
-    if (n && (p[0] == '=' || p[0] == '+' || p[0] == '-' || p[0] == '@'))
-        dtm_buf_addch(b, '\'');
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '"')
-            dtm_buf_addch(b, '"');
-        dtm_buf_addch(b, p[i]);
-    }
-    dtm_buf_addch(b, '"');
-}
-
 static int error_row(void *ctx, const struct dtm_batch_error *e)
 {
     struct errors_stream *s = ctx;
@@ -327,11 +303,11 @@ static int error_row(void *ctx, const struct dtm_batch_error *e)
     dtm_rec_error_message(&re, s->lang, &m);
     if (s->csv) {
         dtm_buf_printf(&s->out, "%lld,%lld,", (long long)e->row, (long long)e->line);
-        csv_cell(&s->out, e->field, strlen(e->field));
+        dtm_buf_csv(&s->out, dtm_str_c(e->field));
         dtm_buf_addch(&s->out, ',');
-        csv_cell(&s->out, e->code, strlen(e->code));
+        dtm_buf_csv(&s->out, dtm_str_c(e->code));
         dtm_buf_addch(&s->out, ',');
-        csv_cell(&s->out, m.p ? m.p : "", m.n);
+        dtm_buf_csv(&s->out, (struct dtm_str){m.p ? m.p : "", m.n});
         dtm_buf_addc(&s->out, "\r\n");
     } else {
         if (s->after)

@@ -22,6 +22,12 @@ static const struct {
      "[--parent P] [--masked] [--json]\n       dtm system list [--json]"},
     {"key", dtm_cmd_key, "API keys: rotate, revoke",
      "dtm key rotate --system C [--grace SECONDS] [--json]\n       dtm key revoke --id K"},
+    {"import", dtm_cmd_import, "import batch files (JSON, NDJSON, XML, CSV; .gz) with progress",
+     "dtm import --dataset D [--system C] [--format json|ndjson|xml|csv] [--masked] "
+     "[--rejected FILE] [--url URL --key API_KEY] [--json] FILE… (- = standard input)"},
+    {"export", dtm_cmd_export, "write a dataset's records out (CSV, JSON, NDJSON, XML)",
+     "dtm export --dataset D [--from T] [--to T] --format csv|json|ndjson|xml [-o OUT] "
+     "(default: standard output)"},
 };
 
 void dtm_cli_error(const char *fmt, ...)

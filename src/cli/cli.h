@@ -6,8 +6,11 @@
 
 #include "conf/conf.h"
 #include "core/core.h"
+#include "dict/dict.h"
+#include "gate/gate.h"
 #include "store/store.h"
 
+struct dtm_writer;
 #define DTM_EXIT_OK 0
 #define DTM_EXIT_FAIL 1
 #define DTM_EXIT_USAGE 2
@@ -53,6 +56,40 @@ int dtm_cmd_init(int argc, char **argv);
 int dtm_cmd_serve(int argc, char **argv);
 int dtm_cmd_system(int argc, char **argv);
 int dtm_cmd_key(int argc, char **argv);
+int dtm_cmd_import(int argc, char **argv);
+int dtm_cmd_export(int argc, char **argv);
+
+/* Importing files into a local data dir (cli/import.c; also `dtm init --demo`). */
+struct dtm_local_import {
+    struct dtm_conf conf;
+    struct dtm_keyring keys;
+    struct dtm_store *store;
+    struct dtm_dict *dict;
+    struct dtm_writer *writer;
+    enum dtm_lang lang; /* of the rejected rows' messages: from $LANG */
+};
+struct dtm_local_file {
+    const char *dataset;
+    const char *system;   /* NULL: every row names its system (any registered one) */
+    const char *format;   /* NULL: from the file name */
+    const char *path;     /* "-" = standard input */
+    const char *rejected; /* NULL: PATH.rejected.csv; "": none */
+    bool masked;
+    bool quiet; /* no progress on stderr */
+};
+/* Prints the reason and returns an exit code on failure (close anyway). */
+int dtm_local_import_open(const char *data_dir, struct dtm_local_import *li);
+/* One file to its end; *b is the batch as it ended. An exit code. */
+int dtm_local_import_file(struct dtm_local_import *li, const struct dtm_local_file *f,
+                          struct dtm_batch *b);
+void dtm_local_import_close(struct dtm_local_import *li);
+/* Final counts of an import: rows, accepted, duplicates, updated, rejected. */
+void dtm_cli_print_counts(const int64_t v[5], bool json);
+/* `dtm import --url --key`: the files go to a remote server's POST /api/v1/batches
+ * (cli/remote.c). An exit code. */
+int dtm_remote_import(const char *url, const char *key, const char *dataset, const char *format,
+                      bool masked, const char *rejected, const char *const *files, size_t n,
+                      bool json);
 
 /* TLS certificate for a new data dir (OpenSSL): a self-signed ECDSA P-256 certificate for
  * localhost, 127.0.0.1 and ::1 plus the host name. */

@@ -182,3 +182,26 @@ int dtm_buf_xml_str(struct dtm_buf *b, struct dtm_str s)
     }
     return dtm_buf_add(b, s.p + run, s.n - run);
 }
+
+int dtm_buf_csv(struct dtm_buf *b, struct dtm_str v)
+{
+    bool formula = v.n && (v.p[0] == '=' || v.p[0] == '+' || v.p[0] == '@' ||
+                           (v.p[0] == '-' && !(v.n > 1 && v.p[1] >= '0' && v.p[1] <= '9')));
+    bool quote = formula;
+    for (size_t i = 0; i < v.n && !quote; i++)
+        quote = v.p[i] == ',' || v.p[i] == '"' || v.p[i] == '\n' || v.p[i] == '\r';
+    if (!quote)
+        return dtm_buf_add(b, v.p, v.n);
+    dtm_buf_addch(b, '"');
+    if (formula)
+        dtm_buf_addch(b, '\'');
+    for (size_t i = 0; i < v.n; i++) {
+        const char *q = memchr(v.p + i, '"', v.n - i);
+        size_t end = q ? (size_t)(q - v.p) + 1 : v.n;
+        dtm_buf_add(b, v.p + i, end - i);
+        if (q)
+            dtm_buf_addch(b, '"');
+        i = end - 1;
+    }
+    return dtm_buf_addch(b, '"');
+}

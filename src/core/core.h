@@ -85,6 +85,10 @@ int dtm_buf_printf(struct dtm_buf *b, const char *fmt, ...) __attribute__((forma
 int dtm_buf_vprintf(struct dtm_buf *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal (with quotes), escaping as RFC 8259 requires. */
 int dtm_buf_json_str(struct dtm_buf *b, struct dtm_str s);
+/* One CSV cell (RFC 4180): quoted when it holds , " CR or LF; a text that a spreadsheet would
+ * run as a formula (= + - @ first, not a negative number) is quoted and prefixed with ' (CSV
+ * injection). */
+int dtm_buf_csv(struct dtm_buf *b, struct dtm_str v);
 int dtm_buf_json_strc(struct dtm_buf *b, const char *s);
 /* Appends s escaped for XML text/attribute content. */
 int dtm_buf_xml_str(struct dtm_buf *b, struct dtm_str s);
