@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Why an upload is refused: found at its first piece, answered at its end (libmicrohttpd
  * answers only once the body was read). */
@@ -146,8 +147,11 @@ int dtm_api_batch_post(struct dtm_req *r)
     char loc[96];
     int rc;
 
-    if (!u && (rc = dtm_api_batch_body(r, "", 0)) && !(u = r->async))
-        return rc;
+    if (!u) { /* an empty body: no piece came */
+        rc = dtm_api_batch_body(r, "", 0);
+        if (!(u = r->async))
+            return rc;
+    }
     if (u->why != OK)
         return answer_refusal(r, u);
     switch (r->stream_rc) {
@@ -173,8 +177,12 @@ int dtm_api_batch_post(struct dtm_req *r)
         return dtm_http_problem(r, 507, "insufficient_storage", "Cannot keep the file",
                                 "The server cannot write the file to its spool.");
     }
-    if (u->b.bytes == 0)
+    if (u->b.bytes == 0) {
+        char path[DTM_PATH_MAX];
+        dtm_spool_path(env->conf, u->b.id, path, sizeof(path));
+        unlink(path);
         return dtm_http_problem(r, 400, "empty", "Empty body", "The batch file is empty.");
+    }
     u->b.created_at = dtm_now_us();
     if ((rc = dtm_batch_save(env->writer, &u->b, true)))
         return rc;

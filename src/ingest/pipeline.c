@@ -168,7 +168,6 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
                     .index = idx, .line = rin->line, .field = "system_code", .code = "system_code"};
                 size_t n = DTM_MIN(rin->f[k].value.n, sizeof(e.arg) - 1);
                 memcpy(e.arg, rin->f[k].value.p, n);
-                out->total++;
                 out->rejected++;
                 out->errs_total++;
                 if (add_error(in, arena, out, errcap, &e)) {
