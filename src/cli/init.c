@@ -1,6 +1,9 @@
 /* cli/init.c — `dtm init`: a new data dir with its config, master key (0600), self-signed TLS
- * certificate, database and first admin account (random password printed once). */
+ * certificate, database and first admin account (random password printed once); with --demo,
+ * the demo picture of CONTRACT §9 (demo/demo.c writes it, the batch pipeline imports it). */
+#include "batch/batch.h"
 #include "cli/cli.h"
+#include "demo/demo.h"
 #include "gate/gate.h"
 
 #include <dirent.h>
@@ -38,11 +41,89 @@ static int write_file(const char *path, const char *text, size_t n, mode_t mode)
     return ok ? 0 : -1;
 }
 
+/* Registers the demo systems, imports the generated files through the batch pipeline (rows of
+ * the data-quality system are rejected or counted as duplicates there, as real ones would be)
+ * and sets each system's last-seen time to its last record. */
+static int load_demo(const char *data_dir, uint64_t seed, size_t records, struct dtm_cli_out *out)
+{
+    struct dtm_local_import li;
+    struct dtm_demo_out d = {0};
+    struct dtm_demo_opts o = {.seed = seed, .transactions = records, .now_us = dtm_now_us()};
+    char dir[DTM_PATH_MAX], err[512], v[32];
+    int64_t sum[5] = {0}, t0 = dtm_mono_us();
+    int rc = DTM_EXIT_FAIL;
+
+    o.end_day = (o.now_us / 1000000 + DTM_TZ_OFFSET) / 86400;
+    if ((rc = dtm_local_import_open(data_dir, &li)))
+        goto out;
+    rc = DTM_EXIT_FAIL;
+    dtm_conf_path(&li.conf, "demo", dir, sizeof(dir));
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        dtm_cli_error("cannot create %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    fprintf(stderr, "demo: generating %zu transactions over 90 days (seed %llu)\n",
+            records ? records : (size_t)1000000, (unsigned long long)seed);
+    if (dtm_demo_generate(dir, &o, &d, err, sizeof(err))) {
+        dtm_cli_error("cannot generate the demo data: %s", err);
+        goto out;
+    }
+    for (size_t i = 0; i < d.nsystems; i++) {
+        const struct dtm_demo_system *ds = &d.systems[i];
+        struct dtm_system sys = {.created_at = o.now_us - 120LL * 86400 * 1000000};
+        snprintf(sys.code, sizeof(sys.code), "%s", ds->code);
+        snprintf(sys.name, sizeof(sys.name), "%s", ds->name);
+        snprintf(sys.org, sizeof(sys.org), "%s", ds->org);
+        snprintf(sys.role, sizeof(sys.role), "%s", ds->role);
+        snprintf(sys.parent, sizeof(sys.parent), "%s", ds->parent);
+        if (li.store->ops->system_add(li.store, &sys)) {
+            dtm_cli_error("cannot register the demo system %s", ds->code);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < d.nfiles; i++) {
+        struct dtm_batch b;
+        struct dtm_local_file f = {.dataset = d.datasets[i], .path = d.files[i], .rejected = ""};
+        fprintf(stderr, "demo: importing %s (%zu rows)\n", d.datasets[i], d.records[i]);
+        if (dtm_local_import_file(&li, &f, &b))
+            goto out;
+        int64_t add[5] = {b.total, b.accepted, b.duplicates, b.updated, b.rejected};
+        for (int k = 0; k < 5; k++)
+            sum[k] += add[k];
+        unlink(d.files[i]);
+    }
+    for (size_t i = 0; i < d.nsystems; i++)
+        if (d.systems[i].last_seen_us &&
+            li.store->ops->system_touch(li.store, d.systems[i].code, d.systems[i].last_seen_us)) {
+            dtm_cli_error("cannot set the last-seen time of %s", d.systems[i].code);
+            goto out;
+        }
+    rmdir(dir);
+    snprintf(v, sizeof(v), "%zu", d.nsystems);
+    dtm_cli_out_add(out, "demo_systems", v);
+    snprintf(v, sizeof(v), "%lld", (long long)sum[1]);
+    dtm_cli_out_add(out, "demo_records", v);
+    snprintf(v, sizeof(v), "%lld", (long long)sum[4]);
+    dtm_cli_out_add(out, "demo_rejected", v);
+    fprintf(stderr, "demo: %lld rows, %lld stored, %lld duplicates, %lld rejected in %.1f s\n",
+            (long long)sum[0], (long long)sum[1], (long long)sum[2], (long long)sum[4],
+            (double)(dtm_mono_us() - t0) / 1e6);
+    rc = DTM_EXIT_OK;
+out:
+    dtm_demo_free(&d);
+    dtm_local_import_close(&li);
+    return rc;
+}
+
 int dtm_cmd_init(int argc, char **argv)
 {
-    static const char usage[] = "dtm init [--data-dir DIR] [--json]";
+    static const char usage[] =
+        "dtm init [--data-dir DIR] [--demo [--seed N] [--demo-records N]] [--json]";
     bool demo = false;
-    struct dtm_cli_opt opts[] = {{"demo", NULL, &demo}};
+    const char *seed_s = NULL, *records_s = NULL;
+    int64_t seed = 1, records = 0;
+    struct dtm_cli_opt opts[] = {
+        {"demo", NULL, &demo}, {"seed", &seed_s, NULL}, {"demo-records", &records_s, NULL}};
     struct dtm_cli_common com;
     const char *pos[1];
     size_t npos;
@@ -59,9 +140,16 @@ int dtm_cmd_init(int argc, char **argv)
         printf("usage: %s\n", usage);
         return DTM_EXIT_OK;
     }
-    if (demo) {
-        dtm_cli_error("--demo is not available yet: demo data comes with batch receiving; run "
-                      "`dtm init` without it");
+    if ((seed_s || records_s) && !demo) {
+        dtm_cli_error("--seed and --demo-records go with --demo\nusage: %s", usage);
+        return DTM_EXIT_USAGE;
+    }
+    if ((seed_s && (dtm_str_to_i64(dtm_str_c(seed_s), &seed) || seed < 0)) ||
+        (records_s && (dtm_str_to_i64(dtm_str_c(records_s), &records) || records < 1000 ||
+                       records > 100000000))) {
+        dtm_cli_error("--seed takes a number >= 0 and --demo-records one from 1000 to "
+                      "100000000\nusage: %s",
+                      usage);
         return DTM_EXIT_USAGE;
     }
     dtm_conf_defaults(&c, com.data_dir);
@@ -111,8 +199,10 @@ int dtm_cmd_init(int argc, char **argv)
     dtm_cli_out_add(&out, "data_dir", com.data_dir);
     dtm_cli_out_add(&out, "admin_username", "admin");
     dtm_cli_out_add(&out, "admin_password", password);
+    /* a failed demo still prints the admin account: the data dir exists and is usable */
+    rc = demo ? load_demo(com.data_dir, (uint64_t)seed, (size_t)records, &out) : DTM_EXIT_OK;
     dtm_cli_out_print(&out, com.json);
     memset(password, 0, sizeof(password));
     memset(&out, 0, sizeof(out));
-    return DTM_EXIT_OK;
+    return rc;
 }
