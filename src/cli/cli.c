@@ -13,8 +13,10 @@ static const struct {
     const char *usage;
 } commands[] = {
     {"init", dtm_cmd_init,
-     "create a data dir: config, master key, TLS certificate, database, admin",
-     "dtm init [--data-dir DIR] [--json]"},
+     "create a data dir: config, master key, TLS certificate, database, admin (--demo: demo "
+     "data)",
+     "dtm init [--data-dir DIR] [--demo [--seed N] [--demo-records N] [--demo-end YYYY-MM-DD]] "
+     "[--json]"},
     {"serve", dtm_cmd_serve, "run the server in the foreground",
      "dtm serve [--data-dir DIR] [--config FILE] [--http ADDR:PORT|off] [--https ADDR:PORT|off]"},
     {"system", dtm_cmd_system, "connected systems: add, list",

@@ -44,7 +44,8 @@ static int write_file(const char *path, const char *text, size_t n, mode_t mode)
 /* Registers the demo systems, imports the generated files through the batch pipeline (rows of
  * the data-quality system are rejected or counted as duplicates there, as real ones would be)
  * and sets each system's last-seen time to its last record. */
-static int load_demo(const char *data_dir, uint64_t seed, size_t records, struct dtm_cli_out *out)
+static int load_demo(const char *data_dir, uint64_t seed, size_t records, int64_t end_day,
+                     struct dtm_cli_out *out)
 {
     struct dtm_local_import li;
     struct dtm_demo_out d = {0};
@@ -54,6 +55,10 @@ static int load_demo(const char *data_dir, uint64_t seed, size_t records, struct
     int rc = DTM_EXIT_FAIL;
 
     o.end_day = (o.now_us / 1000000 + DTM_TZ_OFFSET) / 86400;
+    if (end_day != INT64_MIN && end_day != o.end_day) { /* a fixed past: the whole last day */
+        o.end_day = end_day;
+        o.now_us = ((end_day + 1) * 86400 - DTM_TZ_OFFSET) * 1000000 - 1;
+    }
     if ((rc = dtm_local_import_open(data_dir, &li)))
         goto out;
     rc = DTM_EXIT_FAIL;
@@ -118,12 +123,15 @@ out:
 int dtm_cmd_init(int argc, char **argv)
 {
     static const char usage[] =
-        "dtm init [--data-dir DIR] [--demo [--seed N] [--demo-records N]] [--json]";
+        "dtm init [--data-dir DIR] [--demo [--seed N] [--demo-records N] [--demo-end YYYY-MM-DD]] "
+        "[--json]";
     bool demo = false;
-    const char *seed_s = NULL, *records_s = NULL;
-    int64_t seed = 1, records = 0;
-    struct dtm_cli_opt opts[] = {
-        {"demo", NULL, &demo}, {"seed", &seed_s, NULL}, {"demo-records", &records_s, NULL}};
+    const char *seed_s = NULL, *records_s = NULL, *end_s = NULL;
+    int64_t seed = 1, records = 0, end_day = INT64_MIN;
+    struct dtm_cli_opt opts[] = {{"demo", NULL, &demo},
+                                 {"seed", &seed_s, NULL},
+                                 {"demo-records", &records_s, NULL},
+                                 {"demo-end", &end_s, NULL}};
     struct dtm_cli_common com;
     const char *pos[1];
     size_t npos;
@@ -140,8 +148,8 @@ int dtm_cmd_init(int argc, char **argv)
         printf("usage: %s\n", usage);
         return DTM_EXIT_OK;
     }
-    if ((seed_s || records_s) && !demo) {
-        dtm_cli_error("--seed and --demo-records go with --demo\nusage: %s", usage);
+    if ((seed_s || records_s || end_s) && !demo) {
+        dtm_cli_error("--seed, --demo-records and --demo-end go with --demo\nusage: %s", usage);
         return DTM_EXIT_USAGE;
     }
     if ((seed_s && (dtm_str_to_i64(dtm_str_c(seed_s), &seed) || seed < 0)) ||
@@ -150,6 +158,11 @@ int dtm_cmd_init(int argc, char **argv)
         dtm_cli_error("--seed takes a number >= 0 and --demo-records one from 1000 to "
                       "100000000\nusage: %s",
                       usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (end_s && (dtm_date_parse(dtm_str_c(end_s), &end_day) ||
+                  end_day > (dtm_now_us() / 1000000 + DTM_TZ_OFFSET) / 86400)) {
+        dtm_cli_error("--demo-end takes a date (YYYY-MM-DD) not after today\nusage: %s", usage);
         return DTM_EXIT_USAGE;
     }
     dtm_conf_defaults(&c, com.data_dir);
@@ -200,7 +213,8 @@ int dtm_cmd_init(int argc, char **argv)
     dtm_cli_out_add(&out, "admin_username", "admin");
     dtm_cli_out_add(&out, "admin_password", password);
     /* a failed demo still prints the admin account: the data dir exists and is usable */
-    rc = demo ? load_demo(com.data_dir, (uint64_t)seed, (size_t)records, &out) : DTM_EXIT_OK;
+    rc = demo ? load_demo(com.data_dir, (uint64_t)seed, (size_t)records, end_day, &out)
+              : DTM_EXIT_OK;
     dtm_cli_out_print(&out, com.json);
     memset(password, 0, sizeof(password));
     memset(&out, 0, sizeof(out));
