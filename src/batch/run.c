@@ -103,6 +103,7 @@ static int submit(struct dtm_batch_run *r, struct slot *s, struct run_state *rs)
     j->ctx = rs;
     j->in_txn = chunk_in_txn;
     j->done = chunk_done;
+    j->relaxed = !s->final_status; /* the last chunk's commit makes every earlier one durable */
     s->done = false;
     return dtm_writer_submit(r->writer, j);
 }

@@ -84,6 +84,10 @@ struct dtm_write_job {
      * batch's progress and rejected rows commit with its records). A job with no answer_fn and
      * no records stores no receipt and only runs in_txn. */
     int (*in_txn)(struct dtm_write_job *j, struct dtm_store *st);
+    /* Nobody waits for this job's durability (a batch chunk that is not the last: its progress
+     * commits with it, so a lost commit is redone on resume). A group made only of such jobs
+     * commits without fsync; the next durable commit makes it durable too. */
+    bool relaxed;
     void (*done)(struct dtm_write_job *j); /* called once, on the writer thread, after commit */
     /* out */
     int rc;        /* DTM_OK, DTM_ECONFLICT (key reused with another body), DTM_ESTORE, DTM_EBUSY */

@@ -33,6 +33,7 @@ struct dtm_writer {
     struct touch touches[TOUCH_SLOTS];
     size_t ntouches;
     int64_t last_purge;
+    bool relaxed; /* the store connection commits without fsync */
 };
 
 void dtm_receipt_format(const struct dtm_receipt *r, char *out, size_t outsz)
@@ -239,6 +240,13 @@ static void *run(void *arg)
         pthread_mutex_unlock(&w->lock);
 
         now = dtm_now_us();
+        if (w->store->ops->set_durable) {
+            bool relaxed = batch != NULL;
+            for (j = batch; j && relaxed; j = j->next)
+                relaxed = j->relaxed;
+            if (relaxed != w->relaxed && w->store->ops->set_durable(w->store, !relaxed) == DTM_OK)
+                w->relaxed = relaxed;
+        }
         rc = w->store->ops->begin(w->store);
         if (rc == DTM_OK && batch)
             rc = w->store->ops->receipt_next_seq(w->store, &seq);

@@ -764,7 +764,7 @@ static int s_maintain(struct dtm_store *s)
 
 static int s_tune_writer(struct dtm_store *s)
 {
-    if (sqlite3_exec(DB(s), "PRAGMA cache_size=-16384;", NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(DB(s), "PRAGMA cache_size=-65536;", NULL, NULL, NULL) != SQLITE_OK)
         return fail(s, "tune_writer");
     return DTM_OK;
 }
@@ -955,6 +955,14 @@ static int s_batch_errors(struct dtm_store *s, const char *batch_id, int64_t aft
     return rc == SQLITE_DONE ? DTM_OK : fail(s, "batch_errors");
 }
 
+static int s_set_durable(struct dtm_store *s, bool durable)
+{
+    if (sqlite3_exec(DB(s), durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL,
+                     NULL, NULL) != SQLITE_OK)
+        return fail(s, "set_durable");
+    return DTM_OK;
+}
+
 static const struct dtm_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = s_close,
@@ -992,6 +1000,7 @@ static const struct dtm_store_ops sqlite_ops = {
     .batch_errors = s_batch_errors,
     .maintain = s_maintain,
     .tune_writer = s_tune_writer,
+    .set_durable = s_set_durable,
 };
 
 int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz)

@@ -187,6 +187,11 @@ struct dtm_store_ops {
     /* Makes this connection the writer's: larger cache; for SQLite no automatic checkpoints
      * (maintain does them). May be NULL. */
     int (*tune_writer)(struct dtm_store *s);
+    /* Whether the next commits are durable when they return (the default), or only atomic and
+     * durable with the next durable commit (SQLite: synchronous NORMAL in WAL mode — a process
+     * crash loses nothing, a power cut may lose them). Called outside a transaction. May be
+     * NULL. */
+    int (*set_durable)(struct dtm_store *s, bool durable);
 };
 
 struct dtm_store {
