@@ -44,6 +44,8 @@ struct dtm_mapped {
 int dtm_map_file(const char *path, struct dtm_mapped *m);
 /* Gives back the pages before off (they are read again from the file if needed). */
 void dtm_map_drop(struct dtm_mapped *m, size_t off);
+/* Gives back the whole pages inside [from, to) (read again after a drop, e.g. rejected rows). */
+void dtm_map_forget(const struct dtm_mapped *m, size_t from, size_t to);
 void dtm_unmap(struct dtm_mapped *m);
 
 /* ---- running one batch */

@@ -193,6 +193,15 @@ void dtm_map_drop(struct dtm_mapped *m, size_t off)
     }
 }
 
+void dtm_map_forget(const struct dtm_mapped *m, size_t from, size_t to)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    from = (from + page - 1) / page * page;
+    to = DTM_MIN(to, m->n) / page * page;
+    if (m->n && to > from)
+        madvise((char *)(uintptr_t)m->p + from, to - from, MADV_DONTNEED);
+}
+
 void dtm_unmap(struct dtm_mapped *m)
 {
     if (m->n)

@@ -97,6 +97,7 @@ static void on_progress(void *ctx, const struct dtm_batch *b, const struct dtm_r
                         size_t nerrs)
 {
     struct progress *p = ctx;
+    size_t scan_from = p->cur_off;
     if (nerrs && !p->rejected && !p->err && p->rejected_path[0]) {
         p->rejected = fopen(p->rejected_path, "w");
         if (!p->rejected)
@@ -124,6 +125,8 @@ static void on_progress(void *ctx, const struct dtm_batch *b, const struct dtm_r
         dtm_buf_free(&m);
         dtm_buf_free(&row);
     }
+    /* the search for raw lines read pages that were given back: give them back again */
+    dtm_map_forget(p->input, scan_from, p->cur_off);
     show(p, b, false);
 }
 
