@@ -245,6 +245,12 @@ int dtm_api_batch_delete(struct dtm_req *r)
     int rc = own_batch(r, &bt);
     if (rc)
         return rc == DTM_ENOTFOUND ? DTM_OK : rc;
+    if (strcmp(bt.origin, "api") != 0 &&
+        (strcmp(bt.status, "queued") == 0 || strcmp(bt.status, "running") == 0))
+        return dtm_http_problem(r, 409, "batch_not_cancellable", "Batch run elsewhere",
+                                "Batch %s is run by `dtm import` on the server's machine; stop "
+                                "that command to cancel it.",
+                                bt.id);
     rc = dtm_batches_cancel(dtm_http_env(r)->batches, dtm_http_store(r), bt.id, &bt);
     if (rc == DTM_ECONFLICT)
         return dtm_http_problem(r, 409, "batch_finished", "Batch already finished",

@@ -222,7 +222,10 @@ def test_refusals(server, src, case):
     elif case == "mode":
         kw["params"] = {"mode": "plain"}
     r = post_batch(server, src, body, **kw)
-    problem(r, *exp)
+    vi = problem(r, *exp)
+    en = problem(post_batch(server, src, body, **{**kw, "headers": {
+        **kw.get("headers", {}), "Accept-Language": "en"}}), *exp)
+    assert vi["title"] != en["title"] and vi["detail"] != en["detail"], (vi, en)
     # nothing left in the spool
     spool = server.data_dir / "batches"
     assert not spool.exists() or not any(p.suffix == ".part" for p in spool.iterdir())
