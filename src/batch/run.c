@@ -1,8 +1,8 @@
 /* batch/run.c — one batch through the realtime pipeline, a chunk at a time. Two chunks are in
  * flight: while the writer commits chunk k (its records, the batch's new progress and chunk k's
  * rejected rows, in one transaction), this thread decodes and validates chunk k+1 — so decoding
- * and storing overlap on two cores. The input is a read-only file mapping; pages already read
- * are given back after each commit, so memory stays flat however large the file. */
+ * and storing overlap on two cores. The input is a read-only file mapping; pages already decoded
+ * are given back after each chunk, so memory stays flat however large the file. */
 #include "batch/batch.h"
 
 #include <pthread.h>
@@ -108,6 +108,35 @@ static int submit(struct dtm_batch_run *r, struct slot *s, struct run_state *rs)
     return dtm_writer_submit(r->writer, j);
 }
 
+/* Orders a chunk's records by key hash, keeping the file order of equal keys (the later version of
+ * a record must still win). The writer then walks the dedup index in order instead of at random:
+ * each index page is visited once per chunk while it is hot. A bottom-up merge sort: stable, and
+ * qsort is not. */
+static void sort_by_key(struct dtm_store_record *a, size_t n, struct dtm_arena *arena)
+{
+    struct dtm_store_record *tmp = n > 1 ? dtm_arena_alloc(arena, n * sizeof(*a)) : NULL, *src = a,
+                            *dst = tmp;
+    if (!tmp)
+        return; /* unsorted is correct, only slower */
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = DTM_MIN(lo + width, n), hi = DTM_MIN(lo + 2 * width, n);
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                dst[k++] = memcmp(src[j].key_hash, src[i].key_hash, 16) < 0 ? src[j++] : src[i++];
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        struct dtm_store_record *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a)
+        memcpy(a, src, n * sizeof(*a));
+}
+
 /* Skips the rows done before a restart (decoded again, not validated). */
 static int skip_rows(struct dtm_decoder *dec, int64_t n, struct dtm_decode_error *err)
 {
@@ -186,6 +215,10 @@ int dtm_batch_run(struct dtm_batch_run *r)
         s->final_status = NULL;
         s->error[0] = '\0';
         more = cancel ? 0 : dtm_ingest_step(&in, dec, &s->arena, &s->out, r->chunk);
+        sort_by_key(s->out.recs, s->out.nrecs, &s->arena);
+        /* what the chunk needs was copied out of the input: its pages can go (a page read again
+         * later, e.g. for a rejected row's text, comes back from the file) */
+        dtm_map_drop(r->input, dtm_decoder_offset(dec));
         if (cancel) {
             /* the chunk stores nothing: the batch ends with what was committed */
             s->out.total = (size_t)rows;
@@ -213,7 +246,6 @@ int dtm_batch_run(struct dtm_batch_run *r)
             if ((rc = inflight->job.rc))
                 break;
             *b = rs.txn;
-            dtm_map_drop(r->input, (size_t)b->byte_offset);
             if (r->progress)
                 r->progress(r->ctx, b, inflight->out.errs, inflight->out.nerrs);
             inflight = NULL;

@@ -68,7 +68,7 @@ static const struct centry table[] = {
       "requests waiting for the writer at most before answering 503"),
     I("ingest", "max_batch", max_batch, "17179869184", 1024, (int64_t)1 << 50,
       "bytes of one batch file at most, after gzip decompression (413 above)"),
-    I("ingest", "batch_chunk", batch_chunk, "20000", 1, 100000,
+    I("ingest", "batch_chunk", batch_chunk, "50000", 1, 200000,
       "batch rows stored per commit (a restarted batch resumes after the last one)"),
     I("keys", "rotate_grace", rotate_grace, "86400", 0, 90 * 86400,
       "seconds an old API key stays valid after `dtm key rotate`"),
