@@ -234,6 +234,9 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
         sr->system_code = sys_idx >= 0 ? rec->v[sys_idx].text
                           : in->caller ? dtm_str_c(in->caller->code)
                                        : DTM_STR("");
+        /* a copy: the value may point into the input, which a batch gives back page by page
+         * before the writer reads the record (touching it again mapped the whole file back) */
+        sr->system_code.p = dtm_arena_strndup(arena, sr->system_code.p, sr->system_code.n);
         sr->event_time = INT64_MIN;
         if (ds->time_field >= 0 && rec->v[ds->time_field].present) {
             const struct dtm_value *tv = &rec->v[ds->time_field];
@@ -241,7 +244,7 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
                                  ? (tv->i * 86400 - DTM_TZ_OFFSET) * 1000000
                                  : tv->i;
         }
-        if (!sr->content.p) {
+        if (!sr->content.p || !sr->system_code.p) {
             out->rc = DTM_ENOMEM;
             break;
         }
