@@ -7,7 +7,7 @@ libmicrohttpd-dev libgnutls28-dev libcjson-dev libinih-dev libpcre2-dev libsqlit
 libssl-dev libsodium-dev libxml2-dev zlib1g-dev libcurl4-gnutls-dev libcmocka-dev
 sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest"
 case "${1:-}" in
-bench) PKGS="$PKGS wrk nginx-light postgresql-15 time" ;;
+bench) PKGS="$PKGS wrk nginx-light postgresql-15 time bc" ;;
 fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
 esac
 missing=""
