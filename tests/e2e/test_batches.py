@@ -344,7 +344,8 @@ def test_kill9_in_the_middle_resumes_without_double_rows(own_server):
     assert b["accepted"] == n - dups - bad
     con = T.open_db(srv.data_dir)
     try:
-        (stored,) = con.execute("SELECT count(*) FROM records WHERE dataset='transactions' AND "
+        (stored,) = con.execute("SELECT count(*) FROM records WHERE ds=(SELECT id FROM dataset_ids "
+                                "WHERE code='transactions') AND "
                                 "instr(CAST(content AS TEXT), ?) > 0",
                                 (f'"{prefix}-',)).fetchone()
         (nerr,) = con.execute("SELECT count(*) FROM batch_errors WHERE batch_id=?",
