@@ -834,7 +834,7 @@ static int s_maintain(struct dtm_store *s)
 
 static int s_tune_writer(struct dtm_store *s)
 {
-    if (sqlite3_exec(DB(s), "PRAGMA cache_size=-49152;", NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(DB(s), "PRAGMA cache_size=-65536;", NULL, NULL, NULL) != SQLITE_OK)
         return fail(s, "tune_writer");
     return DTM_OK;
 }
