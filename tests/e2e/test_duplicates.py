@@ -94,6 +94,13 @@ def test_mixed_batch_counts(server, src):
     assert [e["index"] for e in b["errors"]] == [3], b
     rc = server.receipt(src, b["receipt"]).json()
     assert (rc["accepted"], rc["duplicates"], rc["updated"], rc["rejected"]) == (2, 1, 1, 1), rc
+    # the receipt lists the records whose current version came with it: the new one and the
+    # updated one (an old record, outside the range of ids the receipt created)
+    assert sorted(r["txn_id"] for r in rc["records"]) == sorted([new["txn_id"], old["txn_id"]])
+    # once a later request changes one of them, it is that request's record, no longer this one's
+    T.assert_ok(server.ingest(src, dict(new, response_ms=1)))
+    rc = server.receipt(src, b["receipt"]).json()
+    assert [r["txn_id"] for r in rc["records"]] == [old["txn_id"]]
 
 
 def test_update_with_masked_field_changed(server, src):
