@@ -104,6 +104,11 @@ static bool run_one(struct dtm_batches *q, struct dtm_batch *b)
     };
     rc = dtm_batch_run(&run);
     dtm_unmap(&m);
+    if (rc == DTM_EMALFORMED) { /* the rows before the resume point no longer decode */
+        fail_batch(q, b, "the received file changed: it cannot be resumed");
+        unlink(path);
+        return true;
+    }
     if (rc) {
         dtm_logf(rc == DTM_EBUSY ? DTM_LOG_INFO : DTM_LOG_ERROR, "batch paused",
                  "\"batch\":\"%s\",\"next_row\":%lld", b->id, (long long)b->next_row);
