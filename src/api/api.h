@@ -13,6 +13,7 @@ int dtm_api_record_get(struct dtm_req *r);
 int dtm_api_ingest(struct dtm_req *r);
 int dtm_api_receipt_get(struct dtm_req *r);
 int dtm_api_heartbeat(struct dtm_req *r);
+int dtm_api_stats(struct dtm_req *r);
 int dtm_api_batch_post(struct dtm_req *r);
 int dtm_api_batch_get(struct dtm_req *r);
 int dtm_api_batch_list(struct dtm_req *r);

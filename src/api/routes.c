@@ -24,5 +24,6 @@ const struct dtm_route dtm_routes[] = {
      NULL},
     {DTM_GET, "/api/v1/batches/{id}/errors", dtm_api_batch_errors, DTM_ACCESS_SYSTEM, 0,
      "batch_errors", NULL},
+    {DTM_GET, "/api/v1/stats/{code}", dtm_api_stats, DTM_ACCESS_SYSTEM, 0, "stats", NULL},
     {DTM_OTHER, NULL, NULL, DTM_ACCESS_PUBLIC, 0, NULL, NULL},
 };

@@ -112,6 +112,9 @@ struct dtm_store *dtm_http_store(struct dtm_req *r);
 struct dtm_str dtm_http_header(struct dtm_req *r, const char *name);
 /* Query argument (URL-decoded by libmicrohttpd); NULL when absent. */
 const char *dtm_http_query(struct dtm_req *r, const char *name);
+/* Every value of a repeated query argument (?where=a&where=b), in order: up to max into out;
+ * returns how many there are. */
+size_t dtm_http_query_all(struct dtm_req *r, const char *name, const char **out, size_t max);
 /* Responses. Each takes a copy of the body. */
 int dtm_http_add_header(struct dtm_req *r, const char *name,
                         const char *value /* static or arena */);

@@ -102,6 +102,32 @@ const char *dtm_http_query(struct dtm_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_all {
+    const char *name;
+    const char **out;
+    size_t max, n;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct query_all *q = cls;
+    (void)kind;
+    if (key && value && strcmp(key, q->name) == 0) {
+        if (q->n < q->max)
+            q->out[q->n] = value;
+        q->n++;
+    }
+    return MHD_YES;
+}
+
+size_t dtm_http_query_all(struct dtm_req *r, const char *name, const char **out, size_t max)
+{
+    struct query_all q = {name, out, max, 0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_one, &q);
+    return q.n;
+}
+
 /* ---- responses */
 
 int dtm_http_add_header(struct dtm_req *r, const char *name, const char *value)

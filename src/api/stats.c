@@ -1,0 +1,145 @@
+/* api/stats.c — GET /api/v1/stats/{dataset} (CONTRACT §6): parameters → stats/ query → a table
+ * as JSON, CSV or XML (by `format` or `Accept`). Bad parameters are 400 naming the parameter and
+ * the allowed values. A source sees only its own system's rows, an aggregator its own and its
+ * children's. The plan that answered is in the `DTM-Plan` header. */
+#include "api/api.h"
+#include "stats/stats.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct children {
+    const char *parent;
+    char codes[DTM_STATS_MAX_VALUES][DTM_CODE_MAX];
+    const char *ptrs[DTM_STATS_MAX_VALUES];
+    size_t n;
+    bool overflow;
+};
+
+static int child(void *ctx, const struct dtm_system *sys)
+{
+    struct children *c = ctx;
+    if (strcmp(sys->parent, c->parent) != 0)
+        return DTM_OK;
+    if (c->n == DTM_STATS_MAX_VALUES) {
+        c->overflow = true;
+        return DTM_OK;
+    }
+    snprintf(c->codes[c->n], sizeof(c->codes[0]), "%s", sys->code);
+    c->ptrs[c->n] = c->codes[c->n];
+    c->n++;
+    return DTM_OK;
+}
+
+static void xml_text(struct dtm_buf *b, const char *v)
+{
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch == '&')
+            dtm_buf_addc(b, "&amp;");
+        else if (ch == '<')
+            dtm_buf_addc(b, "&lt;");
+        else if (ch == '>')
+            dtm_buf_addc(b, "&gt;");
+        else if (ch == '"')
+            dtm_buf_addc(b, "&quot;");
+        else if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r')
+            dtm_buf_addch(b, '?'); /* not representable in XML 1.0 */
+        else
+            dtm_buf_addch(b, (char)ch);
+    }
+}
+
+static void result_xml(const struct dtm_result *res, const char *dataset, struct dtm_buf *b)
+{
+    dtm_buf_addc(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats dataset=\"");
+    xml_text(b, dataset);
+    dtm_buf_addc(b, "\">\n");
+    for (size_t i = 0; i < res->nrows; i++) {
+        dtm_buf_addc(b, "  <row>");
+        for (size_t j = 0; j < res->ncols; j++) {
+            dtm_buf_addc(b, "<cell name=\"");
+            xml_text(b, res->cols[j]);
+            if (!res->rows[i][j]) {
+                dtm_buf_addc(b, "\" null=\"true\"/>");
+                continue;
+            }
+            dtm_buf_addc(b, "\">");
+            xml_text(b, res->rows[i][j]);
+            dtm_buf_addc(b, "</cell>");
+        }
+        dtm_buf_addc(b, "</row>\n");
+    }
+    dtm_buf_addc(b, "</stats>\n");
+}
+
+int dtm_api_stats(struct dtm_req *r)
+{
+    const struct dtm_dataset *ds = dtm_api_dataset(r);
+    struct dtm_store *st = dtm_http_store(r);
+    const char *wheres[DTM_STATS_MAX_WHERE + 1];
+    size_t nwheres;
+    const char *bad = NULL, *fmt = dtm_http_query(r, "format");
+    struct dtm_str accept = dtm_http_header(r, "Accept");
+    char err[512];
+    struct dtm_query q;
+    struct dtm_result res;
+    struct dtm_buf b;
+    int rc;
+
+    if (!ds)
+        return DTM_OK; /* answered 404 */
+    if (!st)
+        return DTM_ESTORE;
+    nwheres = dtm_http_query_all(r, "where", wheres, DTM_ARRAY_LEN(wheres));
+    if (nwheres > DTM_STATS_MAX_WHERE)
+        return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
+                                "At most %d where conditions.", DTM_STATS_MAX_WHERE);
+    if (!fmt)
+        fmt = dtm_str_contains(accept, "text/csv")          ? "csv"
+              : dtm_str_contains(accept, "application/xml") ? "xml"
+                                                            : "json";
+    if (strcmp(fmt, "json") && strcmp(fmt, "csv") && strcmp(fmt, "xml"))
+        return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
+                                "format must be json, csv or xml (xlsx is not available yet).");
+    if (dtm_query_parse(ds, dtm_http_query(r, "metrics"), dtm_http_query(r, "group_by"),
+                        dtm_http_query(r, "interval"), dtm_http_query(r, "from"),
+                        dtm_http_query(r, "to"), wheres, nwheres, &q, &bad, err, sizeof(err)))
+        return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter", "Parameter '%s': %s", bad,
+                                err);
+    /* a source sees its own system's rows; an aggregator also its children's */
+    if (ds->system_field >= 0 && strcmp(r->sys.role, "consumer") != 0) {
+        struct children c = {.parent = r->sys.code};
+        snprintf(c.codes[0], sizeof(c.codes[0]), "%s", r->sys.code);
+        c.ptrs[0] = c.codes[0];
+        c.n = 1;
+        if (strcmp(r->sys.role, "aggregator") == 0 && (rc = st->ops->system_list(st, child, &c)))
+            return rc;
+        if (c.overflow || dtm_query_restrict(&q, ds->system_field, c.ptrs, c.n))
+            return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
+                                    "Too many child systems or conditions for one query.");
+    }
+    if ((rc = dtm_query_run(st, &q, &res)))
+        return rc;
+    dtm_http_add_header(r, "DTM-Plan", res.plan);
+    dtm_buf_init(&b, 256 << 20);
+    if (!strcmp(fmt, "csv"))
+        dtm_result_csv(&res, &b);
+    else if (!strcmp(fmt, "xml"))
+        result_xml(&res, ds->code, &b);
+    else
+        dtm_result_json(&res, &b);
+    dtm_result_free(&res);
+    if (b.err) {
+        rc = b.err;
+        dtm_buf_free(&b);
+        return rc;
+    }
+    rc = dtm_http_reply(r, 200,
+                        !strcmp(fmt, "csv")   ? "text/csv; charset=utf-8"
+                        : !strcmp(fmt, "xml") ? "application/xml; charset=utf-8"
+                                              : "application/json; charset=utf-8",
+                        b.p ? b.p : "", b.n);
+    dtm_buf_free(&b);
+    return rc;
+}

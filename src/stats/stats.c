@@ -1,0 +1,684 @@
+/* stats/stats.c — parsing a statistics query, time buckets in UTC+07:00, and the record-scan plan:
+ * the records of the time range are read in time order, each stored JSON record is read back with
+ * the ingest JSON decoder (exact number texts), filtered, and added to its group (group_by values
+ * and time bucket) in a hash table; percentiles are exact (nearest rank over the group's values).
+ */
+#include "stats/stats.h"
+#include "ingest/decode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- parsing */
+
+static int field_index(const struct dtm_dataset *ds, struct dtm_str name)
+{
+    for (size_t i = 0; i < ds->nfields; i++)
+        if (dtm_str_eqc(name, ds->fields[i].name))
+            return (int)i;
+    return -1;
+}
+
+static bool in_list(const int *list, size_t n, int v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == v)
+            return true;
+    return false;
+}
+
+/* Appends the names of the fields in list to out, comma-separated. */
+static void names(const struct dtm_dataset *ds, const int *list, size_t n, char *out, size_t outsz)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < outsz; i++)
+        used += (size_t)snprintf(out + used, outsz - used, "%s%s", i ? ", " : "",
+                                 ds->fields[list[i]].name);
+}
+
+/* The next comma-separated item of *s (trimmed); false at the end. */
+static bool next_item(const char **s, struct dtm_str *item)
+{
+    const char *p = *s, *comma;
+    if (!p || !*p)
+        return false;
+    comma = strchr(p, ',');
+    *item = dtm_str_trim((struct dtm_str){p, comma ? (size_t)(comma - p) : strlen(p)});
+    *s = comma ? comma + 1 : p + strlen(p);
+    return true;
+}
+
+#define BAD(param, ...)                                                                            \
+    do {                                                                                           \
+        *bad = (param);                                                                            \
+        snprintf(err, errsz, __VA_ARGS__);                                                         \
+        return DTM_EINVAL;                                                                         \
+    } while (0)
+
+static int parse_metrics(const struct dtm_dataset *ds, const char *s, struct dtm_query *q,
+                         const char **bad, char *err, size_t errsz)
+{
+    static const struct {
+        const char *prefix;
+        enum dtm_metric_kind kind;
+    } kinds[] = {{"sum:", DTM_M_SUM}, {"avg:", DTM_M_AVG},  {"min:", DTM_M_MIN},
+                 {"max:", DTM_M_MAX}, {"p50:", DTM_M_P50},  {"p95:", DTM_M_P95},
+                 {"p99:", DTM_M_P99}, {"rate:", DTM_M_RATE}};
+    struct dtm_str it;
+    char measures[512], dims[512];
+    names(ds, ds->measures, ds->nmeasures, measures, sizeof(measures));
+    names(ds, ds->dims, ds->ndims, dims, sizeof(dims));
+    if (!s)
+        s = "count";
+    while (next_item(&s, &it)) {
+        struct dtm_metric *m;
+        size_t k;
+        if (q->nmetrics == DTM_STATS_MAX_METRICS)
+            BAD("metrics", "At most %d metrics can be asked at once.", DTM_STATS_MAX_METRICS);
+        m = &q->metrics[q->nmetrics];
+        memset(m, 0, sizeof(*m));
+        if (it.n >= sizeof(m->name))
+            BAD("metrics", "The metric '%.40s…' is too long.", it.p);
+        memcpy(m->name, it.p, it.n);
+        if (dtm_str_eqc(it, "count")) {
+            m->kind = DTM_M_COUNT;
+            m->field = -1;
+            q->nmetrics++;
+            continue;
+        }
+        for (k = 0; k < DTM_ARRAY_LEN(kinds); k++)
+            if (it.n > strlen(kinds[k].prefix) &&
+                memcmp(it.p, kinds[k].prefix, strlen(kinds[k].prefix)) == 0)
+                break;
+        if (k == DTM_ARRAY_LEN(kinds))
+            BAD("metrics",
+                "The metric '%s' is unknown; use count, sum:F, avg:F, min:F, max:F, p50:F, p95:F, "
+                "p99:F (F one of: %s) or rate:FIELD=VALUE (FIELD one of: %s).",
+                m->name, measures, dims);
+        m->kind = kinds[k].kind;
+        struct dtm_str arg = {it.p + strlen(kinds[k].prefix), it.n - strlen(kinds[k].prefix)};
+        if (m->kind == DTM_M_RATE) {
+            const char *eq = memchr(arg.p, '=', arg.n);
+            struct dtm_str f = {arg.p, eq ? (size_t)(eq - arg.p) : arg.n};
+            m->field = field_index(ds, f);
+            if (!eq || m->field < 0 || !in_list(ds->dims, ds->ndims, m->field))
+                BAD("metrics", "The metric '%s' must be rate:FIELD=VALUE with FIELD one of: %s.",
+                    m->name, dims);
+            snprintf(m->value, sizeof(m->value), "%.*s", (int)(arg.n - f.n - 1), eq + 1);
+        } else {
+            m->field = field_index(ds, arg);
+            if (m->field < 0 || !in_list(ds->measures, ds->nmeasures, m->field))
+                BAD("metrics", "The metric '%s' needs a measure of dataset %s: one of %s.", m->name,
+                    ds->code, measures);
+        }
+        q->nmetrics++;
+    }
+    if (!q->nmetrics)
+        BAD("metrics", "The parameter 'metrics' lists no metric.");
+    return DTM_OK;
+}
+
+static int parse_bound(const char *s, bool end, int64_t *out)
+{
+    int64_t days;
+    if (dtm_date_parse(dtm_str_c(s), &days) == DTM_OK) {
+        *out = ((days + (end ? 1 : 0)) * 86400 - DTM_TZ_OFFSET) * 1000000;
+        return DTM_OK;
+    }
+    return dtm_time_parse(dtm_str_c(s), out);
+}
+
+int dtm_query_restrict(struct dtm_query *q, int field, const char *const *values, size_t n)
+{
+    struct dtm_where *w;
+    if (q->nwhere == DTM_STATS_MAX_WHERE || n > DTM_STATS_MAX_VALUES)
+        return DTM_EINVAL;
+    w = &q->where[q->nwhere++];
+    w->field = field;
+    w->nvalues = n;
+    for (size_t i = 0; i < n; i++)
+        snprintf(w->values[i], sizeof(w->values[i]), "%s", values[i]);
+    return DTM_OK;
+}
+
+int dtm_query_parse(const struct dtm_dataset *ds, const char *metrics, const char *group_by,
+                    const char *interval, const char *from, const char *to,
+                    const char *const *wheres, size_t nwheres, struct dtm_query *q,
+                    const char **bad, char *err, size_t errsz)
+{
+    static const char *const ivs[] = {"", "hour", "day", "week", "month", "quarter", "year"};
+    char dims[512];
+    struct dtm_str it;
+    int rc;
+    memset(q, 0, sizeof(*q));
+    q->ds = ds;
+    q->from = INT64_MIN;
+    q->to = INT64_MAX;
+    names(ds, ds->dims, ds->ndims, dims, sizeof(dims));
+    if ((rc = parse_metrics(ds, metrics, q, bad, err, errsz)))
+        return rc;
+    while (group_by && next_item(&group_by, &it)) {
+        int f = field_index(ds, it);
+        if (f < 0 || !in_list(ds->dims, ds->ndims, f))
+            BAD("group_by", "'%.*s' is not a dimension of dataset %s; group_by takes: %s.",
+                (int)DTM_MIN(it.n, 64), it.p, ds->code, dims);
+        if (in_list(q->group, q->ngroup, f))
+            BAD("group_by", "'%.*s' appears twice in group_by.", (int)DTM_MIN(it.n, 64), it.p);
+        if (q->ngroup == DTM_STATS_MAX_GROUP)
+            BAD("group_by", "group_by takes at most %d dimensions.", DTM_STATS_MAX_GROUP);
+        q->group[q->ngroup++] = f;
+    }
+    if (interval) {
+        size_t k;
+        for (k = 1; k < DTM_ARRAY_LEN(ivs); k++)
+            if (strcmp(interval, ivs[k]) == 0)
+                break;
+        if (k == DTM_ARRAY_LEN(ivs))
+            BAD("interval", "interval must be one of: hour, day, week, month, quarter, year.");
+        if (ds->time_field < 0)
+            BAD("interval", "Dataset %s has no time field, so it has no intervals.", ds->code);
+        q->interval = (enum dtm_interval)k;
+    }
+    if (from && parse_bound(from, false, &q->from))
+        BAD("from", "from must be a date (2026-10-05) or an RFC 3339 time "
+                    "(2026-10-05T08:30:00+07:00).");
+    if (to && parse_bound(to, true, &q->to))
+        BAD("to", "to must be a date (2026-10-05, the whole day) or an RFC 3339 time.");
+    if (q->from >= q->to)
+        BAD("to", "to must be later than from.");
+    for (size_t i = 0; i < nwheres; i++) {
+        const char *w = wheres[i], *c1 = strchr(w, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        struct dtm_where *wh;
+        int f;
+        if (!c1 || !c2 || (strncmp(c1, ":eq:", 4) != 0 && strncmp(c1, ":in:", 4) != 0))
+            BAD("where", "where takes FIELD:eq:VALUE or FIELD:in:V1|V2 (got '%.80s').", w);
+        f = field_index(ds, (struct dtm_str){w, (size_t)(c1 - w)});
+        if (f < 0 || !in_list(ds->dims, ds->ndims, f))
+            BAD("where", "where: '%.*s' is not a dimension of dataset %s; use one of: %s.",
+                (int)DTM_MIN((size_t)(c1 - w), 64), w, ds->code, dims);
+        if (q->nwhere == DTM_STATS_MAX_WHERE)
+            BAD("where", "At most %d where conditions.", DTM_STATS_MAX_WHERE);
+        wh = &q->where[q->nwhere++];
+        wh->field = f;
+        wh->nvalues = 0;
+        for (const char *v = c2 + 1;;) {
+            const char *bar = c1[1] == 'i' ? strchr(v, '|') : NULL;
+            size_t n = bar ? (size_t)(bar - v) : strlen(v);
+            if (wh->nvalues == DTM_STATS_MAX_VALUES || n >= sizeof(wh->values[0]))
+                BAD("where", "where: at most %d values of at most 127 bytes each.",
+                    DTM_STATS_MAX_VALUES);
+            memcpy(wh->values[wh->nvalues], v, n);
+            wh->values[wh->nvalues++][n] = '\0';
+            if (!bar)
+                break;
+            v = bar + 1;
+        }
+    }
+    return DTM_OK;
+}
+
+/* ---- time buckets */
+
+int64_t dtm_bucket_start(enum dtm_interval iv, int64_t t_us)
+{
+    int64_t local = t_us / 1000000 + DTM_TZ_OFFSET, days, y;
+    unsigned m, d;
+    if (t_us < 0 && t_us % 1000000)
+        local--;
+    days = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
+    switch (iv) {
+    case DTM_I_NONE:
+        return 0;
+    case DTM_I_HOUR: {
+        int64_t h = local >= 0 ? local / 3600 : -((-local + 3599) / 3600);
+        return (h * 3600 - DTM_TZ_OFFSET) * 1000000;
+    }
+    case DTM_I_DAY:
+        break;
+    case DTM_I_WEEK: /* ISO: weeks start on Monday; 1970-01-01 was a Thursday */
+        days -= ((days + 3) % 7 + 7) % 7;
+        break;
+    case DTM_I_MONTH:
+    case DTM_I_QUARTER:
+    case DTM_I_YEAR:
+        dtm_civil_from_days(days, &y, &m, &d);
+        m = iv == DTM_I_YEAR ? 1 : iv == DTM_I_QUARTER ? (m - 1) / 3 * 3 + 1 : m;
+        days = dtm_days_from_civil(y, m, 1);
+        break;
+    }
+    return (days * 86400 - DTM_TZ_OFFSET) * 1000000;
+}
+
+void dtm_bucket_label(enum dtm_interval iv, int64_t start_us, char *out, size_t outsz)
+{
+    int64_t local = start_us / 1000000 + DTM_TZ_OFFSET;
+    int64_t days = local >= 0 ? local / 86400 : -((-local + 86399) / 86400), y;
+    unsigned m, d;
+    dtm_civil_from_days(days, &y, &m, &d);
+    switch (iv) {
+    case DTM_I_HOUR:
+        snprintf(out, outsz, "%04lld-%02u-%02uT%02lld:00+07:00", (long long)y, m, d,
+                 (long long)((local - days * 86400) / 3600));
+        break;
+    case DTM_I_WEEK: {
+        /* the ISO year is the year of the week's Thursday */
+        int64_t thu = days + 3, ty, jan4, week1;
+        unsigned tm, td;
+        dtm_civil_from_days(thu, &ty, &tm, &td);
+        jan4 = dtm_days_from_civil(ty, 1, 4);
+        week1 = jan4 - ((jan4 + 3) % 7 + 7) % 7;
+        snprintf(out, outsz, "%04lld-W%02lld", (long long)ty, (long long)((days - week1) / 7 + 1));
+        break;
+    }
+    case DTM_I_MONTH:
+        snprintf(out, outsz, "%04lld-%02u", (long long)y, m);
+        break;
+    case DTM_I_QUARTER:
+        snprintf(out, outsz, "%04lld-Q%u", (long long)y, (m - 1) / 3 + 1);
+        break;
+    case DTM_I_YEAR:
+        snprintf(out, outsz, "%04lld", (long long)y);
+        break;
+    default:
+        snprintf(out, outsz, "%04lld-%02u-%02u", (long long)y, m, d);
+        break;
+    }
+}
+
+/* ---- the scan */
+
+struct vals {
+    double *v;
+    size_t n, cap;
+};
+
+struct group {
+    char *key; /* group values joined by \x1f, then the bucket start */
+    size_t keylen;
+    int64_t bucket;
+    char **dimv; /* group values (NULL = absent) */
+    int64_t count;
+    double sum[DTM_STATS_MAX_METRICS], min[DTM_STATS_MAX_METRICS], max[DTM_STATS_MAX_METRICS];
+    int64_t n[DTM_STATS_MAX_METRICS]; /* values seen, or matches for rate */
+    struct vals vals[DTM_STATS_MAX_METRICS];
+    struct group *next;
+};
+
+struct scan {
+    const struct dtm_query *q;
+    struct dtm_arena *arena;
+    struct group **table;
+    size_t nbuckets, ngroups;
+    int fieldmap_n;
+    struct dtm_str fv[64]; /* this record's values by field index */
+    bool fpresent[64];
+    struct dtm_in_record rec;
+    struct dtm_buf key;
+    int rc;
+};
+
+static uint64_t hash(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a: keys are ours, not an attacker's choice */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int grow_table(struct scan *s)
+{
+    size_t nb = s->nbuckets ? s->nbuckets * 2 : 1024;
+    struct group **t = calloc(nb, sizeof(*t));
+    if (!t)
+        return DTM_ENOMEM;
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (struct group *g = s->table[i], *next; g; g = next) {
+            next = g->next;
+            size_t b = hash(g->key, g->keylen) & (nb - 1);
+            g->next = t[b];
+            t[b] = g;
+        }
+    free(s->table);
+    s->table = t;
+    s->nbuckets = nb;
+    return DTM_OK;
+}
+
+static struct group *find_group(struct scan *s, int64_t bucket)
+{
+    const struct dtm_query *q = s->q;
+    struct group *g;
+    size_t b;
+    dtm_buf_reset(&s->key);
+    for (size_t i = 0; i < q->ngroup; i++) {
+        int f = q->group[i];
+        if (s->fpresent[f])
+            dtm_buf_add(&s->key, s->fv[f].p, s->fv[f].n);
+        else
+            dtm_buf_addch(&s->key, '\x1e'); /* absent differs from "" */
+        dtm_buf_addch(&s->key, '\x1f');
+    }
+    dtm_buf_add(&s->key, &bucket, sizeof(bucket));
+    if (s->key.err)
+        return NULL;
+    if (s->ngroups >= s->nbuckets && grow_table(s))
+        return NULL;
+    b = hash(s->key.p, s->key.n) & (s->nbuckets - 1);
+    for (g = s->table[b]; g; g = g->next)
+        if (g->keylen == s->key.n && memcmp(g->key, s->key.p, s->key.n) == 0)
+            return g;
+    if (!(g = dtm_arena_alloc(s->arena, sizeof(*g))))
+        return NULL;
+    memset(g, 0, sizeof(*g));
+    g->key = dtm_arena_strndup(s->arena, s->key.p, s->key.n);
+    g->keylen = s->key.n;
+    g->bucket = bucket;
+    g->dimv = dtm_arena_alloc(s->arena, (q->ngroup + 1) * sizeof(char *));
+    if (!g->key || !g->dimv)
+        return NULL;
+    for (size_t i = 0; i < q->ngroup; i++) {
+        int f = q->group[i];
+        g->dimv[i] = s->fpresent[f] ? dtm_arena_strndup(s->arena, s->fv[f].p, s->fv[f].n) : NULL;
+        if (s->fpresent[f] && !g->dimv[i])
+            return NULL;
+    }
+    g->next = s->table[b];
+    s->table[b] = g;
+    s->ngroups++;
+    return g;
+}
+
+static int add_value(struct vals *v, double x)
+{
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 16;
+        double *p = realloc(v->v, nc * sizeof(*p));
+        if (!p)
+            return DTM_ENOMEM;
+        v->v = p;
+        v->cap = nc;
+    }
+    v->v[v->n++] = x;
+    return DTM_OK;
+}
+
+static int one_record(void *ctx, const struct dtm_record_version *ver)
+{
+    struct scan *s = ctx;
+    const struct dtm_query *q = s->q;
+    struct dtm_decode_error err;
+    struct dtm_decoder *d = dtm_decoder_open(DTM_FMT_JSON, ver->content.p, ver->content.n);
+    struct group *g;
+    int64_t bucket = 0;
+    if (!d)
+        return DTM_ENOMEM;
+    if (dtm_decoder_next(d, &s->rec, &err) != 1) {
+        dtm_decoder_close(d);
+        return DTM_OK; /* not a record we wrote: skipped */
+    }
+    memset(s->fpresent, 0, sizeof(s->fpresent));
+    for (size_t k = 0; k < s->rec.nfields; k++) {
+        int f = field_index(q->ds, s->rec.f[k].name);
+        if (f >= 0 && f < 64 && s->rec.f[k].kind != DTM_IN_NULL) {
+            s->fv[f] = s->rec.f[k].value;
+            s->fpresent[f] = true;
+        }
+    }
+    for (size_t w = 0; w < q->nwhere; w++) {
+        const struct dtm_where *wh = &q->where[w];
+        bool ok = false;
+        for (size_t i = 0; i < wh->nvalues && s->fpresent[wh->field] && !ok; i++)
+            ok = dtm_str_eqc(s->fv[wh->field], wh->values[i]);
+        if (!ok) {
+            dtm_decoder_close(d);
+            return DTM_OK;
+        }
+    }
+    if (q->interval) {
+        int64_t t;
+        int tf = q->ds->time_field;
+        if (!s->fpresent[tf]) {
+            dtm_decoder_close(d);
+            return DTM_OK;
+        }
+        if (q->ds->fields[tf].type == DTM_T_DATE) {
+            int64_t days;
+            if (dtm_date_parse(s->fv[tf], &days)) {
+                dtm_decoder_close(d);
+                return DTM_OK;
+            }
+            t = (days * 86400 - DTM_TZ_OFFSET) * 1000000;
+        } else if (dtm_time_parse(s->fv[tf], &t)) {
+            dtm_decoder_close(d);
+            return DTM_OK;
+        }
+        bucket = dtm_bucket_start(q->interval, t);
+    }
+    if (!(g = find_group(s, bucket))) {
+        dtm_decoder_close(d);
+        return DTM_ENOMEM;
+    }
+    g->count++;
+    for (size_t i = 0; i < q->nmetrics; i++) {
+        const struct dtm_metric *m = &q->metrics[i];
+        if (m->kind == DTM_M_COUNT)
+            continue;
+        if (!s->fpresent[m->field])
+            continue;
+        if (m->kind == DTM_M_RATE) {
+            if (dtm_str_eqc(s->fv[m->field], m->value))
+                g->n[i]++;
+            continue;
+        }
+        char num[64];
+        size_t n = DTM_MIN(s->fv[m->field].n, sizeof(num) - 1);
+        memcpy(num, s->fv[m->field].p, n);
+        num[n] = '\0';
+        double x = strtod(num, NULL);
+        if (g->n[i] == 0 || x < g->min[i])
+            g->min[i] = x;
+        if (g->n[i] == 0 || x > g->max[i])
+            g->max[i] = x;
+        g->sum[i] += x;
+        g->n[i]++;
+        if (m->kind >= DTM_M_P50 && m->kind <= DTM_M_P99 && add_value(&g->vals[i], x)) {
+            dtm_decoder_close(d);
+            return DTM_ENOMEM;
+        }
+    }
+    dtm_decoder_close(d);
+    return DTM_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_group(const void *a, const void *b)
+{
+    const struct group *x = *(const struct group *const *)a, *y = *(const struct group *const *)b;
+    /* the group values first (the key without its trailing bucket), then the bucket */
+    size_t xn = x->keylen - sizeof(int64_t), yn = y->keylen - sizeof(int64_t);
+    int c = memcmp(x->key, y->key, DTM_MIN(xn, yn));
+    if (c)
+        return c;
+    if (xn != yn)
+        return xn < yn ? -1 : 1;
+    return x->bucket < y->bucket ? -1 : x->bucket > y->bucket;
+}
+
+static char *fmt_num(struct dtm_arena *a, double x)
+{
+    char b[64];
+    if (x == (double)(int64_t)x && x > -9e15 && x < 9e15)
+        snprintf(b, sizeof(b), "%lld", (long long)x);
+    else
+        snprintf(b, sizeof(b), "%.15g", x);
+    return dtm_arena_strndup(a, b, strlen(b));
+}
+
+static char *metric_cell(struct dtm_arena *a, const struct dtm_metric *m, struct group *g, size_t i)
+{
+    switch (m->kind) {
+    case DTM_M_COUNT:
+        return fmt_num(a, (double)g->count);
+    case DTM_M_SUM:
+        return fmt_num(a, g->sum[i]);
+    case DTM_M_AVG:
+        return g->n[i] ? fmt_num(a, g->sum[i] / (double)g->n[i]) : NULL;
+    case DTM_M_MIN:
+        return g->n[i] ? fmt_num(a, g->min[i]) : NULL;
+    case DTM_M_MAX:
+        return g->n[i] ? fmt_num(a, g->max[i]) : NULL;
+    case DTM_M_RATE:
+        return g->count ? fmt_num(a, (double)g->n[i] / (double)g->count) : NULL;
+    default: {
+        struct vals *v = &g->vals[i];
+        double p = m->kind == DTM_M_P50 ? 0.50 : m->kind == DTM_M_P95 ? 0.95 : 0.99;
+        size_t rank;
+        if (!v->n)
+            return NULL;
+        qsort(v->v, v->n, sizeof(double), cmp_double);
+        /* nearest rank: the smallest value with at least p of the values at or below it */
+        rank = (size_t)((double)v->n * p + 0.999999999);
+        return fmt_num(a, v->v[DTM_MAX(rank, 1) - 1]);
+    }
+    }
+}
+
+int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_result *out)
+{
+    struct scan s = {.q = q};
+    struct group **all = NULL;
+    size_t k = 0, c;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    dtm_arena_init(&out->arena, 1 << 16);
+    out->plan = "scan";
+    s.arena = &out->arena;
+    dtm_buf_init(&s.key, 1 << 20);
+    rc = st->ops->record_scan(st, q->ds->code, q->from, q->to, one_record, &s);
+    if (rc)
+        goto out;
+    /* no group-by and no record: one row of zeros, as SQL's aggregate without GROUP BY */
+    if (s.ngroups == 0 && q->ngroup == 0 && q->interval == DTM_I_NONE) {
+        memset(s.fpresent, 0, sizeof(s.fpresent));
+        if (!find_group(&s, 0)) {
+            rc = DTM_ENOMEM;
+            goto out;
+        }
+    }
+    out->ncols = q->ngroup + (q->interval ? 1 : 0) + q->nmetrics;
+    out->cols = dtm_arena_alloc(&out->arena, out->ncols * sizeof(char *));
+    out->numeric = dtm_arena_alloc(&out->arena, out->ncols * sizeof(bool));
+    all = malloc((s.ngroups + 1) * sizeof(*all));
+    out->rows = dtm_arena_alloc(&out->arena, (s.ngroups + 1) * sizeof(char **));
+    if (!out->cols || !out->numeric || !all || !out->rows) {
+        rc = DTM_ENOMEM;
+        goto out;
+    }
+    c = 0;
+    for (size_t i = 0; i < q->ngroup; i++) {
+        out->numeric[c] = false;
+        out->cols[c++] = q->ds->fields[q->group[i]].name;
+    }
+    if (q->interval) {
+        out->numeric[c] = false;
+        out->cols[c++] = "period";
+    }
+    for (size_t i = 0; i < q->nmetrics; i++) {
+        out->numeric[c] = true;
+        out->cols[c++] = (char *)q->metrics[i].name;
+    }
+    for (size_t b = 0; b < s.nbuckets; b++)
+        for (struct group *g = s.table[b]; g; g = g->next)
+            all[k++] = g;
+    qsort(all, k, sizeof(*all), cmp_group);
+    for (size_t r = 0; r < k; r++) {
+        struct group *g = all[r];
+        char **row = dtm_arena_alloc(&out->arena, out->ncols * sizeof(char *));
+        if (!row) {
+            rc = DTM_ENOMEM;
+            goto out;
+        }
+        c = 0;
+        for (size_t i = 0; i < q->ngroup; i++)
+            row[c++] = g->dimv[i];
+        if (q->interval) {
+            char lab[40];
+            dtm_bucket_label(q->interval, g->bucket, lab, sizeof(lab));
+            row[c++] = dtm_arena_strndup(&out->arena, lab, strlen(lab));
+        }
+        for (size_t i = 0; i < q->nmetrics; i++)
+            row[c++] = metric_cell(&out->arena, &q->metrics[i], g, i);
+        out->rows[out->nrows++] = row;
+    }
+out:
+    for (size_t b = 0; b < s.nbuckets; b++)
+        for (struct group *g = s.table[b]; g; g = g->next)
+            for (size_t i = 0; i < DTM_STATS_MAX_METRICS; i++)
+                free(g->vals[i].v);
+    free(s.table);
+    free(all);
+    dtm_buf_free(&s.key);
+    if (rc)
+        dtm_result_free(out);
+    return rc;
+}
+
+void dtm_result_free(struct dtm_result *r)
+{
+    dtm_arena_free(&r->arena);
+    memset(r, 0, sizeof(*r));
+}
+
+void dtm_result_json(const struct dtm_result *r, struct dtm_buf *out)
+{
+    dtm_buf_addc(out, "{\"columns\":[");
+    for (size_t j = 0; j < r->ncols; j++) {
+        if (j)
+            dtm_buf_addch(out, ',');
+        dtm_buf_json_strc(out, r->cols[j]);
+    }
+    dtm_buf_addc(out, "],\"rows\":[");
+    for (size_t i = 0; i < r->nrows; i++) {
+        dtm_buf_addc(out, i ? ",[" : "[");
+        for (size_t j = 0; j < r->ncols; j++) {
+            const char *v = r->rows[i][j];
+            if (j)
+                dtm_buf_addch(out, ',');
+            if (!v)
+                dtm_buf_addc(out, "null");
+            else if (r->numeric[j])
+                dtm_buf_addc(out, v);
+            else
+                dtm_buf_json_strc(out, v);
+        }
+        dtm_buf_addch(out, ']');
+    }
+    dtm_buf_addc(out, "]}");
+}
+
+void dtm_result_csv(const struct dtm_result *r, struct dtm_buf *out)
+{
+    for (size_t j = 0; j < r->ncols; j++) {
+        if (j)
+            dtm_buf_addch(out, ',');
+        dtm_buf_csv(out, dtm_str_c(r->cols[j]));
+    }
+    dtm_buf_addc(out, "\r\n");
+    for (size_t i = 0; i < r->nrows; i++) {
+        for (size_t j = 0; j < r->ncols; j++) {
+            if (j)
+                dtm_buf_addch(out, ',');
+            if (r->rows[i][j])
+                dtm_buf_csv(out, dtm_str_c(r->rows[i][j]));
+        }
+        dtm_buf_addc(out, "\r\n");
+    }
+}

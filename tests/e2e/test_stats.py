@@ -1,0 +1,238 @@
+"""GET /api/v1/stats/{dataset} (CONTRACT §6) — exact numbers: a known set of records (with
+duplicates and an update) is ingested, and every metric, grouping, interval boundary (midnight
+UTC+07:00, ISO week, month, quarter, year), filter and permission is checked against values
+computed independently here. CSV is parsed strictly. This is the record-scan plan (DTM-Plan: scan);
+live rollups are issue 4's remaining work.
+"""
+
+import csv
+import datetime as dt
+import io
+import math
+
+import pytest
+
+import dtmtest as T
+
+TZ = dt.timezone(dt.timedelta(hours=7))
+
+# instants around the boundaries, in UTC+07:00
+TIMES = [
+    "2025-12-31T23:59:59+07:00",  # year, quarter, month, ISO week 2026-W01 (Wednesday)
+    "2026-01-01T00:00:00+07:00",
+    "2026-09-30T23:30:00+07:00",  # Q3 / Q4, September / October
+    "2026-10-01T00:30:00+07:00",
+    "2026-10-04T23:59:59+07:00",  # Sunday (W40) / Monday (W41)
+    "2026-10-05T00:00:00+07:00",
+    "2026-10-05T06:59:59+07:00",  # 23:59:59 UTC the day before: still 2026-10-05 here
+    "2026-10-05T17:00:00Z",       # 2026-10-06 00:00 in UTC+07:00
+]
+
+
+def records(prefix):
+    out = []
+    statuses = ["success", "failed", "success", "pending"]
+    for i in range(48):
+        st = statuses[i % 4]
+        r = T.txn(txn_id=f"{prefix}-{i}", started_at=TIMES[i % len(TIMES)], finished_at=None,
+                  status=st, response_ms=(i * 37) % 1000 + 5, amount=str(1000 * (i % 7)),
+                  channel=["web", "mobile", "api"][i % 3], service_code=f"SV{i % 2}")
+        if st == "failed":
+            r["error_code"] = ["TIMEOUT", "DENIED"][i % 2 == 1 and 1 or (i // 4) % 2]
+        out.append(r)
+    return out
+
+
+def local(ts):
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(TZ)
+
+
+def period(iv, ts):
+    d = local(ts)
+    if iv == "hour":
+        return d.strftime("%Y-%m-%dT%H:00+07:00")
+    if iv == "day":
+        return d.strftime("%Y-%m-%d")
+    if iv == "week":
+        y, w, _ = d.isocalendar()
+        return f"{y:04d}-W{w:02d}"
+    if iv == "month":
+        return d.strftime("%Y-%m")
+    if iv == "quarter":
+        return f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}"
+    return f"{d.year:04d}"
+
+
+def nearest_rank(vals, p):
+    v = sorted(vals)
+    return v[max(math.ceil(len(v) * p), 1) - 1]
+
+
+def expected(recs, metrics, group_by=(), interval=None, where=None):
+    groups = {}
+    for r in recs:
+        if where and not where(r):
+            continue
+        key = tuple(r.get(g) for g in group_by) + ((period(interval, r["started_at"]),)
+                                                   if interval else ())
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for key in sorted(groups, key=lambda k: tuple("" if x is None else x for x in k)):
+        rs = groups[key]
+        row = list(key)
+        for m in metrics:
+            if m == "count":
+                row.append(len(rs))
+                continue
+            kind, arg = m.split(":", 1)
+            if kind == "rate":
+                f, v = arg.split("=")
+                row.append(sum(1 for r in rs if r.get(f) == v) / len(rs))
+                continue
+            vals = [float(r[arg]) for r in rs if arg in r]
+            row.append({"sum": lambda: sum(vals), "avg": lambda: sum(vals) / len(vals),
+                        "min": lambda: min(vals), "max": lambda: max(vals),
+                        "p50": lambda: nearest_rank(vals, .5),
+                        "p95": lambda: nearest_rank(vals, .95),
+                        "p99": lambda: nearest_rank(vals, .99)}[kind]())
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data(server, sys_factory):
+    a = sys_factory.add()
+    agg = sys_factory.add(role="aggregator")
+    child = sys_factory.add(parent=agg.code)
+    consumer = sys_factory.add(role="consumer")
+    recs = records(T.uid("ST"))
+    for r in recs:
+        r["system_code"] = a.code
+    T.assert_ok(server.ingest(a, recs))
+    T.assert_ok(server.ingest(a, recs[:10]))  # duplicates change nothing
+    # an update: the old version's contribution goes, the new one counts
+    recs[1] = dict(recs[1], response_ms=999999, status="success")
+    recs[1].pop("error_code", None)
+    b = T.assert_ok(server.ingest(a, [recs[1]]))
+    assert b["updated"] == 1
+    crecs = records(T.uid("SC"))[:6]
+    for r in crecs:
+        r["system_code"] = child.code
+    T.assert_ok(server.ingest(agg, crecs))
+    return {"a": a, "agg": agg, "child": child, "consumer": consumer, "recs": recs,
+            "crecs": crecs}
+
+
+def stats(server, system, **params):
+    r = server.get("/api/v1/stats/transactions", params=params, headers=system.headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["DTM-Plan"] == "scan"
+    return r.json()
+
+
+def check(got, want, ncols_key):
+    assert len(got["rows"]) == len(want), (got, want)
+    for g, w in zip(got["rows"], want):
+        assert g[:ncols_key] == w[:ncols_key], (g, w)
+        for x, y in zip(g[ncols_key:], w[ncols_key:]):
+            assert x == pytest.approx(y, rel=1e-9), (g, w)
+
+
+ALL = ["count", "sum:response_ms", "avg:response_ms", "min:response_ms", "max:response_ms",
+       "p50:response_ms", "p95:response_ms", "p99:response_ms", "rate:status=failed",
+       "sum:amount"]
+
+
+def test_every_metric_by_status(server, data):
+    got = stats(server, data["a"], metrics=",".join(ALL), group_by="status")
+    assert got["columns"] == ["status"] + ALL
+    check(got, expected(data["recs"], ALL, ["status"]), 1)
+
+
+def test_no_group_is_one_row(server, data):
+    got = stats(server, data["a"], metrics="count,sum:amount")
+    check(got, expected(data["recs"], ["count", "sum:amount"]), 0)
+
+
+@pytest.mark.parametrize("iv", ["hour", "day", "week", "month", "quarter", "year"])
+def test_intervals_and_boundaries(server, data, iv):
+    got = stats(server, data["a"], metrics="count,max:response_ms", group_by="channel",
+                interval=iv)
+    assert got["columns"] == ["channel", "period", "count", "max:response_ms"]
+    check(got, expected(data["recs"], ["count", "max:response_ms"], ["channel"], iv), 2)
+
+
+def test_boundaries_explicitly(server, data):
+    rows = stats(server, data["a"], interval="day")["rows"]
+    days = {p: n for p, n in rows}
+    assert "2025-12-31" in days and "2026-10-04" in days and "2026-10-06" in days
+    weeks = dict(stats(server, data["a"], interval="week")["rows"])
+    assert "2026-W01" in weeks and "2026-W40" in weeks and "2026-W41" in weeks
+    assert "2025-W53" not in weeks  # 2025-12-31 is a Wednesday of ISO week 2026-W01
+    quarters = dict(stats(server, data["a"], interval="quarter")["rows"])
+    assert set(quarters) == {"2025-Q4", "2026-Q1", "2026-Q3", "2026-Q4"}
+
+
+def test_filters_and_range(server, data):
+    recs = data["recs"]
+    got = stats(server, data["a"], metrics="count,avg:response_ms", group_by="service_code",
+                where=["status:in:success|pending", "channel:eq:web"])
+    want = expected(recs, ["count", "avg:response_ms"], ["service_code"],
+                    where=lambda r: r["status"] in ("success", "pending") and r["channel"] == "web")
+    check(got, want, 1)
+    got = stats(server, data["a"], metrics="count", **{"from": "2026-10-01", "to": "2026-10-05"})
+    lo = dt.datetime(2026, 10, 1, tzinfo=TZ)
+    hi = dt.datetime(2026, 10, 6, tzinfo=TZ)  # `to` as a date is the whole day
+    assert got["rows"] == [[sum(1 for r in recs if lo <= local(r["started_at"]) < hi)]]
+    got = stats(server, data["a"], metrics="count",
+                **{"from": "2026-10-05T00:00:00+07:00", "to": "2026-10-05T07:00:00+07:00"})
+    assert got["rows"] == [[sum(1 for r in recs if r["started_at"] in TIMES[5:7])]]
+
+
+def test_csv_and_xml(server, data):
+    r = server.get("/api/v1/stats/transactions", headers={**data["a"].headers,
+                                                          "Accept": "text/csv"},
+                   params={"metrics": "count,rate:status=failed", "group_by": "status"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(r.text, newline=""), strict=True))
+    want = expected(data["recs"], ["count", "rate:status=failed"], ["status"])
+    assert table[0] == ["status", "count", "rate:status=failed"]
+    assert [[t[0], int(t[1]), float(t[2])] for t in table[1:]] == want
+    r = server.get("/api/v1/stats/transactions", headers=data["a"].headers,
+                   params={"metrics": "count", "group_by": "status", "format": "xml"})
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(r.content)
+    assert [[c.text for c in row] for row in root] == [[w[0], str(w[1])] for w in
+                                                       expected(data["recs"], ["count"],
+                                                                ["status"])]
+
+
+def test_permissions(server, data):
+    a, agg, consumer = data["a"], data["agg"], data["consumer"]
+    total = len(data["recs"])
+    assert stats(server, a, metrics="count")["rows"] == [[total]]
+    # the aggregator sees its child's rows (and its own: none), not the source's
+    assert stats(server, agg, metrics="count")["rows"] == [[len(data["crecs"])]]
+    # where cannot widen it
+    assert stats(server, agg, metrics="count", where=f"system_code:eq:{a.code}")["rows"] == [[0]]
+    # a consumer reads statistics across systems
+    rows = dict(stats(server, consumer, metrics="count", group_by="system_code")["rows"])
+    assert rows[a.code] == total and rows[data["child"].code] == len(data["crecs"])
+    r = server.get("/api/v1/stats/transactions", params={"metrics": "count"})
+    T.assert_problem(r, 401)
+
+
+@pytest.mark.parametrize("param,value", [
+    ("metrics", "sum:status"), ("metrics", "p42:response_ms"), ("metrics", "rate:nope=1"),
+    ("group_by", "txn_id"), ("interval", "fortnight"), ("from", "yesterday"),
+    ("where", "status:like:x"), ("where", "txn_id:eq:1"), ("format", "pdf")])
+def test_bad_parameters_name_the_parameter(server, data, param, value):
+    r = server.get("/api/v1/stats/transactions", params={param: value},
+                   headers={**data["a"].headers, "Accept-Language": "en"})
+    body = T.assert_problem(r, 400)
+    assert param in body["detail"], body
+
+
+def test_unknown_dataset(server, data):
+    r = server.get("/api/v1/stats/nope", headers=data["a"].headers)
+    T.assert_problem(r, 404)
