@@ -4,8 +4,8 @@
 set -eu
 PKGS="gcc make meson ninja-build pkg-config
 libmicrohttpd-dev libgnutls28-dev libcjson-dev libinih-dev libpcre2-dev libsqlite3-dev
-libssl-dev libsodium-dev libxml2-dev zlib1g-dev libcurl4-gnutls-dev libcmocka-dev
-sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest"
+libssl-dev libsodium-dev libxml2-dev zlib1g-dev libcurl4-gnutls-dev libxlsxwriter-dev libcmocka-dev
+sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest python3-openpyxl"
 case "${1:-}" in
 bench) PKGS="$PKGS wrk nginx-light postgresql-15 time bc" ;;
 fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;

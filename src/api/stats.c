@@ -3,10 +3,12 @@
  * the allowed values. A source sees only its own system's rows, an aggregator its own and its
  * children's. The plan that answered is in the `DTM-Plan` header. */
 #include "api/api.h"
+#include "batch/batch.h"
 #include "stats/stats.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 struct children {
     const char *parent;
@@ -73,6 +75,32 @@ static void result_xml(const struct dtm_result *res, const char *dataset, struct
     dtm_buf_addc(b, "</stats>\n");
 }
 
+/* The workbook is written to a temporary file of the data dir (libxlsxwriter writes files), read
+ * back into the answer and removed. */
+static int reply_xlsx(struct dtm_req *r, const struct dtm_result *res, const char *dataset)
+{
+    const struct dtm_conf *c = dtm_http_env(r)->conf;
+    char id[DTM_ID_MAX], name[DTM_ID_MAX + 16], path[DTM_PATH_MAX], dir[DTM_PATH_MAX];
+    struct dtm_mapped m;
+    int rc;
+    if ((rc = dtm_random_id("stats-", id, sizeof(id))))
+        return rc;
+    snprintf(name, sizeof(name), "%s.xlsx", id);
+    dtm_conf_path(c, name, path, sizeof(path));
+    dtm_conf_path(c, ".", dir, sizeof(dir));
+    rc = dtm_result_xlsx(res, path, dir, dataset);
+    if (rc == DTM_OK && (rc = dtm_map_file(path, &m)) == DTM_OK) {
+        rc = dtm_http_reply(
+            r, 200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", m.p, m.n);
+        dtm_unmap(&m);
+    }
+    unlink(path);
+    if (rc == DTM_ETOOBIG)
+        return dtm_http_problem(r, 400, "too_many_rows", "Too many rows",
+                                "The answer has more rows than a spreadsheet holds; ask for CSV.");
+    return rc;
+}
+
 int dtm_api_stats(struct dtm_req *r)
 {
     const struct dtm_dataset *ds = dtm_api_dataset(r);
@@ -99,9 +127,11 @@ int dtm_api_stats(struct dtm_req *r)
         fmt = dtm_str_contains(accept, "text/csv")          ? "csv"
               : dtm_str_contains(accept, "application/xml") ? "xml"
                                                             : "json";
-    if (strcmp(fmt, "json") && strcmp(fmt, "csv") && strcmp(fmt, "xml"))
+    if (dtm_str_contains(accept, "spreadsheetml") && !dtm_http_query(r, "format"))
+        fmt = "xlsx";
+    if (strcmp(fmt, "json") && strcmp(fmt, "csv") && strcmp(fmt, "xml") && strcmp(fmt, "xlsx"))
         return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
-                                "format must be json, csv or xml (xlsx is not available yet).");
+                                "format must be json, csv, xml or xlsx.");
     if (dtm_query_parse(ds, dtm_http_query(r, "metrics"), dtm_http_query(r, "group_by"),
                         dtm_http_query(r, "interval"), dtm_http_query(r, "from"),
                         dtm_http_query(r, "to"), wheres, nwheres, &q, &bad, err, sizeof(err)))
@@ -122,6 +152,11 @@ int dtm_api_stats(struct dtm_req *r)
     if ((rc = dtm_query_run(st, &q, &res)))
         return rc;
     dtm_http_add_header(r, "DTM-Plan", res.plan);
+    if (!strcmp(fmt, "xlsx")) {
+        rc = reply_xlsx(r, &res, ds->code);
+        dtm_result_free(&res);
+        return rc;
+    }
     dtm_buf_init(&b, 256 << 20);
     if (!strcmp(fmt, "csv"))
         dtm_result_csv(&res, &b);

@@ -28,7 +28,7 @@ static const struct {
      "dtm import --dataset D [--system C] [--format json|ndjson|xml|csv] [--masked] "
      "[--rejected FILE] [--url URL --key API_KEY] [--json] FILE… (- = standard input)"},
     {"export", dtm_cmd_export, "write a dataset's records out (CSV, JSON, NDJSON, XML)",
-     "dtm export --dataset D [--from T] [--to T] --format csv|json|ndjson|xml [-o OUT] "
+     "dtm export --dataset D [--from T] [--to T] --format csv|json|ndjson|xml|xlsx [-o OUT] "
      "(default: standard output)"},
 };
 

@@ -1,10 +1,10 @@
-/* cli/export.c — `dtm export --dataset D [--from T] [--to T] --format csv|json|ndjson|xml
+/* cli/export.c — `dtm export --dataset D [--from T] [--to T] --format csv|json|ndjson|xml|xlsx
  * [-o OUT]` (CONTRACT §1): a dataset's current records, in time order, as stored (personal
  * fields stay masked). Each stored record is read back with the JSON decoder of ingest/, which
- * keeps numbers' exact text (cJSON would turn 12.50 into a double). XLSX comes with the
- * statistics exports. */
+ * keeps numbers' exact text (cJSON would turn 12.50 into a double). */
 #include "cli/cli.h"
 #include "ingest/decode.h"
+#include "stats/stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +14,10 @@ struct export
 {
     FILE *out;
     const struct dtm_dataset *ds;
-    enum { F_CSV, F_JSON, F_NDJSON, F_XML } fmt;
+    enum { F_CSV, F_JSON, F_NDJSON, F_XML, F_XLSX } fmt;
+    struct dtm_xlsx *xlsx;
+    const char *cells[64];
+    bool numeric[64];
     int64_t n;
     int rc;
     struct dtm_in_record rec;
@@ -58,6 +61,30 @@ static int one(void *ctx, const struct dtm_record_version *v)
     if (dtm_decoder_next(d, &e->rec, &err) != 1) {
         dtm_decoder_close(d);
         return DTM_EMALFORMED;
+    }
+    if (e->fmt == F_XLSX) {
+        /* the values are copied out of the decoder's record (NUL-terminated) before it closes */
+        size_t off[64];
+        int rc;
+        dtm_buf_reset(&e->row);
+        for (size_t i = 0; i < e->ds->nfields && i < 64; i++) {
+            off[i] = SIZE_MAX;
+            for (size_t k = 0; k < e->rec.nfields; k++)
+                if (dtm_str_eqc(e->rec.f[k].name, e->ds->fields[i].name)) {
+                    off[i] = e->row.n;
+                    dtm_buf_add(&e->row, e->rec.f[k].value.p, e->rec.f[k].value.n);
+                    dtm_buf_addch(&e->row, '\0');
+                    break;
+                }
+        }
+        dtm_decoder_close(d);
+        if (e->row.err)
+            return e->row.err;
+        for (size_t i = 0; i < e->ds->nfields && i < 64; i++)
+            e->cells[i] = off[i] == SIZE_MAX ? NULL : e->row.p + off[i];
+        e->n++;
+        rc = dtm_xlsx_row(e->xlsx, e->cells, e->numeric);
+        return rc;
     }
     if (e->fmt == F_CSV) {
         dtm_buf_reset(&e->row);
@@ -106,7 +133,7 @@ static int parse_bound(const char *s, bool end, int64_t *out)
 int dtm_cmd_export(int argc, char **argv)
 {
     static const char usage[] = "dtm export --dataset D [--from T] [--to T] "
-                                "--format csv|json|ndjson|xml [-o OUT]";
+                                "--format csv|json|ndjson|xml|xlsx [-o OUT]";
     const char *dataset = NULL, *from = NULL, *to = NULL, *format = NULL, *output = NULL;
     struct dtm_cli_opt opts[] = {{"dataset", &dataset, NULL},
                                  {"from", &from, NULL},
@@ -147,9 +174,14 @@ int dtm_cmd_export(int argc, char **argv)
         e.fmt = F_NDJSON;
     else if (!strcmp(format, "xml"))
         e.fmt = F_XML;
+    else if (!strcmp(format, "xlsx"))
+        e.fmt = F_XLSX;
     else {
-        dtm_cli_error("--format must be csv, json, ndjson or xml (xlsx comes with the statistics "
-                      "exports)\nusage: %s",
+        dtm_cli_error("--format must be csv, json, ndjson, xml or xlsx\nusage: %s", usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (e.fmt == F_XLSX && (!output || !strcmp(output, "-"))) {
+        dtm_cli_error("an xlsx export needs -o FILE (a workbook is not a stream)\nusage: %s",
                       usage);
         return DTM_EXIT_USAGE;
     }
@@ -169,7 +201,27 @@ int dtm_cmd_export(int argc, char **argv)
         exit_code = DTM_EXIT_USAGE;
         goto out;
     }
-    e.out = output && strcmp(output, "-") ? fopen(output, "w") : stdout;
+    if (e.fmt == F_XLSX) {
+        const char *cols[64];
+        double widths[64];
+        char tmpdir[DTM_PATH_MAX];
+        size_t n = DTM_MIN(e.ds->nfields, (size_t)64);
+        for (size_t i = 0; i < n; i++) {
+            const struct dtm_field_def *f = &e.ds->fields[i];
+            size_t w = f->type == DTM_T_DATETIME ? 29 : f->type == DTM_T_DATE ? 11 : 16;
+            cols[i] = f->name;
+            e.numeric[i] = f->type == DTM_T_INTEGER || f->type == DTM_T_DECIMAL;
+            widths[i] = (double)DTM_MAX(w, strlen(f->name) + 2);
+        }
+        dtm_conf_path(&c, ".", tmpdir, sizeof(tmpdir));
+        if (dtm_xlsx_open(output, tmpdir, e.ds->code, n, cols, widths, &e.xlsx)) {
+            dtm_cli_error("cannot write %s", output);
+            goto out;
+        }
+    }
+    e.out = e.fmt == F_XLSX                 ? stdout /* unused */
+            : output && strcmp(output, "-") ? fopen(output, "w")
+                                            : stdout;
     if (!e.out) {
         dtm_cli_error("cannot write %s: %s", output, strerror(errno));
         goto out;
@@ -185,6 +237,9 @@ int dtm_cmd_export(int argc, char **argv)
         fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<records>\n", e.out);
     }
     rc = st->ops->record_scan(st, e.ds->code, t0, t1, one, &e);
+    if (e.xlsx && dtm_xlsx_close(e.xlsx) && !rc)
+        rc = DTM_EIO;
+    e.xlsx = NULL;
     if (e.fmt == F_JSON)
         fputs(e.n ? "\n]\n" : "]\n", e.out);
     else if (e.fmt == F_XML)
@@ -192,13 +247,17 @@ int dtm_cmd_export(int argc, char **argv)
     if (e.out != stdout ? fclose(e.out) != 0 : fflush(stdout) != 0)
         rc = rc ? rc : DTM_EIO;
     if (rc) {
-        dtm_cli_error("the export stopped: %s",
-                      rc == DTM_EIO ? "cannot write the output" : "cannot read the records");
+        dtm_cli_error("the export stopped: %s", rc == DTM_EIO ? "cannot write the output"
+                                                : rc == DTM_ETOOBIG
+                                                    ? "more rows than a spreadsheet holds; use csv"
+                                                    : "cannot read the records");
         goto out;
     }
     fprintf(stderr, "exported: %lld records\n", (long long)e.n);
     exit_code = DTM_EXIT_OK;
 out:
+    if (e.xlsx)
+        dtm_xlsx_close(e.xlsx);
     dtm_buf_free(&e.row);
     if (dict)
         dtm_dict_destroy(dict);

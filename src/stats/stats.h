@@ -93,6 +93,19 @@ void dtm_result_free(struct dtm_result *r);
 void dtm_result_json(const struct dtm_result *r, struct dtm_buf *out);
 void dtm_result_csv(const struct dtm_result *r, struct dtm_buf *out);
 
+/* ---- Excel (stats/xlsx.c): a table as a workbook with typed cells, a bold header row, a frozen
+ * pane and fitted column widths; rows stream (constant memory). At most 1 048 575 data rows:
+ * DTM_ETOOBIG past that. tmpdir: where libxlsxwriter keeps its temporary files. */
+struct dtm_xlsx;
+int dtm_xlsx_open(const char *path, const char *tmpdir, const char *sheet, size_t ncols,
+                  const char *const *cols, const double *widths /* NULL = 14 each */,
+                  struct dtm_xlsx **out);
+/* One row: cells[j] NULL or "" = empty; numeric[j] = write it as a number when it parses. */
+int dtm_xlsx_row(struct dtm_xlsx *x, const char *const *cells, const bool *numeric);
+int dtm_xlsx_close(struct dtm_xlsx *x); /* writes the file; frees x */
+int dtm_result_xlsx(const struct dtm_result *r, const char *path, const char *tmpdir,
+                    const char *sheet);
+
 /* ---- time buckets (UTC+07:00) */
 
 /* The start (µs) of the bucket holding t, and its label: "2026-11-20T10:00+07:00",

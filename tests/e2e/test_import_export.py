@@ -181,3 +181,30 @@ def test_export_every_format(data, tmp_path):
     p = T.run_dtm("export", "--data-dir", data, "--dataset", "transactions", "--format", "pdf",
                   check=False)
     assert p.returncode == 2
+
+
+def test_export_xlsx(data, tmp_path):
+    import openpyxl
+    s = T.add_system(str(data))
+    prefix = T.uid("XL")
+    recs = [r for r in rows(prefix, 12) if r["status"] != "failed"][:-1]
+    T.run_dtm("import", "--data-dir", data, "--dataset", "transactions", "--system", s.code,
+              write_ndjson(tmp_path / "in.ndjson", recs))
+    out = tmp_path / "out.xlsx"
+    p = T.run_dtm("export", "--data-dir", data, "--dataset", "transactions", "--format", "xlsx",
+                  "-o", out)
+    assert "exported: %d" % len({r["txn_id"] for r in recs}) in p.stderr
+    ws = openpyxl.load_workbook(out).active
+    assert ws.freeze_panes == "A2"
+    table = list(ws.iter_rows(values_only=True))
+    header = table[0]
+    assert header[:3] == ("txn_id", "system_code", "agency_code")
+    got = {r[0]: dict(zip(header, r)) for r in table[1:]}
+    assert set(got) == {r["txn_id"] for r in recs}
+    r0 = got[recs[0]["txn_id"]]
+    assert r0["response_ms"] == recs[0]["response_ms"] and isinstance(r0["response_ms"], int)
+    assert r0["amount"] == float(recs[0]["amount"])
+    assert r0["citizen_id"] == T.masked_partial(recs[0]["citizen_id"])
+    p = T.run_dtm("export", "--data-dir", data, "--dataset", "transactions", "--format", "xlsx",
+                  check=False)
+    assert p.returncode == 2 and "-o" in p.stderr

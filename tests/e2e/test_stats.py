@@ -236,3 +236,31 @@ def test_bad_parameters_name_the_parameter(server, data, param, value):
 def test_unknown_dataset(server, data):
     r = server.get("/api/v1/stats/nope", headers=data["a"].headers)
     T.assert_problem(r, 404)
+
+
+def test_xlsx(server, data):
+    import openpyxl
+    r = server.get("/api/v1/stats/transactions", headers=data["a"].headers,
+                   params={"metrics": "count,avg:response_ms,rate:status=failed",
+                           "group_by": "status", "interval": "month", "format": "xlsx"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    wb = openpyxl.load_workbook(io.BytesIO(r.content))
+    ws = wb.active
+    assert ws.title == "transactions" and ws.freeze_panes == "A2"
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0] == ("status", "period", "count", "avg:response_ms", "rate:status=failed")
+    assert ws.cell(1, 1).font.b
+    want = expected(data["recs"], ["count", "avg:response_ms", "rate:status=failed"], ["status"],
+                    "month")
+    assert len(rows) - 1 == len(want)
+    for got, w in zip(rows[1:], want):
+        assert list(got[:2]) == w[:2] and isinstance(got[2], int) and got[2] == w[2]
+        assert got[3] == pytest.approx(w[3]) and got[4] == pytest.approx(w[4])
+    assert ws.column_dimensions["D"].width >= len("avg:response_ms")
+    # Accept selects it too
+    r = server.get("/api/v1/stats/transactions", params={"metrics": "count"}, headers={
+        **data["a"].headers,
+        "Accept": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
+    assert r.content[:2] == b"PK"
+    assert not list(server.data_dir.glob("stats-*.xlsx"))  # the temporary file is gone
