@@ -236,7 +236,7 @@ int dtm_cmd_export(int argc, char **argv)
     } else if (e.fmt == F_XML) {
         fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<records>\n", e.out);
     }
-    rc = st->ops->record_scan(st, e.ds->code, t0, t1, one, &e);
+    rc = st->ops->record_scan(st, e.ds->code, t0, t1, true, one, &e);
     if (e.xlsx && dtm_xlsx_close(e.xlsx) && !rc)
         rc = DTM_EIO;
     e.xlsx = NULL;

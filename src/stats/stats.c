@@ -562,7 +562,7 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
     out->plan = "scan";
     s.arena = &out->arena;
     dtm_buf_init(&s.key, 1 << 20);
-    rc = st->ops->record_scan(st, q->ds->code, q->from, q->to, one_record, &s);
+    rc = st->ops->record_scan(st, q->ds->code, q->from, q->to, false, one_record, &s);
     if (rc)
         goto out;
     /* no group-by and no record: one row of zeros, as SQL's aggregate without GROUP BY */

@@ -160,10 +160,11 @@ struct dtm_store_ops {
                     const struct dtm_idem *v);
     int (*idem_purge)(struct dtm_store *s, int64_t before);
 
-    /* Records of a dataset whose event time is in [from, to) (INT64_MIN/INT64_MAX = open), in
-     * time order (records without one last, when the range is open). */
+    /* Records of a dataset whose event time is in [from, to) (INT64_MIN/INT64_MAX = open). With
+     * ordered, in time order (records without one last, when the range is open); without, in
+     * whatever order reads fastest (an open range: the table in storage order). */
     int (*record_scan)(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
-                       dtm_version_cb cb, void *ctx);
+                       bool ordered, dtm_version_cb cb, void *ctx);
 
     /* batches */
     int (*batch_put)(struct dtm_store *s, const struct dtm_batch *b);
