@@ -227,8 +227,10 @@ def test_refusals(server, src, case):
         **kw.get("headers", {}), "Accept-Language": "en"}}), *exp)
     assert vi["title"] != en["title"] and vi["detail"] != en["detail"], (vi, en)
     # nothing left in the spool
+    # (the request's files are removed when it ends, just after its answer: wait for that)
     spool = server.data_dir / "batches"
-    assert not spool.exists() or not any(p.suffix == ".part" for p in spool.iterdir())
+    assert T.wait_for(lambda: not spool.exists() or not any(spool.iterdir())), list(
+        spool.iterdir())
 
 
 def test_needs_key_and_sees_only_own_batches(server, sys_factory):
