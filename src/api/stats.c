@@ -110,7 +110,7 @@ int dtm_api_stats(struct dtm_req *r)
     const char *bad = NULL, *fmt = dtm_http_query(r, "format");
     struct dtm_str accept = dtm_http_header(r, "Accept");
     char err[512];
-    struct dtm_query q;
+    struct dtm_query *q = dtm_arena_alloc(&r->arena, sizeof(*q)); /* large: not on the stack */
     struct dtm_result res;
     struct dtm_buf b;
     int rc;
@@ -119,6 +119,8 @@ int dtm_api_stats(struct dtm_req *r)
         return DTM_OK; /* answered 404 */
     if (!st)
         return DTM_ESTORE;
+    if (!q)
+        return DTM_ENOMEM;
     nwheres = dtm_http_query_all(r, "where", wheres, DTM_ARRAY_LEN(wheres));
     if (nwheres > DTM_STATS_MAX_WHERE)
         return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
@@ -134,22 +136,26 @@ int dtm_api_stats(struct dtm_req *r)
                                 "format must be json, csv, xml or xlsx.");
     if (dtm_query_parse(ds, dtm_http_query(r, "metrics"), dtm_http_query(r, "group_by"),
                         dtm_http_query(r, "interval"), dtm_http_query(r, "from"),
-                        dtm_http_query(r, "to"), wheres, nwheres, &q, &bad, err, sizeof(err)))
+                        dtm_http_query(r, "to"), wheres, nwheres, q, &bad, err, sizeof(err)))
         return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter", "Parameter '%s': %s", bad,
                                 err);
     /* a source sees its own system's rows; an aggregator also its children's */
     if (ds->system_field >= 0 && strcmp(r->sys.role, "consumer") != 0) {
-        struct children c = {.parent = r->sys.code};
-        snprintf(c.codes[0], sizeof(c.codes[0]), "%s", r->sys.code);
-        c.ptrs[0] = c.codes[0];
-        c.n = 1;
-        if (strcmp(r->sys.role, "aggregator") == 0 && (rc = st->ops->system_list(st, child, &c)))
+        struct children *c = dtm_arena_alloc(&r->arena, sizeof(*c));
+        if (!c)
+            return DTM_ENOMEM;
+        memset(c, 0, sizeof(*c));
+        c->parent = r->sys.code;
+        snprintf(c->codes[0], sizeof(c->codes[0]), "%s", r->sys.code);
+        c->ptrs[0] = c->codes[0];
+        c->n = 1;
+        if (strcmp(r->sys.role, "aggregator") == 0 && (rc = st->ops->system_list(st, child, c)))
             return rc;
-        if (c.overflow || dtm_query_restrict(&q, ds->system_field, c.ptrs, c.n))
+        if (c->overflow || dtm_query_restrict(q, ds->system_field, c->ptrs, c->n))
             return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
                                     "Too many child systems or conditions for one query.");
     }
-    if ((rc = dtm_query_run(st, &q, &res)))
+    if ((rc = dtm_query_run(st, q, &res)))
         return rc;
     dtm_http_add_header(r, "DTM-Plan", res.plan);
     if (!strcmp(fmt, "xlsx")) {

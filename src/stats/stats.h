@@ -14,7 +14,7 @@
 #define DTM_STATS_MAX_METRICS 16
 #define DTM_STATS_MAX_GROUP 8
 #define DTM_STATS_MAX_WHERE 8
-#define DTM_STATS_MAX_VALUES 32
+#define DTM_STATS_MAX_VALUES 256 /* values of one where (an aggregator's children, too) */
 
 enum dtm_metric_kind {
     DTM_M_COUNT,

@@ -264,3 +264,13 @@ def test_xlsx(server, data):
         "Accept": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
     assert r.content[:2] == b"PK"
     assert not list(server.data_dir.glob("stats-*.xlsx"))  # the temporary file is gone
+
+
+def test_aggregator_with_many_children(server, sys_factory):
+    """A national portal aggregates dozens of provinces: its statistics cover all of them."""
+    agg = sys_factory.add(role="aggregator")
+    kids = [sys_factory.add(parent=agg.code) for _ in range(40)]
+    recs = [T.txn(system_code=k.code) for k in kids]
+    T.assert_ok(server.ingest(agg, recs))
+    got = dict(stats(server, agg, metrics="count", group_by="system_code")["rows"])
+    assert got == {k.code: 1 for k in kids}
