@@ -33,41 +33,22 @@ static int child(void *ctx, const struct dtm_system *sys)
     return DTM_OK;
 }
 
-static void xml_text(struct dtm_buf *b, const char *v)
-{
-    for (; *v; v++) {
-        unsigned char ch = (unsigned char)*v;
-        if (ch == '&')
-            dtm_buf_addc(b, "&amp;");
-        else if (ch == '<')
-            dtm_buf_addc(b, "&lt;");
-        else if (ch == '>')
-            dtm_buf_addc(b, "&gt;");
-        else if (ch == '"')
-            dtm_buf_addc(b, "&quot;");
-        else if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r')
-            dtm_buf_addch(b, '?'); /* not representable in XML 1.0 */
-        else
-            dtm_buf_addch(b, (char)ch);
-    }
-}
-
 static void result_xml(const struct dtm_result *res, const char *dataset, struct dtm_buf *b)
 {
     dtm_buf_addc(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats dataset=\"");
-    xml_text(b, dataset);
+    dtm_buf_xml(b, dtm_str_c(dataset));
     dtm_buf_addc(b, "\">\n");
     for (size_t i = 0; i < res->nrows; i++) {
         dtm_buf_addc(b, "  <row>");
         for (size_t j = 0; j < res->ncols; j++) {
             dtm_buf_addc(b, "<cell name=\"");
-            xml_text(b, res->cols[j]);
+            dtm_buf_xml(b, dtm_str_c(res->cols[j]));
             if (!res->rows[i][j]) {
                 dtm_buf_addc(b, "\" null=\"true\"/>");
                 continue;
             }
             dtm_buf_addc(b, "\">");
-            xml_text(b, res->rows[i][j]);
+            dtm_buf_xml(b, dtm_str_c(res->rows[i][j]));
             dtm_buf_addc(b, "</cell>");
         }
         dtm_buf_addc(b, "</row>\n");

@@ -10,6 +10,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "This job was committed", from the writer thread to the one waiting. */
+struct completion {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static void completion_init(struct completion *c)
+{
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    c->done = false;
+}
+
+static void completion_signal(struct completion *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->done = true;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void completion_wait(struct completion *c)
+{
+    pthread_mutex_lock(&c->lock);
+    while (!c->done)
+        pthread_cond_wait(&c->cond, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void completion_destroy(struct completion *c)
+{
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+}
+
 struct slot {
     struct dtm_batch_run *run;
     struct dtm_arena arena;
@@ -19,10 +55,7 @@ struct slot {
     int64_t next_row, byte_offset;
     const char *final_status; /* NULL: more chunks follow */
     char error[256];
-    /* completion, set on the writer thread */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool done;
+    struct completion done; /* set on the writer thread */
 };
 
 /* Per run: the batch as last written inside a transaction (written by the writer thread, read
@@ -75,19 +108,7 @@ static int chunk_in_txn(struct dtm_write_job *j, struct dtm_store *st)
 
 static void chunk_done(struct dtm_write_job *j)
 {
-    struct slot *s = (struct slot *)((char *)j - offsetof(struct slot, job));
-    pthread_mutex_lock(&s->lock);
-    s->done = true;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-}
-
-static void wait_done(struct slot *s)
-{
-    pthread_mutex_lock(&s->lock);
-    while (!s->done)
-        pthread_cond_wait(&s->cond, &s->lock);
-    pthread_mutex_unlock(&s->lock);
+    completion_signal(&((struct slot *)((char *)j - offsetof(struct slot, job)))->done);
 }
 
 static int submit(struct dtm_batch_run *r, struct slot *s, struct run_state *rs)
@@ -104,7 +125,7 @@ static int submit(struct dtm_batch_run *r, struct slot *s, struct run_state *rs)
     j->in_txn = chunk_in_txn;
     j->done = chunk_done;
     j->relaxed = !s->final_status; /* the last chunk's commit makes every earlier one durable */
-    s->done = false;
+    s->done.done = false;
     return dtm_writer_submit(r->writer, j);
 }
 
@@ -194,8 +215,7 @@ int dtm_batch_run(struct dtm_batch_run *r)
     for (int i = 0; i < 2; i++) {
         slots[i].run = r;
         dtm_arena_init(&slots[i].arena, 1 << 20);
-        pthread_mutex_init(&slots[i].lock, NULL);
-        pthread_cond_init(&slots[i].cond, NULL);
+        completion_init(&slots[i].done);
     }
     if (!(dec = dtm_decoder_open(in.format, r->input->p, r->input->n))) {
         rc = DTM_ENOMEM;
@@ -242,7 +262,7 @@ int dtm_batch_run(struct dtm_batch_run *r)
         s->byte_offset =
             s->final_status && !cancel ? (int64_t)r->input->n : (int64_t)dtm_decoder_offset(dec);
         if (inflight) {
-            wait_done(inflight);
+            completion_wait(&inflight->done);
             if ((rc = inflight->job.rc))
                 break;
             *b = rs.txn;
@@ -261,7 +281,7 @@ int dtm_batch_run(struct dtm_batch_run *r)
         inflight = s;
         cur ^= 1;
         if (s->final_status) {
-            wait_done(s);
+            completion_wait(&s->done);
             inflight = NULL;
             if ((rc = s->job.rc))
                 break;
@@ -273,12 +293,11 @@ int dtm_batch_run(struct dtm_batch_run *r)
     }
 out:
     if (inflight)
-        wait_done(inflight); /* never leave the writer holding this stack's memory */
+        completion_wait(&inflight->done); /* never leave the writer holding this stack's memory */
     dtm_decoder_close(dec);
     for (int i = 0; i < 2; i++) {
         dtm_arena_free(&slots[i].arena);
-        pthread_mutex_destroy(&slots[i].lock);
-        pthread_cond_destroy(&slots[i].cond);
+        completion_destroy(&slots[i].done);
     }
     free(slots);
     return rc;
@@ -290,9 +309,7 @@ struct save_job {
     struct dtm_write_job job;
     const struct dtm_batch *b;
     bool insert;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool done;
+    struct completion done;
 };
 
 static int save_in_txn(struct dtm_write_job *j, struct dtm_store *st)
@@ -303,11 +320,7 @@ static int save_in_txn(struct dtm_write_job *j, struct dtm_store *st)
 
 static void save_done(struct dtm_write_job *j)
 {
-    struct save_job *s = (struct save_job *)j;
-    pthread_mutex_lock(&s->lock);
-    s->done = true;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
+    completion_signal(&((struct save_job *)j)->done);
 }
 
 int dtm_batch_save(struct dtm_writer *w, const struct dtm_batch *b, bool insert)
@@ -318,17 +331,12 @@ int dtm_batch_save(struct dtm_writer *w, const struct dtm_batch *b, bool insert)
     s.job.system_code = b->system_code;
     s.job.in_txn = save_in_txn;
     s.job.done = save_done;
-    pthread_mutex_init(&s.lock, NULL);
-    pthread_cond_init(&s.cond, NULL);
+    completion_init(&s.done);
     if ((rc = dtm_writer_submit(w, &s.job)) == DTM_OK) {
-        pthread_mutex_lock(&s.lock);
-        while (!s.done)
-            pthread_cond_wait(&s.cond, &s.lock);
-        pthread_mutex_unlock(&s.lock);
+        completion_wait(&s.done);
         rc = s.job.rc;
     }
-    pthread_mutex_destroy(&s.lock);
-    pthread_cond_destroy(&s.cond);
+    completion_destroy(&s.done);
     return rc;
 }
 

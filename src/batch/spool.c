@@ -187,8 +187,8 @@ void dtm_map_drop(struct dtm_mapped *m, size_t off)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     off = DTM_MIN(off, m->n) / page * page;
-    if (m->n && off > m->dropped) {
-        madvise((char *)(uintptr_t)m->p + m->dropped, off - m->dropped, MADV_DONTNEED);
+    if (off > m->dropped) {
+        dtm_map_forget(m, m->dropped, off);
         m->dropped = off;
     }
 }

@@ -109,6 +109,50 @@ int dtm_cli_parse(int argc, char **argv, const struct dtm_cli_opt *opts, size_t 
     return DTM_EXIT_OK;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The format named by a file's extension (a .gz suffix looked through); NULL when unknown. */
+static const char *format_of_name(const char *name, bool *gz)
+{
+    static const struct {
+        const char *ext, *fmt;
+    } map[] = {{".ndjson", "ndjson"},
+               {".jsonl", "ndjson"},
+               {".json", "json"},
+               {".xml", "xml"},
+               {".csv", "csv"}};
+    char base[DTM_PATH_MAX];
+    snprintf(base, sizeof(base), "%s", name);
+    *gz = ends_with(base, ".gz");
+    if (*gz)
+        base[strlen(base) - 3] = '\0';
+    for (size_t i = 0; i < DTM_ARRAY_LEN(map); i++)
+        if (ends_with(base, map[i].ext))
+            return map[i].fmt;
+    return NULL;
+}
+
+const char *dtm_cli_import_format(const char *path, const char *given, bool *gz)
+{
+    bool is_stdin = strcmp(path, "-") == 0, g = false;
+    const char *by_name = is_stdin ? NULL : format_of_name(path, &g), *fmt = given;
+    *gz = g;
+    if (!fmt)
+        fmt = by_name ? by_name : is_stdin ? "ndjson" : NULL;
+    if (!fmt || (strcmp(fmt, "json") && strcmp(fmt, "ndjson") && strcmp(fmt, "xml") &&
+                 strcmp(fmt, "csv"))) {
+        dtm_cli_error("cannot tell the format of %s: name it .json, .ndjson, .xml or .csv, or "
+                      "give --format json|ndjson|xml|csv",
+                      path);
+        return NULL;
+    }
+    return fmt;
+}
+
 void dtm_cli_out_add(struct dtm_cli_out *o, const char *name, const char *value)
 {
     if (o->n >= DTM_ARRAY_LEN(o->name))

@@ -83,6 +83,9 @@ int dtm_local_import_open(const char *data_dir, struct dtm_local_import *li);
 int dtm_local_import_file(struct dtm_local_import *li, const struct dtm_local_file *f,
                           struct dtm_batch *b);
 void dtm_local_import_close(struct dtm_local_import *li);
+/* The format of a file to import: given (--format), else its extension (.gz looked through,
+ * *gz set), else ndjson for standard input ("-"). NULL after printing why when unknown. */
+const char *dtm_cli_import_format(const char *path, const char *given, bool *gz);
 /* Final counts of an import: rows, accepted, duplicates, updated, rejected. */
 void dtm_cli_print_counts(const int64_t v[5], bool json);
 /* `dtm import --url --key`: the files go to a remote server's POST /api/v1/batches

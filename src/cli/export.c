@@ -24,23 +24,6 @@ struct export
     struct dtm_buf row;
 };
 
-static void xml_text(FILE *f, struct dtm_str v)
-{
-    for (size_t i = 0; i < v.n; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (c == '&')
-            fputs("&amp;", f);
-        else if (c == '<')
-            fputs("&lt;", f);
-        else if (c == '>')
-            fputs("&gt;", f);
-        else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-            fputc('?', f); /* not representable in XML 1.0 */
-        else
-            fputc(c, f);
-    }
-}
-
 static int one(void *ctx, const struct dtm_record_version *v)
 {
     struct export *e = ctx;
@@ -105,29 +88,25 @@ static int one(void *ctx, const struct dtm_record_version *v)
         }
         fwrite(e->row.p, 1, e->row.n, e->out);
     } else {
-        fputs("  <record>", e->out);
+        /* element names are field names of the definition: [a-z0-9_] */
+        dtm_buf_reset(&e->row);
+        dtm_buf_addc(&e->row, "  <record>");
         for (size_t k = 0; k < e->rec.nfields; k++) {
             const struct dtm_in_field *fl = &e->rec.f[k];
-            fprintf(e->out, "<%.*s>", (int)fl->name.n, fl->name.p);
-            xml_text(e->out, fl->value);
-            fprintf(e->out, "</%.*s>", (int)fl->name.n, fl->name.p);
+            dtm_buf_printf(&e->row, "<%.*s>", (int)fl->name.n, fl->name.p);
+            dtm_buf_xml(&e->row, fl->value);
+            dtm_buf_printf(&e->row, "</%.*s>", (int)fl->name.n, fl->name.p);
         }
-        fputs("</record>\n", e->out);
+        dtm_buf_addc(&e->row, "</record>\n");
+        if (e->row.err) {
+            dtm_decoder_close(d);
+            return e->row.err;
+        }
+        fwrite(e->row.p, 1, e->row.n, e->out);
     }
     dtm_decoder_close(d);
     e->n++;
     return ferror(e->out) ? DTM_EIO : DTM_OK;
-}
-
-/* --from/--to: RFC 3339, or a date (the start of that day in UTC+07:00; for --to, the end). */
-static int parse_bound(const char *s, bool end, int64_t *out)
-{
-    int64_t days;
-    if (dtm_date_parse(dtm_str_c(s), &days) == DTM_OK) {
-        *out = ((days + (end ? 1 : 0)) * 86400 - DTM_TZ_OFFSET) * 1000000;
-        return DTM_OK;
-    }
-    return dtm_time_parse(dtm_str_c(s), out);
 }
 
 int dtm_cmd_export(int argc, char **argv)
@@ -185,7 +164,8 @@ int dtm_cmd_export(int argc, char **argv)
                       usage);
         return DTM_EXIT_USAGE;
     }
-    if ((from && parse_bound(from, false, &t0)) || (to && parse_bound(to, true, &t1))) {
+    if ((from && dtm_time_bound_parse(dtm_str_c(from), false, &t0)) ||
+        (to && dtm_time_bound_parse(dtm_str_c(to), true, &t1))) {
         dtm_cli_error("--from and --to take a date (2026-10-05) or an RFC 3339 time "
                       "(2026-10-05T08:30:00+07:00)");
         return DTM_EXIT_USAGE;

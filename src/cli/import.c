@@ -180,33 +180,6 @@ void dtm_local_import_close(struct dtm_local_import *li)
     dtm_keyring_wipe(&li->keys);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* The format named by a file's extension (a .gz suffix looked through); NULL when unknown. */
-static const char *format_of_name(const char *name, bool *gz)
-{
-    static const struct {
-        const char *ext, *fmt;
-    } map[] = {{".ndjson", "ndjson"},
-               {".jsonl", "ndjson"},
-               {".json", "json"},
-               {".xml", "xml"},
-               {".csv", "csv"}};
-    char base[DTM_PATH_MAX];
-    snprintf(base, sizeof(base), "%s", name);
-    *gz = ends_with(base, ".gz");
-    if (*gz)
-        base[strlen(base) - 3] = '\0';
-    for (size_t i = 0; i < DTM_ARRAY_LEN(map); i++)
-        if (ends_with(base, map[i].ext))
-            return map[i].fmt;
-    return NULL;
-}
-
 /* Copies fd (a pipe, or a gzip file) into the spool as ID.data, gunzipping when gz. */
 static int spool_copy(const struct dtm_conf *c, const char *id, int fd, bool gz)
 {
@@ -243,7 +216,7 @@ int dtm_local_import_file(struct dtm_local_import *li, const struct dtm_local_fi
     struct dtm_mapped m;
     struct progress p = {.tty = isatty(2), .quiet = f->quiet, .lang = li->lang, .ds = ds};
     char spool[DTM_PATH_MAX] = "";
-    const char *fmt = f->format;
+    const char *fmt;
     bool gz = false, is_stdin = strcmp(f->path, "-") == 0;
     struct stat sb;
     int rc, fd = -1;
@@ -257,20 +230,8 @@ int dtm_local_import_file(struct dtm_local_import *li, const struct dtm_local_fi
         dtm_cli_error("there is no system '%s'; add it with `dtm system add`", f->system);
         return DTM_EXIT_USAGE;
     }
-    {
-        bool g;
-        const char *by_name = is_stdin ? NULL : format_of_name(f->path, &g);
-        gz = !is_stdin && g;
-        if (!fmt)
-            fmt = by_name ? by_name : is_stdin ? "ndjson" : NULL;
-    }
-    if (!fmt || (strcmp(fmt, "json") && strcmp(fmt, "ndjson") && strcmp(fmt, "xml") &&
-                 strcmp(fmt, "csv"))) {
-        dtm_cli_error("cannot tell the format of %s: name it .json, .ndjson, .xml or .csv, or "
-                      "give --format json|ndjson|xml|csv",
-                      f->path);
+    if (!(fmt = dtm_cli_import_format(f->path, f->format, &gz)))
         return DTM_EXIT_USAGE;
-    }
     fd = is_stdin ? 0 : open(f->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) != 0) {
         dtm_cli_error("cannot read %s: %s", f->path, strerror(errno));

@@ -57,7 +57,7 @@ static int load_demo(const char *data_dir, uint64_t seed, size_t records, int64_
     o.end_day = (o.now_us / 1000000 + DTM_TZ_OFFSET) / 86400;
     if (end_day != INT64_MIN && end_day != o.end_day) { /* a fixed past: the whole last day */
         o.end_day = end_day;
-        o.now_us = ((end_day + 1) * 86400 - DTM_TZ_OFFSET) * 1000000 - 1;
+        o.now_us = dtm_day_start(end_day + 1) - 1;
     }
     if ((rc = dtm_local_import_open(data_dir, &li)))
         goto out;

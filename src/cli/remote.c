@@ -95,37 +95,19 @@ static int64_t num(const cJSON *o, const char *name)
     return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
 }
 
-static const char *content_type(const char *path, const char *format, bool *gz)
+static const char *content_type(const char *format)
 {
-    size_t n = strlen(path);
-    char base[DTM_PATH_MAX];
-    snprintf(base, sizeof(base), "%s", path);
-    *gz = n > 3 && strcmp(path + n - 3, ".gz") == 0;
-    if (*gz)
-        base[n - 3] = '\0';
-    if (!format) {
-        const char *dot = strrchr(base, '.');
-        format = !dot                      ? "ndjson"
-                 : !strcmp(dot, ".jsonl")  ? "ndjson"
-                 : !strcmp(dot, ".ndjson") ? "ndjson"
-                                           : dot + 1;
-    }
-    if (!strcmp(format, "ndjson"))
-        return "application/x-ndjson";
-    if (!strcmp(format, "json"))
-        return "application/json";
-    if (!strcmp(format, "xml"))
-        return "application/xml";
-    if (!strcmp(format, "csv"))
-        return "text/csv";
-    return NULL;
+    return !strcmp(format, "json")  ? "application/json"
+           : !strcmp(format, "xml") ? "application/xml"
+           : !strcmp(format, "csv") ? "text/csv"
+                                    : "application/x-ndjson";
 }
 
 static int one_file(struct call *c, const char *dataset, const char *format, bool masked,
                     const char *rejected, const char *path, int64_t sum[5])
 {
     bool gz, is_stdin = strcmp(path, "-") == 0, tty = isatty(2);
-    const char *ct = content_type(is_stdin ? "" : path, format, &gz);
+    const char *fmt = dtm_cli_import_format(path, format, &gz), *ct;
     FILE *f;
     struct stat sb;
     char q[512], id[DTM_ID_MAX] = "", rpath[DTM_PATH_MAX];
@@ -133,10 +115,9 @@ static int one_file(struct call *c, const char *dataset, const char *format, boo
     int64_t t0 = dtm_mono_us(), last = 0;
     int rc;
 
-    if (!ct) {
-        dtm_cli_error("cannot tell the format of %s: give --format json|ndjson|xml|csv", path);
+    if (!fmt)
         return DTM_EXIT_USAGE;
-    }
+    ct = content_type(fmt);
     f = is_stdin ? stdin : fopen(path, "rb");
     if (!f || fstat(fileno(f), &sb) != 0) {
         dtm_cli_error("cannot read %s: %s", path, strerror(errno));

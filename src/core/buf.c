@@ -205,3 +205,23 @@ int dtm_buf_csv(struct dtm_buf *b, struct dtm_str v)
     }
     return dtm_buf_addch(b, '"');
 }
+
+int dtm_buf_xml(struct dtm_buf *b, struct dtm_str v)
+{
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c == '&')
+            dtm_buf_addc(b, "&amp;");
+        else if (c == '<')
+            dtm_buf_addc(b, "&lt;");
+        else if (c == '>')
+            dtm_buf_addc(b, "&gt;");
+        else if (c == '"')
+            dtm_buf_addc(b, "&quot;");
+        else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            dtm_buf_addch(b, '?');
+        else
+            dtm_buf_addch(b, (char)c);
+    }
+    return b->err;
+}

@@ -89,6 +89,9 @@ int dtm_buf_json_str(struct dtm_buf *b, struct dtm_str s);
  * run as a formula (= + - @ first, not a negative number) is quoted and prefixed with ' (CSV
  * injection). */
 int dtm_buf_csv(struct dtm_buf *b, struct dtm_str v);
+/* Text for XML content or a quoted attribute: & < > " escaped; control characters that XML 1.0
+ * cannot carry become '?'. */
+int dtm_buf_xml(struct dtm_buf *b, struct dtm_str v);
 int dtm_buf_json_strc(struct dtm_buf *b, const char *s);
 /* Appends s escaped for XML text/attribute content. */
 int dtm_buf_xml_str(struct dtm_buf *b, struct dtm_str s);
@@ -137,6 +140,11 @@ int dtm_time_parse(struct dtm_str s, int64_t *t_us /* OUT */);
 /* Parses a calendar date "YYYY-MM-DD" → days since 1970-01-01. DTM_OK or DTM_EINVAL. */
 int dtm_date_parse(struct dtm_str s, int64_t *days /* OUT */);
 int64_t dtm_days_from_civil(int64_t y, unsigned m, unsigned d);
+/* The instant (µs) a day (days since 1970-01-01) starts in UTC+07:00. */
+int64_t dtm_day_start(int64_t days);
+/* A range bound given as a date (its start; with end, the start of the next day: a whole day
+ * included) or as an RFC 3339 time. DTM_OK or DTM_EINVAL. */
+int dtm_time_bound_parse(struct dtm_str s, bool end, int64_t *t_us);
 void dtm_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 
 /* ---- crypto helpers (OpenSSL libcrypto) */

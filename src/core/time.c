@@ -155,3 +155,18 @@ int dtm_time_parse(struct dtm_str s, int64_t *t_us)
     *t_us = ((days * 86400 + h * 3600 + mi * 60 + sec) - offset) * 1000000 + frac_us;
     return DTM_OK;
 }
+
+int64_t dtm_day_start(int64_t days)
+{
+    return (days * 86400 - DTM_TZ_OFFSET) * 1000000;
+}
+
+int dtm_time_bound_parse(struct dtm_str s, bool end, int64_t *t_us)
+{
+    int64_t days;
+    if (dtm_date_parse(s, &days) == DTM_OK) {
+        *t_us = dtm_day_start(days + (end ? 1 : 0));
+        return DTM_OK;
+    }
+    return dtm_time_parse(s, t_us);
+}

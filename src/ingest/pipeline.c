@@ -78,13 +78,30 @@ static void *grow(struct dtm_arena *arena, const void *arr, size_t *cap, size_t 
 /* Appends one error to out's list (which grows as needed: most requests have none — a fixed
  * list of max_errors per request was most of the server's memory at 500 connections). */
 static int add_error(const struct dtm_ingest_in *in, struct dtm_arena *arena,
-                     struct dtm_ingest_out *out, size_t *errcap, const struct dtm_rec_error *e)
+                     struct dtm_ingest_out *out, const struct dtm_rec_error *e)
 {
     if (out->nerrs == in->max_errors)
         return DTM_OK;
-    if (out->nerrs == *errcap && !(out->errs = grow(arena, out->errs, errcap, sizeof(*out->errs))))
+    if (out->nerrs == out->errs_cap &&
+        !(out->errs = grow(arena, out->errs, &out->errs_cap, sizeof(*out->errs))))
         return DTM_ENOMEM;
     out->errs[out->nerrs++] = *e;
+    return DTM_OK;
+}
+
+/* One rejected row: counted, and its errors (nerr in all, the first n of them in errs, each given
+ * the row's line) added to the list. */
+static int reject(const struct dtm_ingest_in *in, struct dtm_arena *arena,
+                  struct dtm_ingest_out *out, struct dtm_rec_error *errs, size_t n, size_t nerr,
+                  size_t line)
+{
+    out->rejected++;
+    out->errs_total += nerr;
+    for (size_t e = 0; e < n; e++) {
+        errs[e].line = line;
+        if (add_error(in, arena, out, &errs[e]))
+            return DTM_ENOMEM;
+    }
     return DTM_OK;
 }
 
@@ -108,7 +125,7 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
     struct dtm_in_record *rin;
     struct dtm_record *rec;
     struct dtm_buf json;
-    size_t *cap = &out->recs_cap, *errcap = &out->errs_cap;
+    size_t *cap = &out->recs_cap;
     struct dtm_rec_error scratch[64]; /* one record's errors */
     struct allowed *allowed = dtm_arena_alloc(arena, sizeof(*allowed));
     int sys_idx = ds->system_field;
@@ -132,16 +149,12 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
         if (r == 0)
             break;
         if (r < 0 && in->rows_continue && dtm_decoder_resumable(dec)) {
-            struct dtm_rec_error e = {.index = idx, .line = out->derr.line, .code = "malformed"};
+            struct dtm_rec_error e = {.index = idx, .code = "malformed"};
             snprintf(e.arg, sizeof(e.arg), "%s",
                      out->derr.detail[0] ? out->derr.detail : out->derr.code);
             out->total++;
-            out->rejected++;
-            out->errs_total++;
-            if (add_error(in, arena, out, errcap, &e)) {
-                out->rc = DTM_ENOMEM;
+            if ((out->rc = reject(in, arena, out, &e, 1, 1, out->derr.line)))
                 break;
-            }
             continue;
         }
         if (r < 0) {
@@ -177,15 +190,11 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
                 /* allowed */
             } else if (in->rows_continue) {
                 struct dtm_rec_error e = {
-                    .index = idx, .line = rin->line, .field = "system_code", .code = "system_code"};
+                    .index = idx, .field = "system_code", .code = "system_code"};
                 size_t n = DTM_MIN(rin->f[k].value.n, sizeof(e.arg) - 1);
                 memcpy(e.arg, rin->f[k].value.p, n);
-                out->rejected++;
-                out->errs_total++;
-                if (add_error(in, arena, out, errcap, &e)) {
-                    out->rc = DTM_ENOMEM;
+                if ((out->rc = reject(in, arena, out, &e, 1, 1, rin->line)))
                     break;
-                }
                 continue;
             } else {
                 size_t n = DTM_MIN(rin->f[k].value.n, sizeof(out->forbidden_code) - 1);
@@ -197,15 +206,9 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
         }
         nerr = dtm_validate(ds, rin, idx, rec, arena, in->mode, scratch, DTM_ARRAY_LEN(scratch));
         if (nerr) {
-            out->rejected++;
-            out->errs_total += nerr;
-            for (size_t e = 0; e < DTM_MIN(nerr, DTM_ARRAY_LEN(scratch)); e++) {
-                scratch[e].line = rin->line;
-                if (add_error(in, arena, out, errcap, &scratch[e])) {
-                    out->rc = DTM_ENOMEM;
-                    goto out;
-                }
-            }
+            if ((out->rc = reject(in, arena, out, scratch, DTM_MIN(nerr, DTM_ARRAY_LEN(scratch)),
+                                  nerr, rin->line)))
+                break;
             continue;
         }
         if (dtm_mask_record(rec, in->mode, in->keys->mask_key, arena)) {
@@ -240,9 +243,8 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
         sr->event_time = INT64_MIN;
         if (ds->time_field >= 0 && rec->v[ds->time_field].present) {
             const struct dtm_value *tv = &rec->v[ds->time_field];
-            sr->event_time = ds->fields[ds->time_field].type == DTM_T_DATE
-                                 ? (tv->i * 86400 - DTM_TZ_OFFSET) * 1000000
-                                 : tv->i;
+            sr->event_time =
+                ds->fields[ds->time_field].type == DTM_T_DATE ? dtm_day_start(tv->i) : tv->i;
         }
         if (!sr->content.p || !sr->system_code.p) {
             out->rc = DTM_ENOMEM;

@@ -120,16 +120,6 @@ static int parse_metrics(const struct dtm_dataset *ds, const char *s, struct dtm
     return DTM_OK;
 }
 
-static int parse_bound(const char *s, bool end, int64_t *out)
-{
-    int64_t days;
-    if (dtm_date_parse(dtm_str_c(s), &days) == DTM_OK) {
-        *out = ((days + (end ? 1 : 0)) * 86400 - DTM_TZ_OFFSET) * 1000000;
-        return DTM_OK;
-    }
-    return dtm_time_parse(dtm_str_c(s), out);
-}
-
 int dtm_query_restrict(struct dtm_query *q, int field, const char *const *values, size_t n)
 {
     struct dtm_where *w;
@@ -181,10 +171,10 @@ int dtm_query_parse(const struct dtm_dataset *ds, const char *metrics, const cha
             BAD("interval", "Dataset %s has no time field, so it has no intervals.", ds->code);
         q->interval = (enum dtm_interval)k;
     }
-    if (from && parse_bound(from, false, &q->from))
+    if (from && dtm_time_bound_parse(dtm_str_c(from), false, &q->from))
         BAD("from", "from must be a date (2026-10-05) or an RFC 3339 time "
                     "(2026-10-05T08:30:00+07:00).");
-    if (to && parse_bound(to, true, &q->to))
+    if (to && dtm_time_bound_parse(dtm_str_c(to), true, &q->to))
         BAD("to", "to must be a date (2026-10-05, the whole day) or an RFC 3339 time.");
     if (q->from >= q->to)
         BAD("to", "to must be later than from.");
@@ -248,7 +238,7 @@ int64_t dtm_bucket_start(enum dtm_interval iv, int64_t t_us)
         days = dtm_days_from_civil(y, m, 1);
         break;
     }
-    return (days * 86400 - DTM_TZ_OFFSET) * 1000000;
+    return dtm_day_start(days);
 }
 
 void dtm_bucket_label(enum dtm_interval iv, int64_t start_us, char *out, size_t outsz)
@@ -449,7 +439,7 @@ static int one_record(void *ctx, const struct dtm_record_version *ver)
                 dtm_decoder_close(d);
                 return DTM_OK;
             }
-            t = (days * 86400 - DTM_TZ_OFFSET) * 1000000;
+            t = dtm_day_start(days);
         } else if (dtm_time_parse(s->fv[tf], &t)) {
             dtm_decoder_close(d);
             return DTM_OK;

@@ -51,6 +51,10 @@ enum stmt_id {
     Q_COUNT
 };
 
+/* The columns of a stored version, in the order version_rows() reads them (a current version
+ * has no replaced_at). */
+#define VERSION_COLS "revision,receipt_seq,received_at,0,content"
+
 static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -81,17 +85,17 @@ static const char *const sql[Q_COUNT] = {
                    "updated,rejected FROM receipts WHERE seq=?",
     /* the receipt's new records are a range of ids; the ones it updated are found through their
      * history (no index on records.receipt_seq: it cost 15 % of every insert) */
-    [Q_RCPT_RECORDS] = "SELECT id,revision,receipt_seq,received_at,content FROM records "
+    [Q_RCPT_RECORDS] = "SELECT " VERSION_COLS ",id FROM records "
                        "WHERE receipt_seq=?1 AND id BETWEEN "
                        "(SELECT first_id FROM receipts WHERE seq=?1) AND "
                        "(SELECT last_id FROM receipts WHERE seq=?1) "
                        "UNION ALL "
-                       "SELECT id,revision,receipt_seq,received_at,content FROM records "
+                       "SELECT " VERSION_COLS ",id FROM records "
                        "WHERE receipt_seq=?1 AND id IN "
                        "(SELECT record_id FROM record_history WHERE replaced_by=?1) AND id NOT "
                        "BETWEEN coalesce((SELECT first_id FROM receipts WHERE seq=?1),0) AND "
                        "coalesce((SELECT last_id FROM receipts WHERE seq=?1),-1) "
-                       "ORDER BY 1 LIMIT ?2",
+                       "ORDER BY 6 LIMIT ?2",
     [Q_REC_INSERT] = "INSERT INTO records(ds,key_hash,system_code,event_time,revision,"
                      "receipt_seq,content_hash,content,received_at) VALUES(?,?,?,?,1,?,?,?,?) "
                      "ON CONFLICT(ds,key_hash) DO NOTHING",
@@ -112,13 +116,13 @@ static const char *const sql[Q_COUNT] = {
                    "request_hash=excluded.request_hash,status=excluded.status,"
                    "body=excluded.body,created_at=excluded.created_at",
     [Q_IDEM_PURGE] = "DELETE FROM idempotency WHERE created_at<?",
-    [Q_REC_SCAN] = "SELECT revision,receipt_seq,received_at,content FROM records "
+    [Q_REC_SCAN] = "SELECT " VERSION_COLS " FROM records "
                    "WHERE ds=? AND event_time>=? AND event_time<? ORDER BY event_time,id",
-    [Q_REC_SCAN_ALL] = "SELECT revision,receipt_seq,received_at,content FROM records "
+    [Q_REC_SCAN_ALL] = "SELECT " VERSION_COLS " FROM records "
                        "WHERE ds=? ORDER BY event_time IS NULL,event_time,id",
     /* the whole table in rowid order: sequential pages, where the time index would visit the
      * table at random (a statistics scan of 1 M records: most of its time) */
-    [Q_REC_SCAN_TABLE] = "SELECT revision,receipt_seq,received_at,content FROM records "
+    [Q_REC_SCAN_TABLE] = "SELECT " VERSION_COLS " FROM records "
                          "NOT INDEXED WHERE ds=?",
     [Q_DS_GET] = "SELECT id FROM dataset_ids WHERE code=?",
     [Q_DS_ADD] = "INSERT INTO dataset_ids(code) VALUES(?)",
@@ -356,6 +360,29 @@ static int ds_id(struct dtm_store *s, const char *code, bool create, int64_t *id
         q->ds[q->nds++].id = *id;
     }
     return DTM_OK;
+}
+
+/* Runs st, whose columns are VERSION_COLS (revision, receipt_seq, received_at, replaced_at,
+ * content), and hands each row to cb. */
+static int version_rows(struct dtm_store *s, sqlite3_stmt *st, dtm_version_cb cb, void *ctx,
+                        const char *what)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_record_version v = {
+            .revision = sqlite3_column_int64(st, 0),
+            .receipt_seq = sqlite3_column_int64(st, 1),
+            .received_at = sqlite3_column_int64(st, 2),
+            .replaced_at = sqlite3_column_int64(st, 3),
+            .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
+        };
+        if ((rc = cb(ctx, &v))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, what);
 }
 
 static void s_close(struct dtm_store *s)
@@ -730,25 +757,11 @@ static int s_receipt_records(struct dtm_store *s, int64_t seq, size_t limit, dtm
                              void *ctx)
 {
     sqlite3_stmt *st = stmt(s, Q_RCPT_RECORDS);
-    int rc;
     if (!st)
         return DTM_ESTORE;
     sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_int64(st, 2, (int64_t)limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct dtm_record_version v = {
-            .revision = sqlite3_column_int64(st, 1),
-            .receipt_seq = sqlite3_column_int64(st, 2),
-            .received_at = sqlite3_column_int64(st, 3),
-            .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
-        };
-        if ((rc = cb(ctx, &v))) {
-            sqlite3_reset(st);
-            return rc;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? DTM_OK : fail(s, "receipt_records");
+    return version_rows(s, st, cb, ctx, "receipt_records");
 }
 
 static int s_record_get(struct dtm_store *s, const char *dataset, const uint8_t key_hash[16],
@@ -782,21 +795,7 @@ static int s_record_get(struct dtm_store *s, const char *dataset, const uint8_t 
     if (!(st = stmt(s, Q_REC_GET_HISTORY)))
         return DTM_ESTORE;
     sqlite3_bind_int64(st, 1, id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct dtm_record_version v = {
-            .revision = sqlite3_column_int64(st, 0),
-            .receipt_seq = sqlite3_column_int64(st, 1),
-            .received_at = sqlite3_column_int64(st, 2),
-            .replaced_at = sqlite3_column_int64(st, 3),
-            .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
-        };
-        if ((rc = cb(ctx, &v))) {
-            sqlite3_reset(st);
-            return rc;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? DTM_OK : fail(s, "record_history");
+    return version_rows(s, st, cb, ctx, "record_history");
 }
 
 static int s_idem_get(struct dtm_store *s, const char *system_code, struct dtm_str key,
@@ -895,20 +894,7 @@ static int s_record_scan(struct dtm_store *s, const char *dataset, int64_t from,
         sqlite3_bind_int64(st, 2, from);
         sqlite3_bind_int64(st, 3, to);
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct dtm_record_version v = {
-            .revision = sqlite3_column_int64(st, 0),
-            .receipt_seq = sqlite3_column_int64(st, 1),
-            .received_at = sqlite3_column_int64(st, 2),
-            .content = {sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3)},
-        };
-        if ((rc = cb(ctx, &v))) {
-            sqlite3_reset(st);
-            return rc;
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? DTM_OK : fail(s, "record_scan");
+    return version_rows(s, st, cb, ctx, "record_scan");
 }
 
 static void bind_batch(sqlite3_stmt *st, const struct dtm_batch *b)
