@@ -13,6 +13,8 @@ DTM="${DTM_BENCH_BIN:-$ROOT/build/dtm}"
 ROWS="${LARGE_ROWS:-6000000}"
 RESULTS="${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}"
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+. "$HERE/../lib.sh"
 OUT="$ROOT/bench/out"
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo +dirty)"
 mkdir -p "$OUT"
@@ -28,7 +30,7 @@ SIZE=$(stat -c %s "$BASE.ndjson")
 TMP="$(mktemp -d /tmp/dtm-bench-large.XXXXXX)"
 PID=""
 cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+    stop_pid "$PID" TERM 100
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -39,10 +41,10 @@ KEY=$("$DTM" system add --data-dir "$TMP/d" --code BENCHAGG --name "Bench aggreg
 for s in $("$PY" "$HERE/gen.py" --systems); do
     "$DTM" system add --data-dir "$TMP/d" --code "$s" --name "$s" --parent BENCHAGG >/dev/null 2>&1
 done
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 "$DTM" serve --data-dir "$TMP/d" --http "127.0.0.1:$PORT" --https off 2>"$TMP/serve.log" &
 PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+wait_http "http://127.0.0.1:$PORT/healthz" || die "the server did not start"
 URL="http://127.0.0.1:$PORT"
 
 T0=$(date +%s.%N)

@@ -49,8 +49,8 @@ AGG=BENCHAGG
 TARGET_RATIO=1.5
 TARGET_RSS_MB=200
 
-say() { printf '[bench] %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$HERE/../lib.sh"
 has_part() { [[ "$PARTS" == *" $1 "* ]]; }
 
 if ! [[ "$ROWS" =~ ^[1-9][0-9]*$ ]] || [ "$ROWS" -lt 1000 ]; then
@@ -89,18 +89,9 @@ IMPORT_DTM_PID="" # the dtm import under it
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     set +e
-    if [ -n "$DTM_PID" ] && kill -0 "$DTM_PID" 2>/dev/null; then
-        kill -TERM "$DTM_PID"
-        for _ in $(seq 1 100); do kill -0 "$DTM_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$DTM_PID" 2>/dev/null
-        wait "$DTM_PID" 2>/dev/null
-    fi
+    stop_pid "$DTM_PID" TERM 100
     # a background job ignores SIGINT: stop the import ourselves
-    if [ -n "$IMPORT_DTM_PID" ] && kill -0 "$IMPORT_DTM_PID" 2>/dev/null; then
-        kill -TERM "$IMPORT_DTM_PID"
-        for _ in $(seq 1 50); do kill -0 "$IMPORT_DTM_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$IMPORT_DTM_PID" 2>/dev/null
-    fi
+    stop_pid "$IMPORT_DTM_PID" TERM 50
     [ -n "$IMPORT_PID" ] && wait "$IMPORT_PID" 2>/dev/null
     if [ "$PG_UP" = 1 ]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGTMP/data" -m immediate -w stop >/dev/null 2>&1
@@ -114,20 +105,6 @@ trap 'exit 143' TERM
 
 port_free() { # PORT → 0 when nothing listens on 127.0.0.1:PORT
     "$PY" -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1])))' "$1" 2>/dev/null
-}
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_http() { # URL: until it answers (any status) or 20 s pass
-    for _ in $(seq 1 200); do
-        code="$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' "$1" || true)"
-        [ "$code" != "000" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-vmhwm_mb() { # PID → peak resident set in MB (VmHWM)
-    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 anon_watch() { # PID FILE: samples RssAnon every 0.2 s while PID lives; the peak in MB in FILE
     local pid="$1" file="$2" peak=0 v

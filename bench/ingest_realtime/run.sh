@@ -26,8 +26,8 @@ RESULTS="${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}"
 BUILD="$ROOT/build-release"
 DTM="${DTM_BENCH_BIN:-$BUILD/dtm}"
 
-say() { printf '[bench] %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$HERE/../lib.sh"
 
 # ---- prerequisites --------------------------------------------------------------------------
 if ! command -v wrk >/dev/null || ! [ -x /usr/sbin/nginx ]; then
@@ -57,36 +57,13 @@ NGINX_PID=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     set +e
-    if [ -n "$DTM_PID" ] && kill -0 "$DTM_PID" 2>/dev/null; then
-        kill -TERM "$DTM_PID"
-        for _ in $(seq 1 100); do kill -0 "$DTM_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$DTM_PID" 2>/dev/null
-        wait "$DTM_PID" 2>/dev/null
-    fi
-    if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        kill -QUIT "$NGINX_PID"
-        for _ in $(seq 1 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$NGINX_PID" 2>/dev/null
-        wait "$NGINX_PID" 2>/dev/null
-    fi
+    stop_pid "$DTM_PID" TERM 100
+    stop_pid "$NGINX_PID" QUIT 50
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-free_port() {
-    "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_http() { # URL: until it answers (any status) or 20 s pass
-    for _ in $(seq 1 200); do
-        code="$(curl --noproxy '*' -s -o /dev/null -w '%{http_code}' "$1" || true)"
-        [ "$code" != "000" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # wrk_run NAME URL CONNS KEY → sets R_RPS R_P50 R_P99 R_NON2XX R_SOCK R_REQS; keeps the output
 wrk_run() {
@@ -99,9 +76,6 @@ wrk_run() {
     read -r R_RPS R_P50 R_P99 R_NON2XX R_SOCK R_REQS < <("$PY" "$HERE/wrkparse.py" "$out")
 }
 
-vmhwm_mb() { # PID → peak resident set in MB (VmHWM)
-    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
-}
 
 # ---- dtm --------------------------------------------------------------------------------------
 DATA="$TMP/data"
