@@ -224,6 +224,14 @@ static const char *const migrations[] = {
     " last_id=(SELECT max(id) FROM records WHERE receipt_seq=receipts.seq);"
     "DROP INDEX records_receipt;"
     "CREATE INDEX record_history_replaced ON record_history(replaced_by);",
+    /* 5: live rollups (issue 4): each cube of a dataset per hour (grain 0) and per day (grain 1)
+     * in UTC+07:00; dims is the encoded tuple of the cube's dimension values, agg the encoded
+     * count/sum/min/max and latency histograms of the measures (stats/cube.c) */
+    "CREATE TABLE cube_ids(id INTEGER PRIMARY KEY, ds INTEGER NOT NULL, dims TEXT NOT NULL,"
+    " complete INTEGER NOT NULL, UNIQUE(ds, dims));"
+    "CREATE TABLE cube_rows(cube INTEGER NOT NULL, grain INTEGER NOT NULL, bucket INTEGER NOT NULL,"
+    " dims BLOB NOT NULL, n INTEGER NOT NULL, agg BLOB NOT NULL,"
+    " PRIMARY KEY(cube, grain, bucket, dims)) WITHOUT ROWID;",
 };
 
 /* dataset code → id, remembered per connection (an id never changes once committed) */
