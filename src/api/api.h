@@ -10,10 +10,14 @@ int dtm_api_readyz(struct dtm_req *r);
 int dtm_api_datasets_list(struct dtm_req *r);
 int dtm_api_dataset_get(struct dtm_req *r);
 int dtm_api_record_get(struct dtm_req *r);
+int dtm_api_records(struct dtm_req *r);
 int dtm_api_ingest(struct dtm_req *r);
 int dtm_api_receipt_get(struct dtm_req *r);
 int dtm_api_heartbeat(struct dtm_req *r);
 int dtm_api_stats(struct dtm_req *r);
+int dtm_api_systems_list(struct dtm_req *r);
+int dtm_api_system_get(struct dtm_req *r);
+int dtm_api_live(struct dtm_req *r);
 int dtm_api_batch_post(struct dtm_req *r);
 int dtm_api_batch_get(struct dtm_req *r);
 int dtm_api_batch_list(struct dtm_req *r);
@@ -24,6 +28,21 @@ int dtm_api_batch_body(struct dtm_req *r, const char *p, size_t n);
 
 /* The dataset named by the first path parameter; NULL after answering 404 when there is none. */
 const struct dtm_dataset *dtm_api_dataset(struct dtm_req *r);
+
+/* Whose records a connected system may read in a dataset (CONTRACT §3, §6): a source its own
+ * system's, an aggregator its own and its children's (codes), a consumer every system's (all)
+ * of the datasets it is granted. On refusal the problem (403 not granted / a role that reads
+ * nothing, 400 too many children) is answered and a non-zero result returned; check
+ * r->responded (api/records.c). */
+#define DTM_API_SCOPE_MAX 256
+struct dtm_api_scope {
+    bool all;
+    size_t n;
+    char codes[DTM_API_SCOPE_MAX][DTM_CODE_MAX];
+    const char *ptrs[DTM_API_SCOPE_MAX];
+};
+int dtm_api_scope(struct dtm_req *r, struct dtm_store *st, const struct dtm_dataset *ds,
+                  struct dtm_api_scope *out);
 
 /* Appends "errors":[{index,field,code,message}…] members for record errors. */
 void dtm_api_errors_json(struct dtm_buf *b, const struct dtm_rec_error *errs, size_t n,

@@ -11,6 +11,8 @@ const struct dtm_route dtm_routes[] = {
      NULL},
     {DTM_GET, "/api/v1/datasets/{code}/record", dtm_api_record_get, DTM_ACCESS_SYSTEM, 0, "record",
      NULL},
+    {DTM_GET, "/api/v1/datasets/{code}/records", dtm_api_records, DTM_ACCESS_SYSTEM, 0, "records",
+     NULL},
     {DTM_POST, "/api/v1/ingest/{dataset}", dtm_api_ingest, DTM_ACCESS_SOURCE, SIZE_MAX, "ingest",
      NULL},
     {DTM_GET, "/api/v1/receipts/{id}", dtm_api_receipt_get, DTM_ACCESS_SYSTEM, 0, "receipt", NULL},
@@ -25,5 +27,8 @@ const struct dtm_route dtm_routes[] = {
     {DTM_GET, "/api/v1/batches/{id}/errors", dtm_api_batch_errors, DTM_ACCESS_SYSTEM, 0,
      "batch_errors", NULL},
     {DTM_GET, "/api/v1/stats/{code}", dtm_api_stats, DTM_ACCESS_SYSTEM, 0, "stats", NULL},
+    {DTM_GET, "/api/v1/systems", dtm_api_systems_list, DTM_ACCESS_SYSTEM, 0, "systems", NULL},
+    {DTM_GET, "/api/v1/systems/{code}", dtm_api_system_get, DTM_ACCESS_SYSTEM, 0, "system", NULL},
+    {DTM_GET, "/api/v1/live", dtm_api_live, DTM_ACCESS_SYSTEM, 0, "live", NULL},
     {DTM_OTHER, NULL, NULL, DTM_ACCESS_PUBLIC, 0, NULL, NULL},
 };

@@ -1,7 +1,9 @@
 /* api/stats.c — GET /api/v1/stats/{dataset} (CONTRACT §6): parameters → stats/ query → a table
  * as JSON, CSV or XML (by `format` or `Accept`). Bad parameters are 400 naming the parameter and
  * the allowed values. A source sees only its own system's rows, an aggregator its own and its
- * children's. The plan that answered is in the `DTM-Plan` header. */
+ * children's, a consumer the datasets it is granted (dtm_api_scope, api/records.c). Records
+ * classified confidential, hidden from other systems in record exports, count here (T3.2). The
+ * plan that answered is in the `DTM-Plan` header. */
 #include "api/api.h"
 #include "batch/batch.h"
 #include "stats/stats.h"
@@ -9,29 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-struct children {
-    const char *parent;
-    char codes[DTM_STATS_MAX_VALUES][DTM_CODE_MAX];
-    const char *ptrs[DTM_STATS_MAX_VALUES];
-    size_t n;
-    bool overflow;
-};
-
-static int child(void *ctx, const struct dtm_system *sys)
-{
-    struct children *c = ctx;
-    if (strcmp(sys->parent, c->parent) != 0)
-        return DTM_OK;
-    if (c->n == DTM_STATS_MAX_VALUES) {
-        c->overflow = true;
-        return DTM_OK;
-    }
-    snprintf(c->codes[c->n], sizeof(c->codes[0]), "%s", sys->code);
-    c->ptrs[c->n] = c->codes[c->n];
-    c->n++;
-    return DTM_OK;
-}
 
 static void result_xml(const struct dtm_result *res, const char *dataset, struct dtm_buf *b)
 {
@@ -88,7 +67,7 @@ int dtm_api_stats(struct dtm_req *r)
     struct dtm_store *st = dtm_http_store(r);
     const char *wheres[DTM_STATS_MAX_WHERE + 1];
     size_t nwheres;
-    const char *bad = NULL, *fmt = dtm_http_query(r, "format");
+    const char *bad = NULL, *fmt = dtm_http_query(r, "format"), *plan;
     struct dtm_str accept = dtm_http_header(r, "Accept");
     char err[512];
     struct dtm_query *q = dtm_arena_alloc(&r->arena, sizeof(*q)); /* large: not on the stack */
@@ -120,25 +99,34 @@ int dtm_api_stats(struct dtm_req *r)
                         dtm_http_query(r, "to"), wheres, nwheres, q, &bad, err, sizeof(err)))
         return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter", "Parameter '%s': %s", bad,
                                 err);
-    /* a source sees its own system's rows; an aggregator also its children's */
-    if (ds->system_field >= 0 && strcmp(r->sys.role, "consumer") != 0) {
-        struct children *c = dtm_arena_alloc(&r->arena, sizeof(*c));
-        if (!c)
+    /* plan=scan: answer from the records even when a cube covers the query (reconciling a
+     * rollup with its records) */
+    if ((plan = dtm_http_query(r, "plan")) && strcmp(plan, "scan") && strcmp(plan, "auto"))
+        return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
+                                "Parameter 'plan': plan must be auto (the default) or scan.");
+    q->scan_only = plan && !strcmp(plan, "scan");
+    /* a consumer reads the datasets it is granted; a source its own system's rows, an
+     * aggregator also its children's */
+    {
+        struct dtm_api_scope *sc = dtm_arena_alloc(&r->arena, sizeof(*sc));
+        if (!sc)
             return DTM_ENOMEM;
-        memset(c, 0, sizeof(*c));
-        c->parent = r->sys.code;
-        snprintf(c->codes[0], sizeof(c->codes[0]), "%s", r->sys.code);
-        c->ptrs[0] = c->codes[0];
-        c->n = 1;
-        if (strcmp(r->sys.role, "aggregator") == 0 && (rc = st->ops->system_list(st, child, c)))
-            return rc;
-        if (c->overflow || dtm_query_restrict(q, ds->system_field, c->ptrs, c->n))
+        if ((rc = dtm_api_scope(r, st, ds, sc)))
+            return r->responded ? DTM_OK : rc;
+        if (ds->system_field >= 0 && !sc->all &&
+            dtm_query_restrict(q, ds->system_field, sc->ptrs, sc->n))
             return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
                                     "Too many child systems or conditions for one query.");
     }
     if ((rc = dtm_query_run(st, q, &res)))
         return rc;
-    dtm_http_add_header(r, "DTM-Plan", res.plan);
+    /* the plan's text lives in the result, which is freed before the answer goes out */
+    plan = dtm_arena_strndup(&r->arena, res.plan, strlen(res.plan));
+    if (!plan) {
+        dtm_result_free(&res);
+        return DTM_ENOMEM;
+    }
+    dtm_http_add_header(r, "DTM-Plan", plan);
     if (!strcmp(fmt, "xlsx")) {
         rc = reply_xlsx(r, &res, ds->code);
         dtm_result_free(&res);

@@ -21,7 +21,7 @@ static const struct {
      "dtm serve [--data-dir DIR] [--config FILE] [--http ADDR:PORT|off] [--https ADDR:PORT|off]"},
     {"system", dtm_cmd_system, "connected systems: add, list",
      "dtm system add --code C --name N [--org O] [--role source|consumer|aggregator] "
-     "[--parent P] [--masked] [--json]\n       dtm system list [--json]"},
+     "[--parent P] [--masked] [--probe-url URL] [--json]\n       dtm system list [--json]"},
     {"key", dtm_cmd_key, "API keys: rotate, revoke",
      "dtm key rotate --system C [--grace SECONDS] [--json]\n       dtm key revoke --id K"},
     {"import", dtm_cmd_import, "import batch files (JSON, NDJSON, XML, CSV; .gz) with progress",
@@ -30,6 +30,14 @@ static const struct {
     {"export", dtm_cmd_export, "write a dataset's records out (CSV, JSON, NDJSON, XML)",
      "dtm export --dataset D [--from T] [--to T] --format csv|json|ndjson|xml|xlsx [-o OUT] "
      "(default: standard output)"},
+    {"grant", dtm_cmd_grant,
+     "datasets a consumer system may read: add, revoke, list (grants matter to consumers only)",
+     "dtm grant add --system C --dataset D [--json]\n"
+     "       dtm grant revoke --system C --dataset D [--json]\n"
+     "       dtm grant list [--system C] [--json]"},
+    {"retention", dtm_cmd_retention,
+     "remove records past their keeping period now ([retention] connection_logs_days)",
+     "dtm retention run [--json]"},
 };
 
 void dtm_cli_error(const char *fmt, ...)
@@ -240,8 +248,8 @@ static void help(FILE *f)
             "(Circular 12/2025/TT-BKHCN)\n\nusage: dtm COMMAND [options]\n\ncommands:\n",
             DTM_VERSION);
     for (size_t i = 0; i < DTM_ARRAY_LEN(commands); i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "  %-8s %s\n  %-8s %s\n\n", "version", "print the version", "help",
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-9s %s\n  %-9s %s\n\n", "version", "print the version", "help",
             "help [COMMAND]: this text, or a command's usage");
     fprintf(f, "Every command takes --data-dir DIR (default $DTM_DATA_DIR, else ./dtm-data).\n"
                "Exit codes: 0 ok, 1 failure, 2 usage error.\n");

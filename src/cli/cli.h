@@ -58,6 +58,8 @@ int dtm_cmd_system(int argc, char **argv);
 int dtm_cmd_key(int argc, char **argv);
 int dtm_cmd_import(int argc, char **argv);
 int dtm_cmd_export(int argc, char **argv);
+int dtm_cmd_grant(int argc, char **argv);
+int dtm_cmd_retention(int argc, char **argv);
 
 /* Importing files into a local data dir (cli/import.c; also `dtm init --demo`). */
 struct dtm_local_import {

@@ -1,9 +1,9 @@
 /* cli/export.c — `dtm export --dataset D [--from T] [--to T] --format csv|json|ndjson|xml|xlsx
  * [-o OUT]` (CONTRACT §1): a dataset's current records, in time order, as stored (personal
- * fields stay masked). Each stored record is read back with the JSON decoder of ingest/, which
- * keeps numbers' exact text (cJSON would turn 12.50 into a double). */
+ * fields stay masked), formatted by stats/export.c (shared with GET
+ * /api/v1/datasets/{code}/records). A local admin command: it writes every record, including
+ * those classified `confidential` that the HTTP export shows only to their own system (T3.2). */
 #include "cli/cli.h"
-#include "ingest/decode.h"
 #include "stats/stats.h"
 
 #include <errno.h>
@@ -14,97 +14,34 @@ struct export
 {
     FILE *out;
     const struct dtm_dataset *ds;
-    enum { F_CSV, F_JSON, F_NDJSON, F_XML, F_XLSX } fmt;
+    enum dtm_export_format fmt;
     struct dtm_xlsx *xlsx;
-    const char *cells[64];
-    bool numeric[64];
+    const char *cells[DTM_EXPORT_MAX_FIELDS];
+    bool numeric[DTM_EXPORT_MAX_FIELDS];
     int64_t n;
-    int rc;
-    struct dtm_in_record rec;
-    struct dtm_buf row;
+    struct dtm_export_row row;
+    struct dtm_buf line;
 };
 
 static int one(void *ctx, const struct dtm_record_version *v)
 {
     struct export *e = ctx;
-    struct dtm_decoder *d;
-    struct dtm_decode_error err;
-
-    if (e->fmt == F_JSON || e->fmt == F_NDJSON) {
-        if (e->fmt == F_JSON)
-            fputs(e->n ? ",\n" : "\n", e->out);
-        fwrite(v->content.p, 1, v->content.n, e->out);
-        if (e->fmt == F_NDJSON)
-            fputc('\n', e->out);
-        e->n++;
-        return ferror(e->out) ? DTM_EIO : DTM_OK;
-    }
-    if (!(d = dtm_decoder_open(DTM_FMT_JSON, v->content.p, v->content.n)))
-        return DTM_ENOMEM;
-    if (dtm_decoder_next(d, &e->rec, &err) != 1) {
-        dtm_decoder_close(d);
-        return DTM_EMALFORMED;
-    }
-    if (e->fmt == F_XLSX) {
-        /* the values are copied out of the decoder's record (NUL-terminated) before it closes */
-        size_t off[64];
-        int rc;
-        dtm_buf_reset(&e->row);
-        for (size_t i = 0; i < e->ds->nfields && i < 64; i++) {
-            off[i] = SIZE_MAX;
-            for (size_t k = 0; k < e->rec.nfields; k++)
-                if (dtm_str_eqc(e->rec.f[k].name, e->ds->fields[i].name)) {
-                    off[i] = e->row.n;
-                    dtm_buf_add(&e->row, e->rec.f[k].value.p, e->rec.f[k].value.n);
-                    dtm_buf_addch(&e->row, '\0');
-                    break;
-                }
-        }
-        dtm_decoder_close(d);
-        if (e->row.err)
-            return e->row.err;
-        for (size_t i = 0; i < e->ds->nfields && i < 64; i++)
-            e->cells[i] = off[i] == SIZE_MAX ? NULL : e->row.p + off[i];
-        e->n++;
-        rc = dtm_xlsx_row(e->xlsx, e->cells, e->numeric);
+    int rc;
+    if (e->fmt == DTM_EXPORT_JSON || e->fmt == DTM_EXPORT_NDJSON)
+        e->row.content = v->content; /* written as stored: nothing to read back */
+    else if ((rc = dtm_export_row_read(&e->row, v->content)))
         return rc;
+    if (e->fmt == DTM_EXPORT_XLSX) {
+        for (size_t i = 0; i < e->ds->nfields && i < DTM_EXPORT_MAX_FIELDS; i++)
+            e->cells[i] = dtm_export_get(&e->row, i);
+        e->n++;
+        return dtm_xlsx_row(e->xlsx, e->cells, e->numeric);
     }
-    if (e->fmt == F_CSV) {
-        dtm_buf_reset(&e->row);
-        for (size_t i = 0; i < e->ds->nfields; i++) {
-            const char *name = e->ds->fields[i].name;
-            if (i)
-                dtm_buf_addch(&e->row, ',');
-            for (size_t k = 0; k < e->rec.nfields; k++)
-                if (dtm_str_eqc(e->rec.f[k].name, name)) {
-                    dtm_buf_csv(&e->row, e->rec.f[k].value);
-                    break;
-                }
-        }
-        dtm_buf_addc(&e->row, "\r\n");
-        if (e->row.err) {
-            dtm_decoder_close(d);
-            return e->row.err;
-        }
-        fwrite(e->row.p, 1, e->row.n, e->out);
-    } else {
-        /* element names are field names of the definition: [a-z0-9_] */
-        dtm_buf_reset(&e->row);
-        dtm_buf_addc(&e->row, "  <record>");
-        for (size_t k = 0; k < e->rec.nfields; k++) {
-            const struct dtm_in_field *fl = &e->rec.f[k];
-            dtm_buf_printf(&e->row, "<%.*s>", (int)fl->name.n, fl->name.p);
-            dtm_buf_xml(&e->row, fl->value);
-            dtm_buf_printf(&e->row, "</%.*s>", (int)fl->name.n, fl->name.p);
-        }
-        dtm_buf_addc(&e->row, "</record>\n");
-        if (e->row.err) {
-            dtm_decoder_close(d);
-            return e->row.err;
-        }
-        fwrite(e->row.p, 1, e->row.n, e->out);
-    }
-    dtm_decoder_close(d);
+    dtm_buf_reset(&e->line);
+    dtm_export_append(&e->row, e->fmt, e->n, &e->line);
+    if (e->line.err)
+        return e->line.err;
+    fwrite(e->line.p, 1, e->line.n, e->out);
     e->n++;
     return ferror(e->out) ? DTM_EIO : DTM_OK;
 }
@@ -145,21 +82,11 @@ int dtm_cmd_export(int argc, char **argv)
         dtm_cli_error("%s is required\nusage: %s", !dataset ? "--dataset" : "--format", usage);
         return DTM_EXIT_USAGE;
     }
-    if (!strcmp(format, "csv"))
-        e.fmt = F_CSV;
-    else if (!strcmp(format, "json"))
-        e.fmt = F_JSON;
-    else if (!strcmp(format, "ndjson"))
-        e.fmt = F_NDJSON;
-    else if (!strcmp(format, "xml"))
-        e.fmt = F_XML;
-    else if (!strcmp(format, "xlsx"))
-        e.fmt = F_XLSX;
-    else {
+    if (dtm_export_format_parse(format, &e.fmt)) {
         dtm_cli_error("--format must be csv, json, ndjson, xml or xlsx\nusage: %s", usage);
         return DTM_EXIT_USAGE;
     }
-    if (e.fmt == F_XLSX && (!output || !strcmp(output, "-"))) {
+    if (e.fmt == DTM_EXPORT_XLSX && (!output || !strcmp(output, "-"))) {
         dtm_cli_error("an xlsx export needs -o FILE (a workbook is not a stream)\nusage: %s",
                       usage);
         return DTM_EXIT_USAGE;
@@ -181,11 +108,12 @@ int dtm_cmd_export(int argc, char **argv)
         exit_code = DTM_EXIT_USAGE;
         goto out;
     }
-    if (e.fmt == F_XLSX) {
-        const char *cols[64];
-        double widths[64];
+    dtm_export_row_init(&e.row, e.ds);
+    if (e.fmt == DTM_EXPORT_XLSX) {
+        const char *cols[DTM_EXPORT_MAX_FIELDS];
+        double widths[DTM_EXPORT_MAX_FIELDS];
         char tmpdir[DTM_PATH_MAX];
-        size_t n = DTM_MIN(e.ds->nfields, (size_t)64);
+        size_t n = DTM_MIN(e.ds->nfields, (size_t)DTM_EXPORT_MAX_FIELDS);
         for (size_t i = 0; i < n; i++) {
             const struct dtm_field_def *f = &e.ds->fields[i];
             size_t w = f->type == DTM_T_DATETIME ? 29 : f->type == DTM_T_DATE ? 11 : 16;
@@ -199,30 +127,29 @@ int dtm_cmd_export(int argc, char **argv)
             goto out;
         }
     }
-    e.out = e.fmt == F_XLSX                 ? stdout /* unused */
+    e.out = e.fmt == DTM_EXPORT_XLSX        ? stdout /* unused */
             : output && strcmp(output, "-") ? fopen(output, "w")
                                             : stdout;
     if (!e.out) {
         dtm_cli_error("cannot write %s: %s", output, strerror(errno));
         goto out;
     }
-    dtm_buf_init(&e.row, 64 << 20);
-    if (e.fmt == F_CSV) {
-        for (size_t i = 0; i < e.ds->nfields; i++)
-            fprintf(e.out, "%s%s", i ? "," : "", e.ds->fields[i].name);
-        fputs("\r\n", e.out);
-    } else if (e.fmt == F_JSON) {
+    dtm_buf_init(&e.line, 64 << 20);
+    if (e.fmt == DTM_EXPORT_CSV) {
+        dtm_export_csv_header(e.ds, &e.line);
+        fwrite(e.line.p, 1, e.line.n, e.out);
+    } else if (e.fmt == DTM_EXPORT_JSON) {
         fputc('[', e.out);
-    } else if (e.fmt == F_XML) {
+    } else if (e.fmt == DTM_EXPORT_XML) {
         fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<records>\n", e.out);
     }
     rc = st->ops->record_scan(st, e.ds->code, t0, t1, true, one, &e);
     if (e.xlsx && dtm_xlsx_close(e.xlsx) && !rc)
         rc = DTM_EIO;
     e.xlsx = NULL;
-    if (e.fmt == F_JSON)
+    if (e.fmt == DTM_EXPORT_JSON)
         fputs(e.n ? "\n]\n" : "]\n", e.out);
-    else if (e.fmt == F_XML)
+    else if (e.fmt == DTM_EXPORT_XML)
         fputs("</records>\n", e.out);
     if (e.out != stdout ? fclose(e.out) != 0 : fflush(stdout) != 0)
         rc = rc ? rc : DTM_EIO;
@@ -238,7 +165,8 @@ int dtm_cmd_export(int argc, char **argv)
 out:
     if (e.xlsx)
         dtm_xlsx_close(e.xlsx);
-    dtm_buf_free(&e.row);
+    dtm_buf_free(&e.line);
+    dtm_export_row_free(&e.row);
     if (dict)
         dtm_dict_destroy(dict);
     if (st)

@@ -4,10 +4,14 @@
  * accepted record is committed and answered) and stop. */
 #include "cli/cli.h"
 #include "dict/dict.h"
+#include "stats/stats.h"
 #include "gate/gate.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "connlog/connlog.h"
+#include "jobs/jobs.h"
 #include "batch/batch.h"
+#include "conn/conn.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -73,6 +77,9 @@ int dtm_cmd_serve(int argc, char **argv)
     struct dtm_writer *writer = NULL;
     struct dtm_batches *batches = NULL;
     struct dtm_server *srv = NULL;
+    struct dtm_conn *conn = NULL;
+    struct dtm_connlog *connlog = NULL;
+    struct dtm_retention *retention = NULL;
     char path[DTM_PATH_MAX], err[512], http_addr[128], https_addr[128];
     sigset_t set;
     int rc, exit_code = DTM_EXIT_FAIL;
@@ -123,13 +130,26 @@ int dtm_cmd_serve(int argc, char **argv)
         dtm_cli_error("the database is not writable");
         goto out;
     }
-    st->ops->close(st);
-    st = NULL;
     env.dict = dtm_dict_create();
     if (!env.dict) {
         dtm_cli_error("cannot load the data dictionary");
         goto out;
     }
+    /* live rollups that miss records (an older data dir) are filled before serving */
+    for (size_t i = 0; i < dtm_dict_count(env.dict); i++) {
+        const struct dtm_dataset *ds = dtm_dict_at(env.dict, i);
+        int64_t t0 = dtm_now_us(), n;
+        if (dtm_cube_rebuild(st, ds, &n)) {
+            dtm_cli_error("cannot build the rollups of dataset %s", ds->code);
+            goto out;
+        }
+        if (n >= 0)
+            dtm_logf(DTM_LOG_INFO, "rollups rebuilt",
+                     "\"dataset\":\"%s\",\"records\":%lld,\"ms\":%lld", ds->code, (long long)n,
+                     (long long)((dtm_now_us() - t0) / 1000));
+    }
+    st->ops->close(st);
+    st = NULL;
     if (dtm_writer_start(env.conf, &writer, err, sizeof(err))) {
         dtm_cli_error("%s", err);
         goto out;
@@ -140,6 +160,17 @@ int dtm_cmd_serve(int argc, char **argv)
         goto out;
     }
     env.batches = batches;
+    if (dtm_connlog_start(&env.conf, env.dict, env.keys, writer, &connlog, err, sizeof(err)) ||
+        dtm_retention_start(&env.conf, writer, &retention, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    env.connlog = connlog;
+    if (dtm_conn_start(&env.conf, env.dict, &conn, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    env.conn = conn;
     env.seen = dtm_writer_touch;
     env.key_cache = dtm_key_cache_create(env.conf);
     srv = dtm_server_create(&env, err, sizeof(err));
@@ -181,16 +212,25 @@ int dtm_cmd_serve(int argc, char **argv)
                  (long long)env.conf->drain_timeout);
         break;
     }
+    /* live event streams never end by themselves: end them so draining does not wait for them */
+    dtm_conn_stop(conn);
     dtm_server_drain(srv, env.conf->drain_timeout);
     exit_code = DTM_EXIT_OK;
 out:
     /* order: the running batch stops after its current chunk (it resumes at the next start); the
      * writer finishes every queued job (each waiting request is resumed and answered; later ones
-     * get 503), then the listeners stop, then the writer's memory goes */
+     * get 503), then the listeners stop, then the writer's memory goes. The connection logs of
+     * the calls answered so far go to the writer before it stops (calls cut off later are not
+     * logged); the retention job ends after its current chunk. */
+    dtm_conn_stop(conn);
+    dtm_connlog_stop(connlog);
+    dtm_retention_stop(retention);
     dtm_batches_stop(batches);
     dtm_writer_stop(writer);
     dtm_server_destroy(srv);
+    dtm_conn_free(conn); /* after the listeners: their streams' free callbacks use it */
     dtm_batches_free(batches);
+    dtm_connlog_free(connlog); /* after the listeners: they add rows until they are gone */
     dtm_writer_free(writer);
     dtm_key_cache_destroy(env.key_cache);
     if (st)

@@ -14,6 +14,19 @@ static bool valid_code(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
+/* A health probe URL (CONTRACT §5): http or https, printable ASCII, shorter than 1 KiB. */
+static bool valid_probe_url(const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= sizeof(((struct dtm_probe *)0)->url) ||
+        (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return n > 8;
+}
+
 /* Creates a key for a system inside the open transaction; adds key_id and api_key to out. */
 static int new_key(struct dtm_store *st, const char *code, struct dtm_cli_out *out)
 {
@@ -38,12 +51,14 @@ static int system_add(int argc, char **argv)
 {
     static const char usage[] = "dtm system add --code C --name N [--org O] "
                                 "[--role source|consumer|aggregator] [--parent P] [--masked] "
-                                "[--json]";
+                                "[--probe-url URL] [--json]";
     const char *code = NULL, *name = NULL, *org = "", *role = "source", *parent = NULL;
+    const char *probe_url = NULL;
     bool masked = false;
-    struct dtm_cli_opt opts[] = {{"code", &code, NULL},     {"name", &name, NULL},
-                                 {"org", &org, NULL},       {"role", &role, NULL},
-                                 {"parent", &parent, NULL}, {"masked", NULL, &masked}};
+    struct dtm_cli_opt opts[] = {
+        {"code", &code, NULL},          {"name", &name, NULL},     {"org", &org, NULL},
+        {"role", &role, NULL},          {"parent", &parent, NULL}, {"masked", NULL, &masked},
+        {"probe-url", &probe_url, NULL}};
     struct dtm_cli_common com;
     const char *pos[1];
     size_t npos;
@@ -76,6 +91,11 @@ static int system_add(int argc, char **argv)
         dtm_cli_error("--name and --org must be shorter than 256 bytes");
         return DTM_EXIT_USAGE;
     }
+    if (probe_url && !valid_probe_url(probe_url)) {
+        dtm_cli_error("--probe-url must be an http:// or https:// URL of printable characters, "
+                      "shorter than 1024 bytes");
+        return DTM_EXIT_USAGE;
+    }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
         return DTM_EXIT_FAIL;
     snprintf(sys.code, sizeof(sys.code), "%s", code);
@@ -105,7 +125,7 @@ static int system_add(int argc, char **argv)
         dtm_cli_error("a system with code %s already exists", code);
         return DTM_EXIT_FAIL;
     }
-    if (rc)
+    if (rc || (probe_url && (rc = st->ops->probe_set_url(st, code, probe_url))))
         goto fail;
     dtm_cli_out_add(&out, "system_code", code);
     if ((rc = new_key(st, code, &out)))

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum ctype { C_STR, C_INT, C_BOOL };
+enum ctype { C_STR, C_INT, C_BOOL, C_DBL };
 
 struct centry {
     const char *section;
@@ -33,6 +33,11 @@ struct centry {
 #define B(sec, k, field, d, desc)                                                                  \
     {                                                                                              \
         sec, k, C_BOOL, offsetof(struct dtm_conf, field), 0, d, 0, 0, desc                         \
+    }
+/* a decimal from 0 to 1 (a share) */
+#define F(sec, k, field, d, desc)                                                                  \
+    {                                                                                              \
+        sec, k, C_DBL, offsetof(struct dtm_conf, field), 0, d, 0, 1, desc                          \
     }
 
 static const struct centry table[] = {
@@ -70,10 +75,26 @@ static const struct centry table[] = {
       "bytes of one batch file at most, after gzip decompression (413 above)"),
     I("ingest", "batch_chunk", batch_chunk, "50000", 1, 200000,
       "batch rows stored per commit (a restarted batch resumes after the last one)"),
+    I("systems", "online_within", online_within, "300", 1, 30 * 86400,
+      "seconds since its last heartbeat or traffic within which a system counts as online"),
+    F("systems", "degraded_error_rate", degraded_error_rate, "0.2",
+      "failed share of a system's last hour (0 to 1) from which it counts as degraded"),
+    I("systems", "check_interval", check_interval, "10", 1, 3600,
+      "seconds between evaluations of every system's status (changes are recorded as intervals)"),
+    I("systems", "probe_interval", probe_interval, "60", 1, 86400,
+      "seconds between health probes of the systems registered with a probe URL"),
+    I("systems", "probe_timeout", probe_timeout, "5", 1, 300,
+      "seconds a health probe may take; a slower answer counts as failing"),
+    I("systems", "max_live_streams", max_live_streams, "64", 0, 100000,
+      "concurrent GET /api/v1/live event streams at most (503 beyond)"),
     I("keys", "rotate_grace", rotate_grace, "86400", 0, 90 * 86400,
       "seconds an old API key stays valid after `dtm key rotate`"),
     S("log", "level", log_level, "info", "debug | info | warn | error"),
     B("log", "access", access_log, "true", "one JSON line per HTTP request"),
+    B("connlog", "enabled", connlog_enabled, "true",
+      "record every API call of a connected system as a connection_logs record (D6, G3)"),
+    I("retention", "connection_logs_days", retention_connection_logs_days, "400", 1, 36500,
+      "days connection_logs records are kept (at least 366: the law keeps them one year)"),
 };
 
 static int set(struct dtm_conf *c, const struct centry *e, const char *v, char *err, size_t errsz)
@@ -110,6 +131,17 @@ static int set(struct dtm_conf *c, const struct centry *e, const char *v, char *
             return DTM_EINVAL;
         }
         memcpy(base, &b, sizeof(b));
+        return DTM_OK;
+    }
+    case C_DBL: {
+        char *end = NULL;
+        double x = strtod(v, &end);
+        if (!*v || !end || *end || !(x >= (double)e->min && x <= (double)e->max)) {
+            snprintf(err, errsz, "%s.%s must be a decimal from %lld to %lld", e->section, e->key,
+                     (long long)e->min, (long long)e->max);
+            return DTM_EINVAL;
+        }
+        memcpy(base, &x, sizeof(x));
         return DTM_OK;
     }
     }
@@ -157,6 +189,19 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
     return 0;
 }
 
+/* Rules that a value's range cannot say, with their reason. */
+static int check(const struct dtm_conf *c, const char *name, char *err, size_t errsz)
+{
+    if (c->retention_connection_logs_days < 366) {
+        snprintf(err, errsz,
+                 "%s: retention.connection_logs_days is %lld, but connection logs must be kept at "
+                 "least one year (D6, Circular 12/2025/TT-BKHCN Art. 8.3); use 366 or more",
+                 name, (long long)c->retention_connection_logs_days);
+        return DTM_EINVAL;
+    }
+    return DTM_OK;
+}
+
 int dtm_conf_load_string(struct dtm_conf *c, const char *text, const char *name, char *err,
                          size_t errsz)
 {
@@ -168,7 +213,7 @@ int dtm_conf_load_string(struct dtm_conf *c, const char *text, const char *name,
         snprintf(err, errsz, "%s:%d: syntax error", name, line);
         return DTM_EINVAL;
     }
-    return DTM_OK;
+    return check(c, name, err, errsz);
 }
 
 int dtm_conf_load(struct dtm_conf *c, const char *path, char *err, size_t errsz)

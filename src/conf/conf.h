@@ -36,11 +36,22 @@ struct dtm_conf {
     int64_t queue_max;          /* requests waiting for the writer before 503 */
     int64_t max_batch;          /* bytes of one batch file (decompressed) */
     int64_t batch_chunk;        /* batch rows per commit */
+    /* [systems] connectivity (conn/) */
+    int64_t online_within;      /* s since last seen within which a system is online */
+    double degraded_error_rate; /* failed share of the last hour from which it is degraded */
+    int64_t check_interval;     /* s between status evaluations */
+    int64_t probe_interval;     /* s between health probes */
+    int64_t probe_timeout;      /* s a probe may take */
+    int64_t max_live_streams;   /* concurrent GET /api/v1/live streams */
     /* [keys] */
     int64_t rotate_grace; /* s an old key stays valid after `dtm key rotate` */
     /* [log] */
     char log_level[16];
     bool access_log;
+    /* [connlog] connection logs as data (D6, G3) */
+    bool connlog_enabled; /* every API call of a connected system is a connection_logs record */
+    /* [retention] */
+    int64_t retention_connection_logs_days; /* ≥ 366: the law keeps them at least one year */
 };
 
 /* Fills c with every default; data_dir as given. */

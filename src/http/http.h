@@ -14,6 +14,8 @@
 
 struct dtm_writer;
 struct dtm_batches;
+struct dtm_connlog;
+struct dtm_conn;
 struct dtm_server;
 struct dtm_req;
 
@@ -90,6 +92,8 @@ struct dtm_req {
     void *async;
     /* for the access log: records of the request (-1 = not applicable) */
     int64_t records;
+    /* the code of the problem answered ("" = none): a connection log's error_reason */
+    char problem[48];
 };
 
 /* What the server shares with handlers. */
@@ -99,9 +103,13 @@ struct dtm_server_env {
     const struct dtm_keyring *keys;
     struct dtm_writer *writer;
     struct dtm_batches *batches;
+    struct dtm_conn *conn; /* connectivity: system status, probes, the live feed (conn/) */
     struct dtm_key_cache *key_cache;
     /* called for every authenticated request: a connected system was seen (traffic) */
     void (*seen)(struct dtm_writer *w, const char *system_code, int64_t when);
+    /* every completed call of an authenticated system becomes a connection log (D6, G3) when
+     * [connlog] enabled; NULL = none */
+    struct dtm_connlog *connlog;
 };
 
 const struct dtm_server_env *dtm_http_env(const struct dtm_req *r);
@@ -127,6 +135,13 @@ int dtm_http_json(struct dtm_req *r, int status, const struct dtm_buf *body);
 typedef long (*dtm_fill_fn)(void *ctx, char *buf, size_t max);
 int dtm_http_stream(struct dtm_req *r, int status, const char *content_type, dtm_fill_fn fill,
                     void *ctx, void (*free_ctx)(void *ctx));
+/* A fill with nothing to send yet (an event stream between events) calls dtm_http_pause(r) and
+ * returns DTM_FILL_PAUSED: the connection leaves the event loop, so no worker thread waits, until
+ * dtm_http_resume(r) — from any thread, exactly once per pause — and fill is called again. A
+ * paused connection never times out and does not notice a client that went away; every paused
+ * stream must be resumed before the server stops. */
+#define DTM_FILL_PAUSED (-2)
+void dtm_http_pause(struct dtm_req *r);
 /* RFC 9457 problem: status, a machine code (the type is "urn:dtm:problem:CODE"), a title and a
  * detail as English msgids (translated per request; detail is a printf format). */
 int dtm_http_problem(struct dtm_req *r, int status, const char *code, const char *title,

@@ -1,6 +1,7 @@
 /* http/server.c — libmicrohttpd wrapper: listeners, TLS, routing, authentication, bodies,
  * responses, access logs, suspend/resume and draining. */
 #include "http/http.h"
+#include "connlog/connlog.h"
 
 #include <arpa/inet.h>
 #include <gnutls/abstract.h>
@@ -178,6 +179,7 @@ struct stream {
     dtm_fill_fn fill;
     void *ctx;
     void (*free_ctx)(void *ctx);
+    size_t *sent; /* the request's resp_bytes (the request outlives its response's reads) */
 };
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -185,8 +187,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     struct stream *s = cls;
     long n = s->fill(s->ctx, buf, max);
     (void)pos;
+    if (n == DTM_FILL_PAUSED)
+        return 0; /* suspended by the fill: called again once resumed */
     if (n < 0)
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    *s->sent += (size_t)n;
     return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
 }
 
@@ -209,7 +214,7 @@ int dtm_http_stream(struct dtm_req *r, int status, const char *content_type, dtm
             free_ctx(ctx);
         return r->responded ? DTM_EINTERNAL : DTM_ENOMEM;
     }
-    *s = (struct stream){fill, ctx, free_ctx};
+    *s = (struct stream){fill, ctx, free_ctx, &r->resp_bytes};
     resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, s, stream_free);
     if (!resp) {
@@ -231,6 +236,7 @@ int dtm_http_problem_build(struct dtm_req *r, int status, const char *code, cons
                            const char *extra, struct dtm_buf *b, const char *detail_fmt, va_list ap)
 {
     struct dtm_buf d;
+    snprintf(r->problem, sizeof(r->problem), "%s", code);
     dtm_buf_init(&d, 64 * 1024);
     dtm_buf_vprintf(&d, dtm_tr(r->lang, detail_fmt), ap);
     dtm_buf_printf(b, "{\"type\":\"urn:dtm:problem:%s\",\"title\":", code);
@@ -333,6 +339,11 @@ void dtm_http_suspend(struct dtm_req *r, dtm_handler on_resume)
 void dtm_http_resume(struct dtm_req *r)
 {
     MHD_resume_connection(r->conn);
+}
+
+void dtm_http_pause(struct dtm_req *r)
+{
+    MHD_suspend_connection(r->conn); /* from a content reader: allowed (microhttpd.h) */
 }
 
 /* ---- routing */
@@ -468,6 +479,35 @@ static void access_log(struct dtm_req *r)
         dtm_buf_printf(&f, ",\"records\":%lld", (long long)r->records);
     dtm_log(r->status >= 500 ? DTM_LOG_ERROR : DTM_LOG_INFO, "request", f.err ? NULL : f.p);
     dtm_buf_free(&f);
+}
+
+/* D6, G3: a call of an authenticated connected system becomes a connection_logs record (the
+ * public endpoints called without a key are not logged). */
+static void connection_log(struct dtm_req *r)
+{
+    const struct dtm_server_env *env = r->srv->env;
+    struct dtm_connlog_row row;
+    int64_t us = dtm_mono_us() - r->t0;
+    if (!r->authenticated || !env->connlog || !env->conf->connlog_enabled)
+        return;
+    memset(&row, 0, sizeof(row));
+    snprintf(row.system_code, sizeof(row.system_code), "%s", r->sys.code);
+    row.operation = r->route ? r->route->name : "-";
+    row.records = r->records;
+    row.bytes =
+        (int64_t)((r->body.n ? r->body.n : r->body_seen) + r->body_discarded + r->resp_bytes);
+    row.status = r->status;
+    row.started_at = dtm_now_us() - us;
+    row.duration_us = us;
+    if (r->status >= 400) {
+        if (r->problem[0])
+            snprintf(row.error_reason, sizeof(row.error_reason), "%s", r->problem);
+        else if (r->status == 499)
+            snprintf(row.error_reason, sizeof(row.error_reason), "client_closed");
+        else
+            snprintf(row.error_reason, sizeof(row.error_reason), "http_%d", r->status);
+    }
+    dtm_connlog_add(env->connlog, &row);
 }
 
 static void req_free(struct dtm_req *r)
@@ -640,6 +680,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status == 0)
         r->status = 499; /* the client went away before the answer */
     access_log(r);
+    connection_log(r);
     req_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);

@@ -2,6 +2,7 @@
  * record's system_code → validate against the dictionary (T3.3) → mask personal fields (S2) →
  * canonical JSON, keyed hash of the data key (dedup, T1.4) and of the content. */
 #include "ingest/ingest.h"
+#include "stats/stats.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -246,10 +247,12 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
             sr->event_time =
                 ds->fields[ds->time_field].type == DTM_T_DATE ? dtm_day_start(tv->i) : tv->i;
         }
-        if (!sr->content.p || !sr->system_code.p) {
+        const struct dtm_facts *facts = NULL;
+        if (!sr->content.p || !sr->system_code.p || dtm_facts_make(rec, arena, &facts)) {
             out->rc = DTM_ENOMEM;
             break;
         }
+        sr->facts = facts;
     }
     more = false;
 out:

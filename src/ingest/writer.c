@@ -1,8 +1,10 @@
 /* ingest/writer.c — the one thread that writes records. It takes every queued job, writes them
  * all in one transaction (receipts, records with history, idempotency answers, last-seen
- * times), commits — one fsync for many requests (group commit) — and only then calls each job's
- * done(), which resumes the waiting HTTP request. */
+ * times, and one delta per touched row of the live rollups), commits — one fsync for many
+ * requests (group commit) — and only then calls each job's done(), which resumes the waiting HTTP
+ * request. */
 #include "ingest/ingest.h"
+#include "stats/stats.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -33,8 +35,41 @@ struct dtm_writer {
     struct touch touches[TOUCH_SLOTS];
     size_t ntouches;
     int64_t last_purge;
-    bool relaxed; /* the store connection commits without fsync */
+    bool relaxed;               /* the store connection commits without fsync */
+    struct dtm_cube_acc *cubes; /* this group commit's rollup deltas */
+    struct dtm_buf old;         /* the replaced version of an updated record */
 };
+
+static int keep_old(void *ctx, const struct dtm_record_version *v)
+{
+    struct dtm_buf *b = ctx;
+    dtm_buf_reset(b);
+    dtm_buf_add(b, v->content.p, v->content.n);
+    return b->err;
+}
+
+/* A record's contribution to the cubes: in for a new record; for an update, the old version
+ * out and the new one in; a duplicate changes nothing. */
+static int roll_up(struct dtm_writer *w, const struct dtm_store_record *r, enum dtm_put_outcome o)
+{
+    const struct dtm_facts *f = r->facts;
+    int rc;
+    if (!f || o == DTM_PUT_DUPLICATE)
+        return DTM_OK;
+    if (o == DTM_PUT_UPDATED) {
+        struct dtm_facts old;
+        struct dtm_arena a;
+        int64_t t;
+        dtm_arena_init(&a, 4096);
+        rc = dtm_facts_parse(f->ds, (struct dtm_str){w->old.p, w->old.n}, &a, &old, &t);
+        if (rc == DTM_OK)
+            rc = dtm_cube_acc_add(w->cubes, &old, t, -1);
+        dtm_arena_free(&a);
+        if (rc)
+            return rc;
+    }
+    return dtm_cube_acc_add(w->cubes, f, r->event_time, +1);
+}
 
 void dtm_receipt_format(const struct dtm_receipt *r, char *out, size_t outsz)
 {
@@ -143,9 +178,17 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now,
     j->receipt.received_at = now;
     j->receipt.rejected = (int64_t)j->rejected;
     j->receipt.seq = (*seq)++;
+    if (j->nrecs && j->recs[0].facts &&
+        (rc = dtm_cube_acc_prepare(w->cubes, st, ((const struct dtm_facts *)j->recs[0].facts)->ds)))
+        return rc;
     for (size_t i = 0; i < j->nrecs; i++) {
         enum dtm_put_outcome o;
-        if ((rc = st->ops->record_put(st, j->dataset, &j->recs[i], j->receipt.seq, now, &o)))
+        if ((rc = st->ops->record_put(st, j->dataset, &j->recs[i], j->receipt.seq, now, &o,
+                                      j->recs[i].facts ? keep_old : NULL, &w->old)))
+            return rc;
+        if ((rc = roll_up(w, &j->recs[i], o)))
+            return rc;
+        if (dtm_cube_acc_full(w->cubes) && (rc = dtm_cube_acc_flush(w->cubes, st)))
             return rc;
         if (o == DTM_PUT_DUPLICATE) {
             j->receipt.duplicates++;
@@ -247,6 +290,7 @@ static void *run(void *arg)
             if (relaxed != w->relaxed && w->store->ops->set_durable(w->store, !relaxed) == DTM_OK)
                 w->relaxed = relaxed;
         }
+        dtm_cube_acc_set_now(w->cubes, now);
         rc = w->store->ops->begin(w->store);
         if (rc == DTM_OK && batch)
             rc = w->store->ops->receipt_next_seq(w->store, &seq);
@@ -255,15 +299,23 @@ static void *run(void *arg)
             rc = write_job(w, j, now, &seq);
         }
         if (rc == DTM_OK)
+            rc = dtm_cube_acc_flush(w->cubes, w->store);
+        if (rc == DTM_OK)
             rc = flush_touches(w, touches, ntouch);
         if (rc == DTM_OK && now - w->last_purge > 600 * 1000000LL) {
             rc = w->store->ops->idem_purge(w->store, now - 30LL * 86400 * 1000000);
+            /* hour rows that left the recent days are never read again */
+            if (rc == DTM_OK && w->store->ops->cube_purge)
+                rc = w->store->ops->cube_purge(
+                    w->store, DTM_GRAIN_HOUR,
+                    dtm_cube_bucket(DTM_GRAIN_HOUR, dtm_cube_hour_floor(now)) - 24);
             w->last_purge = now;
         }
         if (rc == DTM_OK)
             rc = w->store->ops->commit(w->store);
         if (rc) {
             w->store->ops->rollback(w->store);
+            dtm_cube_acc_clear(w->cubes);
             dtm_logf(DTM_LOG_ERROR, "group commit failed; requests answered 503",
                      "\"jobs\":%zu,\"records\":%zu", jobs, records);
         }
@@ -312,16 +364,24 @@ int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *er
         return DTM_ENOMEM;
     }
     w->queue_max = (size_t)c->queue_max;
+    dtm_buf_init(&w->old, 64u << 20);
+    if (!(w->cubes = dtm_cube_acc_new())) {
+        free(w);
+        snprintf(err, errsz, "out of memory");
+        return DTM_ENOMEM;
+    }
     w->commit_max = (size_t)c->commit_max_records;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     if ((rc = dtm_store_open(c, &w->store, err, errsz))) {
+        dtm_cube_acc_free(w->cubes);
         free(w);
         return rc;
     }
     if (w->store->ops->tune_writer && (rc = w->store->ops->tune_writer(w->store))) {
         snprintf(err, errsz, "cannot configure the writer's store connection");
         w->store->ops->close(w->store);
+        dtm_cube_acc_free(w->cubes);
         free(w);
         return rc;
     }
@@ -336,6 +396,7 @@ int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *er
     if (pthread_create(&w->thread, NULL, run, w) != 0) {
         snprintf(err, errsz, "cannot start the writer thread");
         w->store->ops->close(w->store);
+        dtm_cube_acc_free(w->cubes);
         free(w);
         return DTM_EIO;
     }
@@ -371,6 +432,8 @@ void dtm_writer_free(struct dtm_writer *w)
     if (!w)
         return;
     dtm_writer_stop(w);
+    dtm_cube_acc_free(w->cubes);
+    dtm_buf_free(&w->old);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
     free(w);

@@ -6,6 +6,7 @@
 #include "stats/stats.h"
 #include "ingest/decode.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,7 @@ struct group {
     double sum[DTM_STATS_MAX_METRICS], min[DTM_STATS_MAX_METRICS], max[DTM_STATS_MAX_METRICS];
     int64_t n[DTM_STATS_MAX_METRICS]; /* values seen, or matches for rate */
     struct vals vals[DTM_STATS_MAX_METRICS];
+    struct dtm_cube_magg *hist; /* cube plan: per metric, the merged histogram of a percentile */
     struct group *next;
 };
 
@@ -307,6 +309,12 @@ struct scan {
     struct dtm_in_record rec;
     struct dtm_buf key;
     int rc;
+    /* the cube plan */
+    bool cube;
+    int grain;
+    const int *cdims; /* the cube's dimension field indexes */
+    size_t ncdims;
+    int mindex[DTM_STATS_MAX_METRICS]; /* per metric: index of its measure in ds->measures */
 };
 
 static uint64_t hash(const char *p, size_t n)
@@ -368,6 +376,11 @@ static struct group *find_group(struct scan *s, int64_t bucket)
     g->dimv = dtm_arena_alloc(s->arena, (q->ngroup + 1) * sizeof(char *));
     if (!g->key || !g->dimv)
         return NULL;
+    if (s->cube) {
+        if (!(g->hist = dtm_arena_alloc(s->arena, q->nmetrics * sizeof(*g->hist) + 1)))
+            return NULL;
+        memset(g->hist, 0, q->nmetrics * sizeof(*g->hist));
+    }
     for (size_t i = 0; i < q->ngroup; i++) {
         int f = q->group[i];
         g->dimv[i] = s->fpresent[f] ? dtm_arena_strndup(s->arena, s->fv[f].p, s->fv[f].n) : NULL;
@@ -394,6 +407,21 @@ static int add_value(struct vals *v, double x)
     return DTM_OK;
 }
 
+/* Whether the current values (s->fv) pass every `where`. */
+static bool matches(const struct scan *s)
+{
+    const struct dtm_query *q = s->q;
+    for (size_t w = 0; w < q->nwhere; w++) {
+        const struct dtm_where *wh = &q->where[w];
+        bool ok = false;
+        for (size_t i = 0; i < wh->nvalues && s->fpresent[wh->field] && !ok; i++)
+            ok = dtm_str_eqc(s->fv[wh->field], wh->values[i]);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static int one_record(void *ctx, const struct dtm_record_version *ver)
 {
     struct scan *s = ctx;
@@ -416,15 +444,9 @@ static int one_record(void *ctx, const struct dtm_record_version *ver)
             s->fpresent[f] = true;
         }
     }
-    for (size_t w = 0; w < q->nwhere; w++) {
-        const struct dtm_where *wh = &q->where[w];
-        bool ok = false;
-        for (size_t i = 0; i < wh->nvalues && s->fpresent[wh->field] && !ok; i++)
-            ok = dtm_str_eqc(s->fv[wh->field], wh->values[i]);
-        if (!ok) {
-            dtm_decoder_close(d);
-            return DTM_OK;
-        }
+    if (!matches(s)) {
+        dtm_decoder_close(d);
+        return DTM_OK;
     }
     if (q->interval) {
         int64_t t;
@@ -482,6 +504,136 @@ static int one_record(void *ctx, const struct dtm_record_version *ver)
     return DTM_OK;
 }
 
+/* ---- the cube plan */
+
+static int measure_index(const struct dtm_dataset *ds, int field)
+{
+    for (size_t i = 0; i < ds->nmeasures && i < DTM_CUBE_MEASURES; i++)
+        if (ds->measures[i] == field)
+            return (int)i;
+    return -1;
+}
+
+static bool has_hist(const struct dtm_field_def *f)
+{
+    return f->unit && (strcmp(f->unit, "ms") == 0 || strcmp(f->unit, "s") == 0);
+}
+
+static int one_cube_row(void *ctx, int64_t bucket, const void *dims, size_t dimslen, int64_t n,
+                        const void *agg, size_t agglen)
+{
+    struct scan *s = ctx;
+    const struct dtm_query *q = s->q;
+    struct dtm_str v[DTM_STATS_MAX_GROUP];
+    struct dtm_cube_agg a;
+    struct group *g;
+    size_t nv;
+    int64_t tb = 0;
+    int rc;
+    if (n <= 0 || (bucket == INT64_MIN && q->interval))
+        return DTM_OK; /* emptied by updates; or no time where a period is asked */
+    if (dtm_cube_dims_decode(dims, dimslen, v, DTM_STATS_MAX_GROUP, &nv) || nv != s->ncdims)
+        return DTM_OK; /* written under another definition of the cube */
+    for (size_t k = 0; k < nv; k++) {
+        s->fv[s->cdims[k]] = v[k];
+        s->fpresent[s->cdims[k]] = v[k].p != NULL;
+    }
+    if (!matches(s))
+        return DTM_OK;
+    if (q->interval)
+        tb = dtm_bucket_start(q->interval, dtm_cube_bucket_start(s->grain, bucket));
+    if (!(g = find_group(s, tb)))
+        return DTM_ENOMEM;
+    if ((rc = dtm_cube_agg_decode(agg, agglen, &a)))
+        return rc;
+    g->count += n;
+    for (size_t i = 0; i < q->nmetrics && rc == DTM_OK; i++) {
+        const struct dtm_metric *m = &q->metrics[i];
+        const struct dtm_cube_magg *x;
+        if (m->kind == DTM_M_COUNT)
+            continue;
+        if (m->kind == DTM_M_RATE) {
+            if (s->fpresent[m->field] && dtm_str_eqc(s->fv[m->field], m->value))
+                g->n[i] += n;
+            continue;
+        }
+        if (s->mindex[i] >= (int)a.nm || (x = &a.m[s->mindex[i]])->n <= 0)
+            continue;
+        if (g->n[i] == 0 || x->min < g->min[i])
+            g->min[i] = x->min;
+        if (g->n[i] == 0 || x->max > g->max[i])
+            g->max[i] = x->max;
+        g->sum[i] += x->sum;
+        g->n[i] += x->n;
+        if (m->kind >= DTM_M_P50 && m->kind <= DTM_M_P99)
+            rc = dtm_hist_merge(&g->hist[i], x->h, x->nh);
+    }
+    dtm_cube_agg_release(&a);
+    return rc;
+}
+
+/* Picks the smallest complete cube holding every field the query names, at the coarsest grain
+ * its time range and interval allow. false: no cube covers it (the records are scanned). */
+static bool choose_cube(struct dtm_store *st, const struct dtm_query *q, struct scan *s,
+                        int64_t *cube, int64_t *from_b, int64_t *to_b)
+{
+    const struct dtm_dataset *ds = q->ds;
+    int64_t ids[DTM_CUBE_MAX];
+    bool complete[DTM_CUBE_MAX];
+    int need[DTM_STATS_MAX_GROUP + DTM_STATS_MAX_WHERE + DTM_STATS_MAX_METRICS];
+    size_t nneed = 0, best = SIZE_MAX;
+    int grain = -1;
+    if (q->scan_only || !st->ops->cube_id || !ds->ncubes)
+        return false;
+    for (int g = DTM_GRAIN_DAY; g >= DTM_GRAIN_HOUR && grain < 0; g--) {
+        bool ok =
+            (q->from == INT64_MIN ||
+             dtm_cube_bucket_start(g, dtm_cube_bucket(g, q->from)) == q->from) &&
+            (q->to == INT64_MAX || dtm_cube_bucket_start(g, dtm_cube_bucket(g, q->to)) == q->to);
+        if (g == DTM_GRAIN_HOUR) /* hour rows exist for recent days only */
+            ok = ok && q->from != INT64_MIN && q->from >= dtm_cube_hour_floor(dtm_now_us());
+        if (ok && !(g == DTM_GRAIN_DAY && q->interval == DTM_I_HOUR))
+            grain = g;
+    }
+    if (grain < 0)
+        return false;
+    for (size_t i = 0; i < q->ngroup; i++)
+        need[nneed++] = q->group[i];
+    for (size_t i = 0; i < q->nwhere; i++)
+        need[nneed++] = q->where[i].field;
+    for (size_t i = 0; i < q->nmetrics; i++) {
+        const struct dtm_metric *m = &q->metrics[i];
+        s->mindex[i] = -1;
+        if (m->kind == DTM_M_RATE)
+            need[nneed++] = m->field;
+        else if (m->kind != DTM_M_COUNT &&
+                 ((s->mindex[i] = measure_index(ds, m->field)) < 0 ||
+                  (m->kind >= DTM_M_P50 && !has_hist(&ds->fields[m->field]))))
+            return false;
+    }
+    if (dtm_cube_ids(st, ds, false, ids, complete))
+        return false;
+    for (size_t c = 0; c < ds->ncubes && c < DTM_CUBE_MAX; c++) {
+        bool covers = ids[c] && complete[c] && ds->cubes[c].n < best;
+        for (size_t k = 0; k < nneed && covers; k++)
+            covers = in_list(ds->cubes[c].dims, ds->cubes[c].n, need[k]);
+        if (covers) {
+            best = ds->cubes[c].n;
+            *cube = ids[c];
+            s->cdims = ds->cubes[c].dims;
+            s->ncdims = ds->cubes[c].n;
+        }
+    }
+    if (best == SIZE_MAX)
+        return false;
+    s->grain = grain;
+    /* records without a time count only when the range is open on both sides (as the scan) */
+    *from_b = q->from == INT64_MIN ? (q->to == INT64_MAX ? INT64_MIN : INT64_MIN + 1)
+                                   : dtm_cube_bucket(grain, q->from);
+    *to_b = q->to == INT64_MAX ? INT64_MAX : dtm_cube_bucket(grain, q->to);
+    return true;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -511,7 +663,8 @@ static char *fmt_num(struct dtm_arena *a, double x)
     return dtm_arena_strndup(a, b, strlen(b));
 }
 
-static char *metric_cell(struct dtm_arena *a, const struct dtm_metric *m, struct group *g, size_t i)
+static char *metric_cell(struct dtm_arena *a, const struct dtm_dataset *ds,
+                         const struct dtm_metric *m, struct group *g, size_t i)
 {
     switch (m->kind) {
     case DTM_M_COUNT:
@@ -528,6 +681,18 @@ static char *metric_cell(struct dtm_arena *a, const struct dtm_metric *m, struct
         return g->count ? fmt_num(a, (double)g->n[i] / (double)g->count) : NULL;
     default: {
         struct vals *v = &g->vals[i];
+        if (g->hist) {
+            struct dtm_cube_magg *h = &g->hist[i];
+            double x;
+            h->min = g->min[i];
+            h->max = g->max[i];
+            x = dtm_hist_quantile(h,
+                                  m->kind == DTM_M_P50   ? 0.50
+                                  : m->kind == DTM_M_P95 ? 0.95
+                                                         : 0.99,
+                                  ds->fields[m->field].type == DTM_T_INTEGER);
+            return isnan(x) ? NULL : fmt_num(a, x);
+        }
         double p = m->kind == DTM_M_P50 ? 0.50 : m->kind == DTM_M_P95 ? 0.95 : 0.99;
         size_t rank;
         if (!v->n)
@@ -545,6 +710,7 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
     struct scan s = {.q = q};
     struct group **all = NULL;
     size_t k = 0, c;
+    int64_t cube = 0, from_b = 0, to_b = 0;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -552,7 +718,22 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
     out->plan = "scan";
     s.arena = &out->arena;
     dtm_buf_init(&s.key, 1 << 20);
-    rc = st->ops->record_scan(st, q->ds->code, q->from, q->to, false, one_record, &s);
+    if (choose_cube(st, q, &s, &cube, &from_b, &to_b)) {
+        char plan[DTM_STATS_MAX_GROUP * DTM_NAME_MAX + 32];
+        size_t used = (size_t)snprintf(plan, sizeof(plan), "cube=");
+        for (size_t i = 0; i < s.ncdims && used < sizeof(plan); i++)
+            used += (size_t)snprintf(plan + used, sizeof(plan) - used, "%s%s", i ? "+" : "",
+                                     q->ds->fields[s.cdims[i]].name);
+        if (used < sizeof(plan))
+            snprintf(plan + used, sizeof(plan) - used, "; grain=%s",
+                     s.grain == DTM_GRAIN_DAY ? "day" : "hour");
+        out->plan = dtm_arena_strndup(&out->arena, plan, strlen(plan));
+        s.cube = true;
+        rc = out->plan ? st->ops->cube_scan(st, cube, s.grain, from_b, to_b, one_cube_row, &s)
+                       : DTM_ENOMEM;
+    } else {
+        rc = st->ops->record_scan(st, q->ds->code, q->from, q->to, false, one_record, &s);
+    }
     if (rc)
         goto out;
     /* no group-by and no record: one row of zeros, as SQL's aggregate without GROUP BY */
@@ -605,14 +786,17 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
             row[c++] = dtm_arena_strndup(&out->arena, lab, strlen(lab));
         }
         for (size_t i = 0; i < q->nmetrics; i++)
-            row[c++] = metric_cell(&out->arena, &q->metrics[i], g, i);
+            row[c++] = metric_cell(&out->arena, q->ds, &q->metrics[i], g, i);
         out->rows[out->nrows++] = row;
     }
 out:
     for (size_t b = 0; b < s.nbuckets; b++)
         for (struct group *g = s.table[b]; g; g = g->next)
-            for (size_t i = 0; i < DTM_STATS_MAX_METRICS; i++)
+            for (size_t i = 0; i < DTM_STATS_MAX_METRICS; i++) {
                 free(g->vals[i].v);
+                if (g->hist && i < q->nmetrics)
+                    free(g->hist[i].h);
+            }
     free(s.table);
     free(all);
     dtm_buf_free(&s.key);

@@ -2,6 +2,7 @@
  * when it returns, CONTRACT §5), prepared statements cached per connection, versioned schema
  * migrations. */
 #include "store/store.h"
+#include "stats/stats.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -16,6 +17,13 @@ enum stmt_id {
     Q_SYS_GET,
     Q_SYS_LIST,
     Q_SYS_TOUCH,
+    Q_PROBE_SET,
+    Q_PROBE_LIST,
+    Q_PROBE_PUT,
+    Q_STATUS_END,
+    Q_STATUS_ADD,
+    Q_STATUS_LIST,
+    Q_STATUS_LIST_ALL,
     Q_KEY_ADD,
     Q_KEY_FIND,
     Q_KEY_EXPIRE,
@@ -48,12 +56,45 @@ enum stmt_id {
     Q_BATCH_PENDING,
     Q_BATCH_ERR_PUT,
     Q_BATCH_ERRS,
+    Q_CUBE_GET,
+    Q_CUBE_ADD,
+    Q_DS_HAS_RECORDS,
+    Q_CUBE_APPLY,
+    Q_CUBE_SCAN,
+    Q_CUBE_CLEAR,
+    Q_CUBE_MARK,
+    Q_CUBE_LIST,
+    Q_CUBE_PURGE,
+    Q_GRANT_PUT,
+    Q_GRANT_DEL,
+    Q_GRANT_CHECK,
+    Q_GRANT_LIST,
+    Q_GRANT_LIST_ALL,
+    Q_REC_PAGE,
+    Q_REC_PAGE_NOTIME,
+    Q_PURGE_HISTORY,
+    Q_PURGE_RECORDS,
+    Q_PURGE_CUBES,
     Q_COUNT
 };
 
 /* The columns of a stored version, in the order version_rows() reads them (a current version
  * has no replaced_at). */
 #define VERSION_COLS "revision,receipt_seq,received_at,0,content"
+
+/* record_page: a current record, its position and the sender of its current version. The time
+ * index (ds, event_time) gives the order; the receipt is found by its primary key. */
+#define PAGE_COLS                                                                                  \
+    "SELECT r.id,r.event_time,r.system_code,coalesce(c.system_code,''),r.content FROM records r "  \
+    "LEFT JOIN receipts c ON c.seq=r.receipt_seq "
+#define PAGE_TIMED                                                                                 \
+    "WHERE r.ds=?1 AND r.event_time>=?2 AND r.event_time<?3 AND (r.event_time>?4 OR r.id>?5)"
+#define PAGE_TIMED_ORDER " ORDER BY r.event_time,r.id LIMIT ?6"
+#define PAGE_NOTIME "WHERE r.ds=?1 AND r.event_time IS NULL AND r.id>?5"
+#define PAGE_NOTIME_ORDER " ORDER BY r.id LIMIT ?6"
+/* record_purge: the oldest records of a dataset before a time, at most a limit (-1: all) */
+#define PURGE_IDS                                                                                  \
+    "SELECT id FROM records WHERE ds=?1 AND event_time<?2 ORDER BY event_time,id LIMIT ?3"
 
 static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -67,6 +108,17 @@ static const char *const sql[Q_COUNT] = {
                    "ORDER BY code",
     [Q_SYS_TOUCH] = "UPDATE systems SET last_seen=? WHERE code=? AND "
                     "(last_seen IS NULL OR last_seen<?)",
+    [Q_PROBE_SET] = "UPDATE systems SET probe_url=? WHERE code=?",
+    [Q_PROBE_LIST] = "SELECT code,probe_url,last_probe_at,last_probe_ok,last_probe_ms,"
+                     "last_probe_error FROM systems WHERE probe_url IS NOT NULL ORDER BY code",
+    [Q_PROBE_PUT] = "UPDATE systems SET last_probe_at=?,last_probe_ok=?,last_probe_ms=?,"
+                    "last_probe_error=? WHERE code=?",
+    [Q_STATUS_END] = "UPDATE system_status SET until=? WHERE system_code=? AND until IS NULL",
+    [Q_STATUS_ADD] = "INSERT INTO system_status(system_code,status,since) VALUES(?,?,?)",
+    [Q_STATUS_LIST] = "SELECT system_code,status,since,until FROM system_status "
+                      "WHERE system_code=? AND (until IS NULL OR until>?) ORDER BY since,id",
+    [Q_STATUS_LIST_ALL] = "SELECT system_code,status,since,until FROM system_status "
+                          "WHERE until IS NULL OR until>? ORDER BY system_code,since,id",
     [Q_KEY_ADD] = "INSERT INTO api_keys(id,system_code,hash,created_at) VALUES(?,?,?,?)",
     [Q_KEY_FIND] = "SELECT k.id,k.system_code,k.created_at,k.expires_at,k.revoked_at,"
                    "s.code,s.name,s.org,s.role,s.parent,s.masked,s.created_at,s.last_seen "
@@ -99,7 +151,8 @@ static const char *const sql[Q_COUNT] = {
     [Q_REC_INSERT] = "INSERT INTO records(ds,key_hash,system_code,event_time,revision,"
                      "receipt_seq,content_hash,content,received_at) VALUES(?,?,?,?,1,?,?,?,?) "
                      "ON CONFLICT(ds,key_hash) DO NOTHING",
-    [Q_REC_FIND] = "SELECT id,content_hash FROM records WHERE ds=? AND key_hash=?",
+    [Q_REC_FIND] = "SELECT id,content_hash,revision,receipt_seq,received_at,content FROM records"
+                   " WHERE ds=? AND key_hash=?",
     [Q_REC_HISTORY] = "INSERT INTO record_history(record_id,revision,receipt_seq,content_hash,"
                       "content,received_at,replaced_at,replaced_by) SELECT id,revision,"
                       "receipt_seq,content_hash,content,received_at,?,? FROM records WHERE id=?",
@@ -148,6 +201,35 @@ static const char *const sql[Q_COUNT] = {
                         "VALUES(?,?,?,?,?,?,?,?)",
     [Q_BATCH_ERRS] = "SELECT seq,row,line,field,code,arg,rule FROM batch_errors "
                      "WHERE batch_id=? AND seq>? ORDER BY seq LIMIT ?",
+    [Q_CUBE_GET] = "SELECT id,complete FROM cube_ids WHERE ds=? AND dims=?",
+    [Q_CUBE_ADD] = "INSERT INTO cube_ids(ds,dims,complete) VALUES(?,?,?)",
+    [Q_DS_HAS_RECORDS] = "SELECT 1 FROM records WHERE ds=? LIMIT 1",
+    [Q_CUBE_APPLY] = "INSERT INTO cube_rows(cube,grain,bucket,dims,n,agg) VALUES(?,?,?,?,?,?)"
+                     " ON CONFLICT(cube,grain,bucket,dims) DO UPDATE SET n=n+excluded.n,"
+                     " agg=dtm_agg_merge(agg,excluded.agg)",
+    [Q_CUBE_SCAN] = "SELECT bucket,dims,n,agg FROM cube_rows WHERE cube=? AND grain=? AND bucket>=?"
+                    " AND bucket<? ORDER BY cube,grain,bucket,dims",
+    [Q_CUBE_CLEAR] = "DELETE FROM cube_rows WHERE cube=?",
+    [Q_CUBE_MARK] = "UPDATE cube_ids SET complete=? WHERE id=?",
+    [Q_CUBE_LIST] = "SELECT id FROM cube_ids ORDER BY id",
+    /* per cube: a range of the primary key, not a scan of the table */
+    [Q_CUBE_PURGE] = "DELETE FROM cube_rows WHERE cube=? AND grain=? AND bucket<?",
+    [Q_GRANT_PUT] = "INSERT INTO grants(system_code,dataset,granted_at) VALUES(?,?,?) "
+                    "ON CONFLICT(system_code,dataset) DO NOTHING",
+    [Q_GRANT_DEL] = "DELETE FROM grants WHERE system_code=? AND dataset=?",
+    [Q_GRANT_CHECK] = "SELECT 1 FROM grants WHERE system_code=? AND dataset=?",
+    [Q_GRANT_LIST] = "SELECT system_code,dataset,granted_at FROM grants WHERE system_code=? "
+                     "ORDER BY dataset",
+    [Q_GRANT_LIST_ALL] = "SELECT system_code,dataset,granted_at FROM grants "
+                         "ORDER BY system_code,dataset",
+    /* ?1 ds, ?2 max(from, after_time), ?3 to, ?4 after_time, ?5 after_id, ?6 limit, ?7… the
+     * systems (page_stmt adds them) */
+    [Q_REC_PAGE] = PAGE_COLS PAGE_TIMED PAGE_TIMED_ORDER,
+    [Q_REC_PAGE_NOTIME] = PAGE_COLS PAGE_NOTIME PAGE_NOTIME_ORDER,
+    [Q_PURGE_HISTORY] = "DELETE FROM record_history WHERE record_id IN (" PURGE_IDS ")",
+    [Q_PURGE_RECORDS] = "DELETE FROM records WHERE id IN (" PURGE_IDS ")",
+    [Q_PURGE_CUBES] = "DELETE FROM cube_rows WHERE cube IN (SELECT id FROM cube_ids WHERE ds=?1) "
+                      "AND bucket<(CASE grain WHEN 0 THEN ?2 ELSE ?3 END) AND bucket>?4",
 };
 
 /* Versioned migrations: applied in order, each in its own transaction; the version reached is
@@ -232,6 +314,22 @@ static const char *const migrations[] = {
     "CREATE TABLE cube_rows(cube INTEGER NOT NULL, grain INTEGER NOT NULL, bucket INTEGER NOT NULL,"
     " dims BLOB NOT NULL, n INTEGER NOT NULL, agg BLOB NOT NULL,"
     " PRIMARY KEY(cube, grain, bucket, dims)) WITHOUT ROWID;",
+    /* 6: datasets granted to connected systems (CONTRACT §3: a consumer reads the datasets it is
+     * granted; issue 4) */
+    "CREATE TABLE grants(system_code TEXT NOT NULL REFERENCES systems(code),"
+    " dataset TEXT NOT NULL, granted_at INTEGER NOT NULL,"
+    " PRIMARY KEY(system_code, dataset)) WITHOUT ROWID;",
+    /* 7: connectivity (conn/): a system's optional health probe URL and its last result, and
+     * the history of its status as intervals (until NULL = the current one) */
+    "ALTER TABLE systems ADD COLUMN probe_url TEXT;"
+    "ALTER TABLE systems ADD COLUMN last_probe_at INTEGER;"
+    "ALTER TABLE systems ADD COLUMN last_probe_ok INTEGER;"
+    "ALTER TABLE systems ADD COLUMN last_probe_ms INTEGER;"
+    "ALTER TABLE systems ADD COLUMN last_probe_error TEXT;"
+    "CREATE TABLE system_status(id INTEGER PRIMARY KEY,"
+    " system_code TEXT NOT NULL REFERENCES systems(code), status TEXT NOT NULL,"
+    " since INTEGER NOT NULL, until INTEGER);"
+    "CREATE INDEX system_status_system ON system_status(system_code, since);",
 };
 
 /* dataset code → id, remembered per connection (an id never changes once committed) */
@@ -541,6 +639,104 @@ static int s_system_touch(struct dtm_store *s, const char *code, int64_t last_se
     return exec_done(s, st, "system_touch");
 }
 
+static int s_probe_set_url(struct dtm_store *s, const char *code, const char *url)
+{
+    sqlite3_stmt *st = stmt(s, Q_PROBE_SET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    if (url && *url)
+        bind_text(st, 1, url);
+    bind_text(st, 2, code);
+    if ((rc = exec_done(s, st, "probe_set_url")))
+        return rc;
+    return sqlite3_changes(DB(s)) == 1 ? DTM_OK : DTM_ENOTFOUND;
+}
+
+static int s_probe_list(struct dtm_store *s, dtm_probe_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_PROBE_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_probe p;
+        memset(&p, 0, sizeof(p));
+        col_text(st, 0, p.system_code, sizeof(p.system_code));
+        col_text(st, 1, p.url, sizeof(p.url));
+        p.at = sqlite3_column_int64(st, 2);
+        p.ok = sqlite3_column_int(st, 3) != 0;
+        p.ms = sqlite3_column_int64(st, 4);
+        col_text(st, 5, p.error, sizeof(p.error));
+        if ((rc = cb(ctx, &p))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "probe_list");
+}
+
+static int s_probe_put(struct dtm_store *s, const struct dtm_probe *p)
+{
+    sqlite3_stmt *st = stmt(s, Q_PROBE_PUT);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, p->at);
+    sqlite3_bind_int(st, 2, p->ok);
+    sqlite3_bind_int64(st, 3, p->ms);
+    bind_text(st, 4, p->error);
+    bind_text(st, 5, p->system_code);
+    return exec_done(s, st, "probe_put");
+}
+
+static int s_status_put(struct dtm_store *s, const struct dtm_status_interval *iv)
+{
+    sqlite3_stmt *st = stmt(s, Q_STATUS_END);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, iv->since);
+    bind_text(st, 2, iv->system_code);
+    if ((rc = exec_done(s, st, "status_end")))
+        return rc;
+    if (!(st = stmt(s, Q_STATUS_ADD)))
+        return DTM_ESTORE;
+    bind_text(st, 1, iv->system_code);
+    bind_text(st, 2, iv->status);
+    sqlite3_bind_int64(st, 3, iv->since);
+    return exec_done(s, st, "status_add");
+}
+
+static int s_status_list(struct dtm_store *s, const char *code, int64_t after, dtm_status_cb cb,
+                         void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, code ? Q_STATUS_LIST : Q_STATUS_LIST_ALL);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    if (code) {
+        bind_text(st, 1, code);
+        sqlite3_bind_int64(st, 2, after);
+    } else {
+        sqlite3_bind_int64(st, 1, after);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_status_interval iv;
+        memset(&iv, 0, sizeof(iv));
+        col_text(st, 0, iv.system_code, sizeof(iv.system_code));
+        col_text(st, 1, iv.status, sizeof(iv.status));
+        iv.since = sqlite3_column_int64(st, 2);
+        iv.until = sqlite3_column_int64(st, 3);
+        if ((rc = cb(ctx, &iv))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "status_list");
+}
+
 static int s_key_add(struct dtm_store *s, const struct dtm_key *k, const uint8_t hash[32])
 {
     sqlite3_stmt *st = stmt(s, Q_KEY_ADD);
@@ -666,7 +862,8 @@ static int s_receipt_put(struct dtm_store *s, const struct dtm_receipt *r)
 }
 
 static int s_record_put(struct dtm_store *s, const char *dataset, const struct dtm_store_record *r,
-                        int64_t receipt_seq, int64_t now, enum dtm_put_outcome *out)
+                        int64_t receipt_seq, int64_t now, enum dtm_put_outcome *out,
+                        dtm_version_cb replaced, void *ctx)
 {
     sqlite3_stmt *st;
     int64_t id, ds;
@@ -710,6 +907,17 @@ static int s_record_put(struct dtm_store *s, const char *dataset, const struct d
         sqlite3_reset(st);
         *out = DTM_PUT_DUPLICATE;
         return DTM_OK;
+    }
+    if (replaced) {
+        struct dtm_record_version v = {
+            .revision = sqlite3_column_int64(st, 2),
+            .receipt_seq = sqlite3_column_int64(st, 3),
+            .received_at = sqlite3_column_int64(st, 4),
+            .content = {sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5)}};
+        if ((rc = replaced(ctx, &v))) {
+            sqlite3_reset(st);
+            return rc;
+        }
     }
     sqlite3_reset(st);
     if (!(st = stmt(s, Q_REC_HISTORY)))
@@ -1070,6 +1278,345 @@ static int s_set_durable(struct dtm_store *s, bool durable)
     return DTM_OK;
 }
 
+/* ---- live rollups */
+
+static int s_cube_id(struct dtm_store *s, const char *dataset, const char *dims, bool create,
+                     int64_t *id, bool *complete)
+{
+    sqlite3_stmt *st;
+    int64_t ds;
+    int rc;
+    if ((rc = ds_id(s, dataset, create, &ds)))
+        return rc;
+    if (!(st = stmt(s, Q_CUBE_GET)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, ds);
+    bind_text(st, 2, dims);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *complete = sqlite3_column_int(st, 1) != 0;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return DTM_OK;
+    if (rc != SQLITE_DONE)
+        return fail(s, "cube_get");
+    if (!create)
+        return DTM_ENOTFOUND;
+    /* complete when no record exists yet: every record will pass through it */
+    if (!(st = stmt(s, Q_DS_HAS_RECORDS)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, ds);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "dataset_has_records");
+    *complete = rc == SQLITE_DONE;
+    if (!(st = stmt(s, Q_CUBE_ADD)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, ds);
+    bind_text(st, 2, dims);
+    sqlite3_bind_int(st, 3, *complete);
+    if ((rc = exec_done(s, st, "cube_add")))
+        return rc;
+    *id = sqlite3_last_insert_rowid(DB(s));
+    return DTM_OK;
+}
+
+static int s_cube_apply(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
+                        const void *dims, size_t dimslen, int64_t n, const void *agg, size_t agglen)
+{
+    sqlite3_stmt *st = stmt(s, Q_CUBE_APPLY);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, cube);
+    sqlite3_bind_int(st, 2, grain);
+    sqlite3_bind_int64(st, 3, bucket);
+    sqlite3_bind_blob(st, 4, dimslen ? dims : "", (int)dimslen, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, n);
+    sqlite3_bind_blob(st, 6, agg, (int)agglen, SQLITE_STATIC);
+    return exec_done(s, st, "cube_apply");
+}
+
+static int s_cube_scan(struct dtm_store *s, int64_t cube, int grain, int64_t from, int64_t to,
+                       dtm_cube_row_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_CUBE_SCAN);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, cube);
+    sqlite3_bind_int(st, 2, grain);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, to);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int crc = cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+                     (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_int64(st, 2),
+                     sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+        if (crc) {
+            sqlite3_reset(st);
+            return crc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "cube_scan");
+}
+
+static int s_cube_reset(struct dtm_store *s, int64_t cube, bool complete)
+{
+    sqlite3_stmt *st = stmt(s, Q_CUBE_CLEAR);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, cube);
+    if ((rc = exec_done(s, st, "cube_clear")))
+        return rc;
+    if (!(st = stmt(s, Q_CUBE_MARK)))
+        return DTM_ESTORE;
+    sqlite3_bind_int(st, 1, complete);
+    sqlite3_bind_int64(st, 2, cube);
+    return exec_done(s, st, "cube_mark");
+}
+
+static int s_cube_purge(struct dtm_store *s, int grain, int64_t before)
+{
+    int64_t ids[256];
+    size_t n = 0;
+    sqlite3_stmt *st = stmt(s, Q_CUBE_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < DTM_ARRAY_LEN(ids))
+        ids[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "cube_list");
+    for (size_t i = 0; i < n; i++) {
+        if (!(st = stmt(s, Q_CUBE_PURGE)))
+            return DTM_ESTORE;
+        sqlite3_bind_int64(st, 1, ids[i]);
+        sqlite3_bind_int(st, 2, grain);
+        sqlite3_bind_int64(st, 3, before);
+        if ((rc = exec_done(s, st, "cube_purge")))
+            return rc;
+    }
+    return DTM_OK;
+}
+
+/* dtm_agg_merge(stored, delta) for the cube upsert */
+static void sql_agg_merge(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    struct dtm_buf out;
+    (void)argc;
+    dtm_buf_init(&out, 1 << 20);
+    if (dtm_agg_merge(sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]),
+                      sqlite3_value_blob(argv[1]), (size_t)sqlite3_value_bytes(argv[1]),
+                      &out) != DTM_OK) {
+        dtm_buf_free(&out);
+        sqlite3_result_error(cx, "broken cube aggregate", -1);
+        return;
+    }
+    sqlite3_result_blob(cx, out.p, (int)out.n, SQLITE_TRANSIENT);
+    dtm_buf_free(&out);
+}
+
+/* ---- grants */
+
+static int s_grant_put(struct dtm_store *s, const char *system_code, const char *dataset,
+                       int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, Q_GRANT_PUT);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, system_code);
+    bind_text(st, 2, dataset);
+    sqlite3_bind_int64(st, 3, now);
+    if ((rc = exec_done(s, st, "grant_put")))
+        return rc; /* DTM_EEXIST here: no such system (foreign key) */
+    return sqlite3_changes(DB(s)) == 1 ? DTM_OK : DTM_EEXIST;
+}
+
+static int s_grant_delete(struct dtm_store *s, const char *system_code, const char *dataset)
+{
+    sqlite3_stmt *st = stmt(s, Q_GRANT_DEL);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, system_code);
+    bind_text(st, 2, dataset);
+    if ((rc = exec_done(s, st, "grant_delete")))
+        return rc;
+    return sqlite3_changes(DB(s)) == 1 ? DTM_OK : DTM_ENOTFOUND;
+}
+
+static int s_grant_check(struct dtm_store *s, const char *system_code, const char *dataset)
+{
+    sqlite3_stmt *st = stmt(s, Q_GRANT_CHECK);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, system_code);
+    bind_text(st, 2, dataset);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? DTM_OK : rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "grant_check");
+}
+
+static int s_grant_list(struct dtm_store *s, const char *system_code, dtm_grant_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, system_code ? Q_GRANT_LIST : Q_GRANT_LIST_ALL);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    if (system_code)
+        bind_text(st, 1, system_code);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_grant g;
+        col_text(st, 0, g.system_code, sizeof(g.system_code));
+        col_text(st, 1, g.dataset, sizeof(g.dataset));
+        g.granted_at = sqlite3_column_int64(st, 2);
+        if ((rc = cb(ctx, &g))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "grant_list");
+}
+
+/* ---- record pages (exports) and retention */
+
+#define PAGE_MAX_SYSTEMS 256
+
+/* The page statement: the cached one without a systems filter; with one, a statement made for
+ * this call (the list has a varying length; *own says it must be finalized). */
+static sqlite3_stmt *page_stmt(struct dtm_store *s, bool timed, size_t nsystems, bool *own)
+{
+    struct dtm_buf q;
+    sqlite3_stmt *st = NULL;
+    *own = false;
+    if (!nsystems)
+        return stmt(s, timed ? Q_REC_PAGE : Q_REC_PAGE_NOTIME);
+    dtm_buf_init(&q, 16384);
+    dtm_buf_addc(&q, PAGE_COLS);
+    dtm_buf_addc(&q, timed ? PAGE_TIMED : PAGE_NOTIME);
+    dtm_buf_addc(&q, " AND r.system_code IN (");
+    for (size_t i = 0; i < nsystems; i++)
+        dtm_buf_printf(&q, "%s?%zu", i ? "," : "", i + 7);
+    dtm_buf_addch(&q, ')');
+    dtm_buf_addc(&q, timed ? PAGE_TIMED_ORDER : PAGE_NOTIME_ORDER);
+    if (!q.err && sqlite3_prepare_v2(DB(s), q.p, (int)q.n, &st, NULL) != SQLITE_OK) {
+        fail(s, "record_page");
+        st = NULL;
+    }
+    dtm_buf_free(&q);
+    *own = st != NULL;
+    return st;
+}
+
+/* One query of record_page; *n counts the rows handed out. */
+static int page_query(struct dtm_store *s, int64_t ds, bool timed, int64_t from, int64_t to,
+                      int64_t after_time, int64_t after_id, const char *const *systems,
+                      size_t nsystems, size_t limit, dtm_record_row_cb cb, void *ctx, size_t *n)
+{
+    bool own, stopped = false;
+    sqlite3_stmt *st = page_stmt(s, timed, nsystems, &own);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, ds);
+    sqlite3_bind_int64(st, 2, DTM_MAX(from, after_time));
+    sqlite3_bind_int64(st, 3, to);
+    sqlite3_bind_int64(st, 4, after_time);
+    sqlite3_bind_int64(st, 5, after_id);
+    sqlite3_bind_int64(st, 6, (int64_t)DTM_MIN(limit, (size_t)INT64_MAX));
+    for (size_t i = 0; i < nsystems; i++)
+        bind_text(st, (int)i + 7, systems[i]);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_record_row row = {
+            .id = sqlite3_column_int64(st, 0),
+            .event_time =
+                sqlite3_column_type(st, 1) == SQLITE_NULL ? INT64_MAX : sqlite3_column_int64(st, 1),
+            .system_code = {(const char *)sqlite3_column_text(st, 2),
+                            (size_t)sqlite3_column_bytes(st, 2)},
+            .sender = {(const char *)sqlite3_column_text(st, 3),
+                       (size_t)sqlite3_column_bytes(st, 3)},
+            .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
+        };
+        (*n)++;
+        if ((rc = cb(ctx, &row))) {
+            stopped = true;
+            break;
+        }
+    }
+    /* rc: the callback's result, SQLITE_DONE at the end, or an SQLite error */
+    if (!stopped)
+        rc = rc == SQLITE_DONE ? DTM_OK : fail(s, "record_page");
+    if (own)
+        sqlite3_finalize(st);
+    else
+        sqlite3_reset(st);
+    return rc;
+}
+
+static int s_record_page(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
+                         int64_t after_time, int64_t after_id, const char *const *systems,
+                         size_t nsystems, size_t limit, dtm_record_row_cb cb, void *ctx)
+{
+    size_t n = 0;
+    int64_t ds;
+    int rc = ds_id(s, dataset, false, &ds);
+    if (rc)
+        return rc == DTM_ENOTFOUND ? DTM_OK : rc;
+    if (nsystems > PAGE_MAX_SYSTEMS)
+        return DTM_ETOOBIG;
+    if (limit == 0)
+        return DTM_OK;
+    if (after_time != INT64_MAX) {
+        rc = page_query(s, ds, true, from, to, after_time, after_id, systems, nsystems, limit, cb,
+                        ctx, &n);
+        if (rc || n == limit)
+            return rc;
+        after_id = 0;
+    }
+    if (from != INT64_MIN || to != INT64_MAX)
+        return DTM_OK;
+    return page_query(s, ds, false, from, to, INT64_MAX, after_id, systems, nsystems, limit - n, cb,
+                      ctx, &n);
+}
+
+static int s_record_purge(struct dtm_store *s, const char *dataset, int64_t before, size_t limit,
+                          int64_t *removed)
+{
+    static const enum stmt_id steps[] = {Q_PURGE_HISTORY, Q_PURGE_RECORDS};
+    int64_t ds;
+    sqlite3_stmt *st;
+    int rc = ds_id(s, dataset, false, &ds);
+    *removed = 0;
+    if (rc)
+        return rc == DTM_ENOTFOUND ? DTM_OK : rc;
+    /* the history first: both select the same oldest records inside the transaction */
+    for (size_t i = 0; i < DTM_ARRAY_LEN(steps); i++) {
+        if (!(st = stmt(s, steps[i])))
+            return DTM_ESTORE;
+        sqlite3_bind_int64(st, 1, ds);
+        sqlite3_bind_int64(st, 2, before);
+        sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
+        if ((rc = exec_done(s, st, "record_purge")))
+            return rc;
+    }
+    *removed = sqlite3_changes(DB(s));
+    if (!(st = stmt(s, Q_PURGE_CUBES)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, ds);
+    sqlite3_bind_int64(st, 2, dtm_cube_bucket(DTM_GRAIN_HOUR, before));
+    sqlite3_bind_int64(st, 3, dtm_cube_bucket(DTM_GRAIN_DAY, before));
+    sqlite3_bind_int64(st, 4, INT64_MIN); /* the rows of records without a time stay */
+    return exec_done(s, st, "record_purge_rollups");
+}
+
 static const struct dtm_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = s_close,
@@ -1082,6 +1629,11 @@ static const struct dtm_store_ops sqlite_ops = {
     .system_get = s_system_get,
     .system_list = s_system_list,
     .system_touch = s_system_touch,
+    .probe_set_url = s_probe_set_url,
+    .probe_list = s_probe_list,
+    .probe_put = s_probe_put,
+    .status_put = s_status_put,
+    .status_list = s_status_list,
     .key_add = s_key_add,
     .key_find = s_key_find,
     .key_expire_all = s_key_expire_all,
@@ -1108,6 +1660,17 @@ static const struct dtm_store_ops sqlite_ops = {
     .maintain = s_maintain,
     .tune_writer = s_tune_writer,
     .set_durable = s_set_durable,
+    .cube_id = s_cube_id,
+    .cube_apply = s_cube_apply,
+    .cube_scan = s_cube_scan,
+    .cube_reset = s_cube_reset,
+    .cube_purge = s_cube_purge,
+    .grant_put = s_grant_put,
+    .grant_delete = s_grant_delete,
+    .grant_check = s_grant_check,
+    .grant_list = s_grant_list,
+    .record_page = s_record_page,
+    .record_purge = s_record_purge,
 };
 
 int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz)
@@ -1135,6 +1698,9 @@ int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, s
     }
     sqlite3_busy_timeout(q->db, 10000);
     sqlite3_extended_result_codes(q->db, 0);
+    sqlite3_create_function(q->db, "dtm_agg_merge", 2,
+                            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+                            sql_agg_merge, NULL, NULL);
     if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, errsz, "cannot configure database %s: %s", path, sqlite3_errmsg(q->db));
         sqlite3_close(q->db);

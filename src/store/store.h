@@ -39,6 +39,9 @@ struct dtm_store_record {
     struct dtm_str system_code;
     int64_t event_time;     /* µs of the dataset's time field; INT64_MIN = none */
     struct dtm_str content; /* canonical JSON */
+    /* what the record adds to its dataset's cubes (struct dtm_facts, stats/stats.h); opaque to
+     * the store; NULL = nothing */
+    const void *facts;
 };
 
 enum dtm_put_outcome { DTM_PUT_NEW, DTM_PUT_DUPLICATE, DTM_PUT_UPDATED };
@@ -108,6 +111,48 @@ typedef int (*dtm_batch_cb)(void *ctx, const struct dtm_batch *b);
 typedef int (*dtm_batch_error_cb)(void *ctx, const struct dtm_batch_error *e);
 typedef int (*dtm_version_cb)(void *ctx, const struct dtm_record_version *v);
 
+/* A connected system's optional health probe (CONTRACT §5, conn/probe.c): the URL registered
+ * with `dtm system add --probe-url` and the last result. */
+struct dtm_probe {
+    char system_code[DTM_CODE_MAX];
+    char url[1024];
+    int64_t at;      /* µs of the last probe; 0 = not probed yet */
+    bool ok;         /* a 2xx answer within the timeout */
+    int64_t ms;      /* how long the last probe took */
+    char error[128]; /* why it failed ("HTTP 500", a libcurl sentence); "" when ok */
+};
+/* A period a system spent in one connectivity status (conn/status.c). */
+struct dtm_status_interval {
+    char system_code[DTM_CODE_MAX];
+    char status[12];      /* online | degraded | offline */
+    int64_t since, until; /* µs; until 0 = the current status */
+};
+typedef int (*dtm_probe_cb)(void *ctx, const struct dtm_probe *p);
+typedef int (*dtm_status_cb)(void *ctx, const struct dtm_status_interval *iv);
+typedef int (*dtm_cube_row_cb)(void *ctx, int64_t bucket, const void *dims, size_t dimslen,
+                               int64_t n, const void *agg, size_t agglen);
+
+/* A dataset granted to a connected system (CONTRACT §3: a consumer reads the datasets it is
+ * granted). */
+struct dtm_grant {
+    char system_code[DTM_CODE_MAX];
+    char dataset[DTM_CODE_MAX];
+    int64_t granted_at; /* µs */
+};
+typedef int (*dtm_grant_cb)(void *ctx, const struct dtm_grant *g);
+
+/* A current record as record_page hands it out: its position (event time, id) for a cursor,
+ * its system, the system that sent its current version (the sender of the receipt; "" for a
+ * local import without --system), and its content. */
+struct dtm_record_row {
+    int64_t id;
+    int64_t event_time; /* µs; INT64_MAX = none (such records sort last) */
+    struct dtm_str system_code;
+    struct dtm_str sender;
+    struct dtm_str content;
+};
+typedef int (*dtm_record_row_cb)(void *ctx, const struct dtm_record_row *row);
+
 struct dtm_store;
 
 struct dtm_store_ops {
@@ -124,6 +169,18 @@ struct dtm_store_ops {
     int (*system_get)(struct dtm_store *s, const char *code, struct dtm_system *out);
     int (*system_list)(struct dtm_store *s, dtm_system_cb cb, void *ctx);
     int (*system_touch)(struct dtm_store *s, const char *code, int64_t last_seen);
+    /* connectivity (conn/): the probe URL of a system (NULL or "" clears it; DTM_ENOTFOUND when
+     * no such system), every system that has one with its last result (by code), a result */
+    int (*probe_set_url)(struct dtm_store *s, const char *code, const char *url);
+    int (*probe_list)(struct dtm_store *s, dtm_probe_cb cb, void *ctx);
+    int (*probe_put)(struct dtm_store *s, const struct dtm_probe *p); /* at, ok, ms, error */
+    /* A status change: ends the system's current interval at iv->since and opens iv (until 0).
+     * Call inside begin/commit. */
+    int (*status_put)(struct dtm_store *s, const struct dtm_status_interval *iv);
+    /* Intervals still current or ending after `after`, of one system (NULL = every system), by
+     * system code then since. */
+    int (*status_list)(struct dtm_store *s, const char *code, int64_t after, dtm_status_cb cb,
+                       void *ctx);
     int (*key_add)(struct dtm_store *s, const struct dtm_key *k, const uint8_t hash[32]);
     /* Finds the key with this hash and its system. DTM_ENOTFOUND when none. */
     int (*key_find)(struct dtm_store *s, const uint8_t hash[32], struct dtm_key *key,
@@ -143,8 +200,10 @@ struct dtm_store_ops {
      * write lock, so numbers handed out from it cannot collide with another writer's). */
     int (*receipt_next_seq)(struct dtm_store *s, int64_t *seq);
     int (*receipt_put)(struct dtm_store *s, const struct dtm_receipt *r); /* with its seq */
+    /* replaced (may be NULL) sees the current version's content before an update replaces it. */
     int (*record_put)(struct dtm_store *s, const char *dataset, const struct dtm_store_record *r,
-                      int64_t receipt_seq, int64_t now, enum dtm_put_outcome *out);
+                      int64_t receipt_seq, int64_t now, enum dtm_put_outcome *out,
+                      dtm_version_cb replaced, void *ctx);
     int (*receipt_get)(struct dtm_store *s, int64_t seq, struct dtm_receipt *out);
     /* Current versions of the records whose current version came with this receipt. */
     int (*receipt_records)(struct dtm_store *s, int64_t seq, size_t limit, dtm_version_cb cb,
@@ -181,6 +240,46 @@ struct dtm_store_ops {
     /* Errors with seq > after, in order, at most limit. */
     int (*batch_errors)(struct dtm_store *s, const char *batch_id, int64_t after, size_t limit,
                         dtm_batch_error_cb cb, void *ctx);
+
+    /* grants of datasets to systems. grant_put: DTM_EEXIST when already granted; grant_delete
+     * and grant_check: DTM_ENOTFOUND when not granted; grant_list: by system then dataset,
+     * system_code NULL = every system. */
+    int (*grant_put)(struct dtm_store *s, const char *system_code, const char *dataset,
+                     int64_t now);
+    int (*grant_delete)(struct dtm_store *s, const char *system_code, const char *dataset);
+    int (*grant_check)(struct dtm_store *s, const char *system_code, const char *dataset);
+    int (*grant_list)(struct dtm_store *s, const char *system_code, dtm_grant_cb cb, void *ctx);
+
+    /* A page of a dataset's current records for exports, in (event time, id) order: those after
+     * the position (after_time, after_id) with an event time in [from, to), and — only when the
+     * range is open at both ends — then those without an event time (after_time INT64_MAX), by
+     * id. systems (n > 0) keeps the records of those systems only. At most limit rows; cb may
+     * return a positive value to stop early (returned as is). */
+    int (*record_page)(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
+                       int64_t after_time, int64_t after_id, const char *const *systems,
+                       size_t nsystems, size_t limit, dtm_record_row_cb cb, void *ctx);
+    /* Retention (D6): removes at most limit (0 = no limit) current records of a dataset whose
+     * event time is before `before`, with their history, and the rollup rows of the whole hours
+     * and days before it (pass a day start so that the rollups match the records left). Call
+     * inside begin/commit. *removed: records removed. */
+    int (*record_purge)(struct dtm_store *s, const char *dataset, int64_t before, size_t limit,
+                        int64_t *removed);
+
+    /* live rollups (stats/cube.c): a cube's id by dataset and dimension names ("a,b,c");
+     * create registers a new one, complete when the dataset has no records yet. DTM_ENOTFOUND
+     * when absent and not created. */
+    int (*cube_id)(struct dtm_store *s, const char *dataset, const char *dims, bool create,
+                   int64_t *id, bool *complete);
+    /* Adds a delta (count n, encoded aggregate agg) to a cube row, creating it. */
+    int (*cube_apply)(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
+                      const void *dims, size_t dimslen, int64_t n, const void *agg, size_t agglen);
+    /* Rows of a cube and grain with from <= bucket < to, in key order. */
+    int (*cube_scan)(struct dtm_store *s, int64_t cube, int grain, int64_t from, int64_t to,
+                     dtm_cube_row_cb cb, void *ctx);
+    /* Removes the rows of every cube in a grain with bucket < before. May be NULL. */
+    int (*cube_purge)(struct dtm_store *s, int grain, int64_t before);
+    /* Forgets every row of a cube and marks it complete or not (a rebuild starts). */
+    int (*cube_reset)(struct dtm_store *s, int64_t cube, bool complete);
 
     /* Background upkeep, called about every 200 ms from its own thread and connection (SQLite:
      * WAL checkpoints, kept off the writer's path). May be NULL. */

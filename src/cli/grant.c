@@ -1,0 +1,183 @@
+/* cli/grant.c — `dtm grant add|revoke|list`: the datasets a connected system may read (CONTRACT
+ * §3: a `consumer` reads only the datasets it is granted, through GET /api/v1/stats/{dataset}
+ * and GET /api/v1/datasets/{dataset}/records). Takes effect on the next request of a running
+ * server (grants are read from the store on each request, not cached).
+ *
+ * A grant to a source or an aggregator is stored but changes nothing while it has that role
+ * (those read their own — and their children's — records of every dataset): the command says so
+ * on stderr and succeeds, so that a grant given ahead of a role change is not refused.
+ * Exit codes: an unknown dataset is a usage error (2, as for import and export); an unknown
+ * system or a revoke of a grant that does not exist is a failure (1, as for `dtm key rotate`). */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Checks the system exists (and gets it) and the dataset is known; prints why not. An exit
+ * code. */
+static int check(struct dtm_store *st, const char *code, const char *dataset, bool need_dataset,
+                 struct dtm_system *sys)
+{
+    struct dtm_dict *dict;
+    int rc = st->ops->system_get(st, code, sys);
+    if (rc == DTM_ENOTFOUND) {
+        dtm_cli_error("there is no system '%s'; `dtm system list` lists them", code);
+        return DTM_EXIT_FAIL;
+    }
+    if (rc) {
+        dtm_cli_error("cannot read the system %s (%s)", code, dtm_rc_name(rc));
+        return DTM_EXIT_FAIL;
+    }
+    if (!need_dataset)
+        return DTM_EXIT_OK;
+    if (!(dict = dtm_dict_create())) {
+        dtm_cli_error("cannot load the data dictionary");
+        return DTM_EXIT_FAIL;
+    }
+    rc = dtm_dict_get(dict, dtm_str_c(dataset)) ? DTM_EXIT_OK : DTM_EXIT_USAGE;
+    dtm_dict_destroy(dict);
+    if (rc)
+        dtm_cli_error("there is no dataset '%s'; GET /api/v1/datasets lists them", dataset);
+    return rc;
+}
+
+/* add and revoke: --system C --dataset D */
+static int change(int argc, char **argv, bool add)
+{
+    const char *usage = add ? "dtm grant add --system C --dataset D [--json]"
+                            : "dtm grant revoke --system C --dataset D [--json]";
+    const char *code = NULL, *dataset = NULL;
+    struct dtm_cli_opt opts[] = {{"system", &code, NULL}, {"dataset", &dataset, NULL}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    struct dtm_system sys;
+    struct dtm_cli_out out = {0};
+    int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (com.help) {
+        printf("usage: %s\n", usage);
+        return DTM_EXIT_OK;
+    }
+    if (!code || !dataset) {
+        dtm_cli_error("%s is required\nusage: %s", !code ? "--system" : "--dataset", usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    /* a revoke may name a dataset that has left the dictionary since the grant */
+    if ((rc = check(st, code, dataset, add, &sys))) {
+        st->ops->close(st);
+        return rc;
+    }
+    rc = add ? st->ops->grant_put(st, code, dataset, dtm_now_us())
+             : st->ops->grant_delete(st, code, dataset);
+    st->ops->close(st);
+    if (add && rc == DTM_EEXIST) {
+        rc = DTM_OK; /* granting twice is granting */
+        fprintf(stderr, "dtm: system %s was already granted dataset %s\n", code, dataset);
+    }
+    if (!add && rc == DTM_ENOTFOUND) {
+        dtm_cli_error("system %s has no grant of dataset %s; `dtm grant list --system %s` lists "
+                      "its grants",
+                      code, dataset, code);
+        return DTM_EXIT_FAIL;
+    }
+    if (rc) {
+        dtm_cli_error("cannot %s the grant (%s)", add ? "store" : "remove", dtm_rc_name(rc));
+        return DTM_EXIT_FAIL;
+    }
+    if (add && strcmp(sys.role, "consumer") != 0)
+        fprintf(stderr,
+                "dtm: note: system %s has role %s; grants matter to consumers only (a %s reads "
+                "its own%s records of every dataset)\n",
+                code, sys.role, sys.role,
+                strcmp(sys.role, "aggregator") == 0 ? " and its children's" : "");
+    dtm_cli_out_add(&out, "system_code", code);
+    dtm_cli_out_add(&out, "dataset", dataset);
+    dtm_cli_out_add(&out, add ? "granted" : "revoked", "true");
+    dtm_cli_out_print(&out, com.json);
+    return DTM_EXIT_OK;
+}
+
+struct list_ctx {
+    struct dtm_buf *b;
+    bool json;
+    int n;
+};
+
+static int list_one(void *ctx, const struct dtm_grant *g)
+{
+    struct list_ctx *x = ctx;
+    char ts[40];
+    dtm_time_fmt(g->granted_at, ts, sizeof(ts));
+    if (!x->json) {
+        dtm_buf_printf(x->b, "%-20s %-20s %s\n", g->system_code, g->dataset, ts);
+        return x->b->err;
+    }
+    dtm_buf_addc(x->b, x->n++ ? ",\n{\"system_code\":" : "\n{\"system_code\":");
+    dtm_buf_json_strc(x->b, g->system_code);
+    dtm_buf_addc(x->b, ",\"dataset\":");
+    dtm_buf_json_strc(x->b, g->dataset);
+    dtm_buf_printf(x->b, ",\"granted_at\":\"%s\"}", ts);
+    return x->b->err;
+}
+
+static int list(int argc, char **argv)
+{
+    static const char usage[] = "dtm grant list [--system C] [--json]";
+    const char *code = NULL;
+    struct dtm_cli_opt opts[] = {{"system", &code, NULL}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    struct dtm_system sys;
+    struct dtm_buf b;
+    struct list_ctx x;
+    int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (com.help) {
+        printf("usage: %s\n", usage);
+        return DTM_EXIT_OK;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    if (code && (rc = check(st, code, NULL, false, &sys))) {
+        st->ops->close(st);
+        return rc;
+    }
+    dtm_buf_init(&b, 256 << 20);
+    x = (struct list_ctx){&b, com.json, 0};
+    if (com.json)
+        dtm_buf_addch(&b, '[');
+    rc = st->ops->grant_list(st, code, list_one, &x);
+    if (com.json)
+        dtm_buf_addc(&b, x.n ? "\n]\n" : "]\n");
+    st->ops->close(st);
+    if (rc || b.err) {
+        dtm_buf_free(&b);
+        dtm_cli_error("cannot list the grants");
+        return DTM_EXIT_FAIL;
+    }
+    fputs(b.p ? b.p : "", stdout);
+    dtm_buf_free(&b);
+    return DTM_EXIT_OK;
+}
+
+int dtm_cmd_grant(int argc, char **argv)
+{
+    if (argc >= 1 && !strcmp(argv[0], "add"))
+        return change(argc - 1, argv + 1, true);
+    if (argc >= 1 && !strcmp(argv[0], "revoke"))
+        return change(argc - 1, argv + 1, false);
+    if (argc >= 1 && !strcmp(argv[0], "list"))
+        return list(argc - 1, argv + 1);
+    dtm_cli_error("usage: dtm grant add|revoke|list …; `dtm help grant` says more");
+    return DTM_EXIT_USAGE;
+}

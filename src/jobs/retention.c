@@ -1,0 +1,217 @@
+/* jobs/retention.c — records past their keeping period are removed (with their history and the
+ * rollup rows of the days they were in): the connection logs after `[retention]
+ * connection_logs_days` (D6: at least one year, Circular 12/2025 Art. 8.3; the configuration
+ * refuses less). A pass removes DTM_RETENTION_CHUNK records per transaction, so the writer and
+ * readers are never held long. The server runs a pass a minute after it starts and then daily;
+ * `dtm retention run` runs one now. */
+#include "jobs/jobs.h"
+#include "ingest/ingest.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FIRST_PASS_S 60
+#define PERIOD_S (24 * 3600)
+
+/* The datasets with a keeping period, and where the configuration keeps it. */
+static const struct {
+    const char *dataset;
+    size_t days_off; /* int64_t in struct dtm_conf */
+} kept[] = {
+    {"connection_logs", offsetof(struct dtm_conf, retention_connection_logs_days)},
+};
+
+static int64_t days_of(const struct dtm_conf *c, size_t i)
+{
+    int64_t d;
+    memcpy(&d, (const char *)c + kept[i].days_off, sizeof(d));
+    return d;
+}
+
+int64_t dtm_retention_cutoff(int64_t now_us, int64_t days)
+{
+    int64_t local = now_us / 1000000 + DTM_TZ_OFFSET;
+    int64_t today = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
+    return dtm_day_start(today - days);
+}
+
+static void log_pass(const struct dtm_retention_result *r)
+{
+    char ts[40];
+    dtm_time_fmt(r->before, ts, sizeof(ts));
+    dtm_logf(DTM_LOG_INFO, "retention: records past their keeping period removed",
+             "\"dataset\":\"%s\",\"days\":%lld,\"before\":\"%s\",\"removed\":%lld", r->dataset,
+             (long long)r->days, ts, (long long)r->removed);
+}
+
+int dtm_retention_run(struct dtm_store *st, const struct dtm_conf *c, int64_t now,
+                      struct dtm_retention_result *out, size_t max, size_t *n)
+{
+    int rc = DTM_OK;
+    *n = 0;
+    for (size_t i = 0; i < DTM_ARRAY_LEN(kept) && *n < max; i++) {
+        struct dtm_retention_result *r = &out[(*n)++];
+        int64_t removed;
+        r->dataset = kept[i].dataset;
+        r->days = days_of(c, i);
+        r->before = dtm_retention_cutoff(now, r->days);
+        r->removed = 0;
+        do {
+            if ((rc = st->ops->begin(st)))
+                return rc;
+            rc = st->ops->record_purge(st, r->dataset, r->before, DTM_RETENTION_CHUNK, &removed);
+            if (rc == DTM_OK)
+                rc = st->ops->commit(st);
+            if (rc) {
+                st->ops->rollback(st);
+                return rc;
+            }
+            r->removed += removed;
+        } while (removed == DTM_RETENTION_CHUNK);
+    }
+    return rc;
+}
+
+/* ---- the server's job */
+
+struct dtm_retention {
+    const struct dtm_conf *const *conf;
+    struct dtm_writer *writer;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stopping;
+    /* the chunk in the writer */
+    struct dtm_write_job job;
+    bool job_done;
+    const char *dataset;
+    int64_t before, removed;
+};
+
+static int purge_txn(struct dtm_write_job *j, struct dtm_store *st)
+{
+    struct dtm_retention *r = j->ctx;
+    return st->ops->record_purge(st, r->dataset, r->before, DTM_RETENTION_CHUNK, &r->removed);
+}
+
+static void chunk_done(struct dtm_write_job *j)
+{
+    struct dtm_retention *r = j->ctx;
+    pthread_mutex_lock(&r->lock);
+    r->job_done = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* One chunk through the writer; waits for its commit. */
+static int chunk(struct dtm_retention *r)
+{
+    int rc;
+    memset(&r->job, 0, sizeof(r->job));
+    r->job.dataset = r->dataset;
+    r->job.system_code = "DTM";
+    r->job.in_txn = purge_txn;
+    r->job.relaxed = true; /* nobody waits; the next durable commit makes it durable */
+    r->job.done = chunk_done;
+    r->job.ctx = r;
+    r->removed = 0;
+    r->job_done = false;
+    if ((rc = dtm_writer_submit(r->writer, &r->job)))
+        return rc;
+    pthread_mutex_lock(&r->lock);
+    while (!r->job_done)
+        pthread_cond_wait(&r->cond, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+    return r->job.rc;
+}
+
+static void pass(struct dtm_retention *r)
+{
+    const struct dtm_conf *c = *r->conf;
+    int64_t now = dtm_now_us();
+    for (size_t i = 0; i < DTM_ARRAY_LEN(kept); i++) {
+        struct dtm_retention_result res = {kept[i].dataset, days_of(c, i), 0, 0};
+        bool stop = false;
+        int rc;
+        res.before = dtm_retention_cutoff(now, res.days);
+        r->dataset = res.dataset;
+        r->before = res.before;
+        do {
+            if ((rc = chunk(r)))
+                break;
+            res.removed += r->removed;
+            pthread_mutex_lock(&r->lock);
+            stop = r->stopping;
+            pthread_mutex_unlock(&r->lock);
+        } while (r->removed == DTM_RETENTION_CHUNK && !stop);
+        if (rc)
+            dtm_logf(DTM_LOG_WARN, "retention pass failed; retried tomorrow",
+                     "\"dataset\":\"%s\",\"removed\":%lld,\"error\":\"%s\"", res.dataset,
+                     (long long)res.removed, dtm_rc_name(rc));
+        else
+            log_pass(&res);
+    }
+}
+
+static void *run(void *arg)
+{
+    struct dtm_retention *r = arg;
+    struct timespec next;
+    clock_gettime(CLOCK_REALTIME, &next);
+    next.tv_sec += FIRST_PASS_S;
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        while (!r->stopping && pthread_cond_timedwait(&r->cond, &r->lock, &next) == 0)
+            ;
+        if (r->stopping)
+            break;
+        pthread_mutex_unlock(&r->lock);
+        pass(r);
+        clock_gettime(CLOCK_REALTIME, &next);
+        next.tv_sec += PERIOD_S;
+        pthread_mutex_lock(&r->lock);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+int dtm_retention_start(const struct dtm_conf *const *conf, struct dtm_writer *w,
+                        struct dtm_retention **out, char *err, size_t errsz)
+{
+    struct dtm_retention *r = calloc(1, sizeof(*r));
+    if (!r) {
+        snprintf(err, errsz, "out of memory");
+        return DTM_ENOMEM;
+    }
+    r->conf = conf;
+    r->writer = w;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    if (pthread_create(&r->thread, NULL, run, r) != 0) {
+        snprintf(err, errsz, "cannot start the retention thread");
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+        free(r);
+        return DTM_EIO;
+    }
+    *out = r;
+    return DTM_OK;
+}
+
+void dtm_retention_stop(struct dtm_retention *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->thread, NULL);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+    free(r);
+}
