@@ -220,20 +220,32 @@ void dtm_cube_agg_release(struct dtm_cube_agg *a)
 {
     for (uint32_t i = 0; i < a->nm; i++)
         free(a->m[i].h);
-    free(a->m);
+    if (!a->borrowed)
+        free(a->m);
     a->m = NULL;
     a->nm = 0;
 }
 
 int dtm_cube_agg_decode(const void *p, size_t n, struct dtm_cube_agg *a)
 {
+    return dtm_cube_agg_read(p, n, UINT32_MAX, NULL, a);
+}
+
+int dtm_cube_agg_read(const void *p, size_t n, uint32_t hist_mask, struct dtm_cube_magg *room,
+                      struct dtm_cube_agg *a)
+{
     struct rd r = {p, (const uint8_t *)p + n, false};
     uint64_t nm = get_uv(&r);
     memset(a, 0, sizeof(*a));
     if (r.bad || nm > DTM_CUBE_MEASURES)
         return DTM_EMALFORMED;
-    if (nm && !(a->m = calloc(nm, sizeof(*a->m))))
+    if (room) {
+        memset(room, 0, nm * sizeof(*room));
+        a->m = room;
+        a->borrowed = true;
+    } else if (nm && !(a->m = calloc(nm, sizeof(*a->m)))) {
         return DTM_ENOMEM;
+    }
     a->nm = (uint32_t)nm;
     for (uint32_t i = 0; i < a->nm && !r.bad; i++) {
         struct dtm_cube_magg *m = &a->m[i];
@@ -256,6 +268,11 @@ int dtm_cube_agg_decode(const void *p, size_t n, struct dtm_cube_agg *a)
         nh = get_uv(&r);
         if (r.bad || nh > (uint64_t)(r.end - r.p))
             break;
+        if (!(hist_mask & (1u << i))) { /* not asked: skipped */
+            for (uint64_t k = 0; k < 2 * nh && !r.bad; k++)
+                (void)get_uv(&r);
+            continue;
+        }
         if (nh && !(m->h = malloc(nh * sizeof(*m->h)))) {
             dtm_cube_agg_release(a);
             return DTM_ENOMEM;
@@ -700,7 +717,24 @@ static int cmp_bin(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static void normalize(struct dtm_cube_magg *m)
+int dtm_hist_append(struct dtm_cube_magg *m, const struct dtm_hbin *b, uint32_t n)
+{
+    if (m->nh + n > m->caph) {
+        uint32_t nc = m->caph ? m->caph : 64;
+        struct dtm_hbin *h;
+        while (nc < m->nh + n)
+            nc *= 2;
+        if (!(h = realloc(m->h, nc * sizeof(*h))))
+            return DTM_ENOMEM;
+        m->h = h;
+        m->caph = nc;
+    }
+    memcpy(m->h + m->nh, b, n * sizeof(*b));
+    m->nh += n;
+    return DTM_OK;
+}
+
+void dtm_hist_normalize(struct dtm_cube_magg *m)
 {
     uint32_t k = 0;
     if (m->nh > 1)
@@ -833,7 +867,7 @@ int dtm_cube_acc_flush(struct dtm_cube_acc *a, struct dtm_store *st)
         struct entry *e = all[i];
         bool empty = e->agg.count == 0;
         for (uint32_t m = 0; m < e->agg.nm; m++)
-            normalize(&e->agg.m[m]);
+            dtm_hist_normalize(&e->agg.m[m]);
         for (uint32_t m = 0; m < e->agg.nm && empty; m++)
             empty = e->agg.m[m].n == 0 && e->agg.m[m].nh == 0 && e->agg.m[m].sum == 0;
         if (empty)

@@ -315,6 +315,9 @@ struct scan {
     const int *cdims; /* the cube's dimension field indexes */
     size_t ncdims;
     int mindex[DTM_STATS_MAX_METRICS]; /* per metric: index of its measure in ds->measures */
+    bool need_measures;                /* a metric reads a measure's aggregate */
+    uint32_t hist_mask;                /* measures whose histogram a percentile reads */
+    struct dtm_cube_magg room[DTM_CUBE_MEASURES];
 };
 
 static uint64_t hash(const char *p, size_t n)
@@ -544,19 +547,22 @@ static int one_cube_row(void *ctx, int64_t bucket, const void *dims, size_t dims
         tb = dtm_bucket_start(q->interval, dtm_cube_bucket_start(s->grain, bucket));
     if (!(g = find_group(s, tb)))
         return DTM_ENOMEM;
-    if ((rc = dtm_cube_agg_decode(agg, agglen, &a)))
-        return rc;
     g->count += n;
+    for (size_t i = 0; i < q->nmetrics; i++) {
+        const struct dtm_metric *m = &q->metrics[i];
+        if (m->kind == DTM_M_RATE && s->fpresent[m->field] &&
+            dtm_str_eqc(s->fv[m->field], m->value))
+            g->n[i] += n;
+    }
+    if (!s->need_measures)
+        return DTM_OK;
+    if ((rc = dtm_cube_agg_read(agg, agglen, s->hist_mask, s->room, &a)))
+        return rc;
     for (size_t i = 0; i < q->nmetrics && rc == DTM_OK; i++) {
         const struct dtm_metric *m = &q->metrics[i];
         const struct dtm_cube_magg *x;
-        if (m->kind == DTM_M_COUNT)
+        if (m->kind == DTM_M_COUNT || m->kind == DTM_M_RATE)
             continue;
-        if (m->kind == DTM_M_RATE) {
-            if (s->fpresent[m->field] && dtm_str_eqc(s->fv[m->field], m->value))
-                g->n[i] += n;
-            continue;
-        }
         if (s->mindex[i] >= (int)a.nm || (x = &a.m[s->mindex[i]])->n <= 0)
             continue;
         if (g->n[i] == 0 || x->min < g->min[i])
@@ -566,7 +572,7 @@ static int one_cube_row(void *ctx, int64_t bucket, const void *dims, size_t dims
         g->sum[i] += x->sum;
         g->n[i] += x->n;
         if (m->kind >= DTM_M_P50 && m->kind <= DTM_M_P99)
-            rc = dtm_hist_merge(&g->hist[i], x->h, x->nh);
+            rc = dtm_hist_append(&g->hist[i], x->h, x->nh);
     }
     dtm_cube_agg_release(&a);
     return rc;
@@ -610,6 +616,11 @@ static bool choose_cube(struct dtm_store *st, const struct dtm_query *q, struct 
                  ((s->mindex[i] = measure_index(ds, m->field)) < 0 ||
                   (m->kind >= DTM_M_P50 && !has_hist(&ds->fields[m->field]))))
             return false;
+        if (s->mindex[i] >= 0) {
+            s->need_measures = true;
+            if (m->kind >= DTM_M_P50 && m->kind <= DTM_M_P99)
+                s->hist_mask |= 1u << s->mindex[i];
+        }
     }
     if (dtm_cube_ids(st, ds, false, ids, complete))
         return false;
@@ -684,6 +695,7 @@ static char *metric_cell(struct dtm_arena *a, const struct dtm_dataset *ds,
         if (g->hist) {
             struct dtm_cube_magg *h = &g->hist[i];
             double x;
+            dtm_hist_normalize(h);
             h->min = g->min[i];
             h->max = g->max[i];
             x = dtm_hist_quantile(h,

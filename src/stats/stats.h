@@ -203,13 +203,21 @@ struct dtm_cube_agg {
     int64_t count;
     uint32_t nm;
     struct dtm_cube_magg *m;
+    bool borrowed; /* m is the caller's */
 };
 /* Decodes a stored aggregate (malloc'd histograms: release it). DTM_EMALFORMED when broken. */
 int dtm_cube_agg_decode(const void *p, size_t n, struct dtm_cube_agg *a);
+/* The same for reading: histograms only of the measures in hist_mask (the others' bins are
+ * skipped), measures in room (DTM_CUBE_MEASURES of them) when not NULL. */
+int dtm_cube_agg_read(const void *p, size_t n, uint32_t hist_mask, struct dtm_cube_magg *room,
+                      struct dtm_cube_agg *a);
 void dtm_cube_agg_release(struct dtm_cube_agg *a);
 void dtm_cube_agg_encode(const struct dtm_cube_agg *a, struct dtm_buf *b);
 /* Adds bins into dst's (malloc'd) histogram. */
 int dtm_hist_merge(struct dtm_cube_magg *dst, const struct dtm_hbin *src, uint32_t ns);
+/* Appends bins to a histogram (realloc'd) in any order; normalize sorts and combines them. */
+int dtm_hist_append(struct dtm_cube_magg *m, const struct dtm_hbin *b, uint32_t n);
+void dtm_hist_normalize(struct dtm_cube_magg *m);
 /* Nearest-rank quantile p of a histogram, clamped to [min, max]; NAN when empty. */
 double dtm_hist_quantile(const struct dtm_cube_magg *m, double p, bool integer);
 /* The store's merge of a delta into a stored aggregate (SQLite calls it from SQL). */
