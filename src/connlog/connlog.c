@@ -1,5 +1,5 @@
 /* connlog/connlog.c — the rows of served calls collected in memory and turned into
- * `connection_logs` records every second (connlog.h says why and how). */
+ * `connection_logs` records every quarter second (connlog.h says why and how). */
 #include "connlog/connlog.h"
 #include "ingest/ingest.h"
 
@@ -9,7 +9,11 @@
 #include <string.h>
 #include <time.h>
 
-#define FLUSH_ROWS 5000 /* rows per writer job */
+/* Small jobs often: a job of thousands of rows joined a group commit of realtime requests and
+ * held their answers (measured: p99 at 500 connections 103 → 230 ms with 5 000 rows a second;
+ * 1 000 rows every 250 ms spreads the same work). */
+#define FLUSH_ROWS 1000 /* rows per writer job */
+#define FLUSH_NS (250 * 1000 * 1000)
 #define ROW_JSON_MAX 1024
 
 struct dtm_connlog {
@@ -193,7 +197,11 @@ static void *run(void *arg)
         struct timespec until;
         bool stop;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        until.tv_nsec += FLUSH_NS;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
         pthread_mutex_lock(&cl->lock);
         while (!cl->stopping && pthread_cond_timedwait(&cl->wake, &cl->lock, &until) == 0)
             ;
