@@ -13,7 +13,12 @@
 # Env: BENCH_DURATION (default 15s), BENCH_CONNECTIONS (default "50 500"), BENCH_THREADS (2),
 #      BENCH_STRICT=1 (exit 1 when a target is missed), DTM_BENCH_NO_BUILD=1 (use
 #      build-release/dtm as it is), DTM_BENCH_BIN (benchmark this binary instead; no build),
-#      BENCH_RESULTS (default bench/RESULTS.md).
+#      BENCH_RESULTS (default bench/RESULTS.md), BENCH_DTM_CONF (lines appended to dtm.conf, e.g.
+#      $'[ratelimit]\nenabled = false' to measure what the rate limits cost).
+#
+# The benchmark's system is registered with `--tier gold` (T2.2): the default gold limit
+# (50 000 req/s, bucket 100 000) is far above what one machine answers, so it never limits the
+# run; the default tier, silver (500 req/s), would.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -80,8 +85,9 @@ wrk_run() {
 # ---- dtm --------------------------------------------------------------------------------------
 DATA="$TMP/data"
 "$DTM" init --data-dir "$DATA" >/dev/null
+[ -z "${BENCH_DTM_CONF:-}" ] || printf '\n%s\n' "$BENCH_DTM_CONF" >>"$DATA/dtm.conf"
 KEY="$("$DTM" system add --data-dir "$DATA" --code BENCH01 --name "Benchmark source" \
-        --role source | awk -F': ' '$1 == "api_key" { print $2 }')"
+        --role source --tier gold | awk -F': ' '$1 == "api_key" { print $2 }')"
 [ -n "$KEY" ] || die "dtm system add printed no api_key"
 DTM_PORT="$(free_port)"
 "$DTM" serve --data-dir "$DATA" --http "127.0.0.1:$DTM_PORT" --https off \

@@ -14,6 +14,7 @@
  * T3.2: a record classified `confidential` is exported only to the system it belongs to and to
  * the system that sent it; it still counts in statistics. */
 #include "api/api.h"
+#include "audit/audit.h"
 #include "stats/stats.h"
 
 #include <stdio.h>
@@ -118,11 +119,67 @@ struct page {
     struct dtm_export_row row;
     struct dtm_buf out;
     size_t off;
+    /* S3: the download's audit entry, recorded when the stream ends (the request may be gone by
+     * then: everything it needs is copied here) */
+    struct dtm_audit *audit; /* NULL = not streamed (yet) */
+    char ip[64];
+    struct dtm_buf detail; /* the entry's detail without its closing members */
 };
+
+/* The audit entry of a page that was streamed (export.records): caller, dataset, filters and
+ * the records sent. Filter values of personal fields are not written (S3: no personal value). */
+static void audit_download(struct page *p)
+{
+    dtm_buf_printf(&p->detail, ",\"records\":%lld,\"complete\":%s}", (long long)p->n,
+                   p->state == S_DONE ? "true" : "false");
+    dtm_audit_record(p->audit,
+                     &(struct dtm_audit_event){"system", p->caller, "export.records", p->ds->code,
+                                               p->detail.err ? NULL : p->detail.p, p->ip});
+}
+
+static void audit_prepare(struct page *p, const char *fmt, const char *after)
+{
+    struct dtm_req *r = p->r;
+    struct dtm_buf *d = &p->detail;
+    static const char *const names[] = {"from", "to"};
+    dtm_buf_init(d, DTM_AUDIT_DETAIL_MAX - 64);
+    dtm_buf_addc(d, "{\"key_id\":");
+    dtm_buf_json_strc(d, r->key.id);
+    dtm_buf_addc(d, ",\"format\":");
+    dtm_buf_json_strc(d, fmt);
+    for (size_t i = 0; i < DTM_ARRAY_LEN(names); i++) {
+        const char *v = dtm_http_query(r, names[i]);
+        dtm_buf_printf(d, ",\"%s\":", names[i]);
+        if (v)
+            dtm_buf_json_str(d, (struct dtm_str){v, strnlen(v, 64)});
+        else
+            dtm_buf_addc(d, "null");
+    }
+    dtm_buf_addc(d, ",\"where\":[");
+    for (size_t w = 0; w < p->q.nwhere; w++) {
+        const struct dtm_where *wh = &p->q.where[w];
+        const struct dtm_field_def *f = &p->ds->fields[wh->field];
+        dtm_buf_addc(d, w ? ",{\"field\":" : "{\"field\":");
+        dtm_buf_json_strc(d, f->name);
+        dtm_buf_addc(d, ",\"values\":[");
+        for (size_t i = 0; i < wh->nvalues; i++) {
+            if (i)
+                dtm_buf_addch(d, ',');
+            dtm_buf_json_strc(d, f->personal ? "[personal]" : wh->values[i]);
+        }
+        dtm_buf_addc(d, "]}");
+    }
+    dtm_buf_printf(d, "],\"after\":%s,\"limit\":%zu", after ? "true" : "false", p->limit);
+    dtm_http_client_ip(r, p->ip, sizeof(p->ip));
+    p->audit = dtm_http_env(r)->audit;
+}
 
 static void page_free(void *ctx)
 {
     struct page *p = ctx;
+    if (p->audit)
+        audit_download(p);
+    dtm_buf_free(&p->detail);
     dtm_export_row_free(&p->row);
     dtm_buf_free(&p->out);
     free(p);
@@ -473,6 +530,7 @@ int dtm_api_records(struct dtm_req *r)
             dtm_http_add_header(r, "Link", link);
     }
     r->records = 0; /* set at the end of the stream */
+    audit_prepare(p, fmt, after);
     return dtm_http_stream(r, 200, content_type(p->fmt), fill, p, page_free);
 fail:
     page_free(p);

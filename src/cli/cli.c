@@ -19,9 +19,11 @@ static const struct {
      "[--json]"},
     {"serve", dtm_cmd_serve, "run the server in the foreground",
      "dtm serve [--data-dir DIR] [--config FILE] [--http ADDR:PORT|off] [--https ADDR:PORT|off]"},
-    {"system", dtm_cmd_system, "connected systems: add, list",
+    {"system", dtm_cmd_system, "connected systems: add, list, set-tier",
      "dtm system add --code C --name N [--org O] [--role source|consumer|aggregator] "
-     "[--parent P] [--masked] [--probe-url URL] [--json]\n       dtm system list [--json]"},
+     "[--parent P] [--masked] [--probe-url URL] [--tier bronze|silver|gold] [--json]\n"
+     "       dtm system list [--json]\n"
+     "       dtm system set-tier --code C --tier bronze|silver|gold [--json]"},
     {"key", dtm_cmd_key, "API keys: rotate, revoke",
      "dtm key rotate --system C [--grace SECONDS] [--json]\n       dtm key revoke --id K"},
     {"import", dtm_cmd_import, "import batch files (JSON, NDJSON, XML, CSV; .gz) with progress",
@@ -38,6 +40,9 @@ static const struct {
     {"retention", dtm_cmd_retention,
      "remove records past their keeping period now ([retention] connection_logs_days)",
      "dtm retention run [--json]"},
+    {"audit", dtm_cmd_audit, "the audit trail: verify its hash chain, list its entries",
+     "dtm audit verify [--head SEQ:HASH]\n"
+     "       dtm audit list [--from T] [--to T] [--actor A] [--action A] [--format csv|json]"},
 };
 
 void dtm_cli_error(const char *fmt, ...)

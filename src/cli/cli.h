@@ -60,6 +60,14 @@ int dtm_cmd_import(int argc, char **argv);
 int dtm_cmd_export(int argc, char **argv);
 int dtm_cmd_grant(int argc, char **argv);
 int dtm_cmd_retention(int argc, char **argv);
+int dtm_cmd_audit(int argc, char **argv);
+
+/* Appends this command's entry to the audit trail inside st's open transaction (cli/audit.c):
+ * actor the OS user (kind cli), detail a JSON object (NULL = {}) without secrets or personal
+ * values. Prints why the master key cannot be read; on any failure the caller rolls back, so
+ * that no change goes unrecorded. */
+int dtm_cli_audit(const struct dtm_conf *c, struct dtm_store *st, const char *action,
+                  const char *target, const char *detail);
 
 /* Importing files into a local data dir (cli/import.c; also `dtm init --demo`). */
 struct dtm_local_import {

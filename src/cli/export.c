@@ -46,6 +46,38 @@ static int one(void *ctx, const struct dtm_record_version *v)
     return ferror(e->out) ? DTM_EIO : DTM_OK;
 }
 
+/* S3: the export's audit entry (export.local), after the records were written. */
+static int audit(const struct dtm_conf *c, struct dtm_store *st, const char *dataset,
+                 const char *format, const char *from, const char *to, const char *output,
+                 int64_t n)
+{
+    struct dtm_buf d;
+    int rc;
+    dtm_buf_init(&d, DTM_AUDIT_DETAIL_MAX - 1);
+    dtm_buf_addc(&d, "{\"dataset\":");
+    dtm_buf_json_strc(&d, dataset);
+    dtm_buf_addc(&d, ",\"format\":");
+    dtm_buf_json_strc(&d, format);
+    dtm_buf_addc(&d, ",\"from\":");
+    dtm_buf_json_strc(&d, from ? from : "");
+    dtm_buf_addc(&d, ",\"to\":");
+    dtm_buf_json_strc(&d, to ? to : "");
+    dtm_buf_addc(&d, ",\"output\":");
+    dtm_buf_json_strc(&d, output ? output : "-");
+    dtm_buf_printf(&d, ",\"records\":%lld}", (long long)n);
+    if ((rc = d.err) == DTM_OK && (rc = st->ops->begin(st)) == DTM_OK) {
+        if ((rc = dtm_cli_audit(c, st, "export.local", dataset, d.p)) == DTM_OK)
+            rc = st->ops->commit(st);
+        if (rc)
+            st->ops->rollback(st);
+    }
+    dtm_buf_free(&d);
+    if (rc)
+        dtm_cli_error("the records were exported, but the audit trail could not be written (%s)",
+                      dtm_rc_name(rc));
+    return rc;
+}
+
 int dtm_cmd_export(int argc, char **argv)
 {
     static const char usage[] = "dtm export --dataset D [--from T] [--to T] "
@@ -161,6 +193,8 @@ int dtm_cmd_export(int argc, char **argv)
         goto out;
     }
     fprintf(stderr, "exported: %lld records\n", (long long)e.n);
+    if (audit(&c, st, dataset, format, from, to, output, e.n))
+        goto out;
     exit_code = DTM_EXIT_OK;
 out:
     if (e.xlsx)

@@ -41,6 +41,23 @@ static int check(struct dtm_store *st, const char *code, const char *dataset, bo
     return rc;
 }
 
+/* The audit entry of a grant added or revoked (target: the system). */
+static int audit(const struct dtm_conf *c, struct dtm_store *st, bool add, const char *code,
+                 const char *dataset, const struct dtm_system *sys)
+{
+    struct dtm_buf d;
+    int rc;
+    dtm_buf_init(&d, DTM_AUDIT_DETAIL_MAX - 1);
+    dtm_buf_addc(&d, "{\"dataset\":");
+    dtm_buf_json_strc(&d, dataset);
+    dtm_buf_addc(&d, ",\"role\":");
+    dtm_buf_json_strc(&d, sys->role);
+    dtm_buf_addch(&d, '}');
+    rc = d.err ? d.err : dtm_cli_audit(c, st, add ? "grant.added" : "grant.revoked", code, d.p);
+    dtm_buf_free(&d);
+    return rc;
+}
+
 /* add and revoke: --system C --dataset D */
 static int change(int argc, char **argv, bool add)
 {
@@ -73,8 +90,17 @@ static int change(int argc, char **argv, bool add)
         st->ops->close(st);
         return rc;
     }
-    rc = add ? st->ops->grant_put(st, code, dataset, dtm_now_us())
-             : st->ops->grant_delete(st, code, dataset);
+    /* S3: the change and its audit entry commit together (none when nothing changed) */
+    if ((rc = st->ops->begin(st)) == DTM_OK) {
+        rc = add ? st->ops->grant_put(st, code, dataset, dtm_now_us())
+                 : st->ops->grant_delete(st, code, dataset);
+        if (rc == DTM_OK)
+            rc = audit(&c, st, add, code, dataset, &sys);
+        if (rc == DTM_OK)
+            rc = st->ops->commit(st);
+        if (rc)
+            st->ops->rollback(st);
+    }
     st->ops->close(st);
     if (add && rc == DTM_EEXIST) {
         rc = DTM_OK; /* granting twice is granting */

@@ -201,9 +201,13 @@ int dtm_cmd_init(int argc, char **argv)
     }
     if (dtm_cli_open_store(&c, &st))
         return DTM_EXIT_FAIL;
+    /* S3: the first account opens the audit trail (user.created, in the same transaction) */
     if (dtm_password_random(password, sizeof(password), 20) ||
-        dtm_password_hash(password, hash, sizeof(hash)) ||
-        st->ops->user_add(st, "admin", "admin", hash, dtm_now_us())) {
+        dtm_password_hash(password, hash, sizeof(hash)) || st->ops->begin(st) ||
+        st->ops->user_add(st, "admin", "admin", hash, dtm_now_us()) ||
+        dtm_cli_audit(&c, st, "user.created", "admin", "{\"role\":\"admin\"}") ||
+        st->ops->commit(st)) {
+        st->ops->rollback(st);
         dtm_cli_error("cannot create the admin account");
         st->ops->close(st);
         return DTM_EXIT_FAIL;

@@ -8,6 +8,30 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One retention.purged entry per dataset of the pass, in one transaction. Prints why not. */
+static int audit(const struct dtm_conf *c, struct dtm_store *st,
+                 const struct dtm_retention_result *res, size_t n, bool complete)
+{
+    int rc = st->ops->begin(st);
+    for (size_t i = 0; i < n && rc == DTM_OK; i++) {
+        char d[256], ts[40];
+        dtm_time_fmt(res[i].before, ts, sizeof(ts));
+        snprintf(d, sizeof(d),
+                 "{\"dataset\":\"%s\",\"kept_days\":%lld,\"before\":\"%s\",\"removed\":%lld,"
+                 "\"complete\":%s}",
+                 res[i].dataset, (long long)res[i].days, ts, (long long)res[i].removed,
+                 complete || i + 1 < n ? "true" : "false");
+        rc = dtm_cli_audit(c, st, "retention.purged", res[i].dataset, d);
+    }
+    if (rc == DTM_OK)
+        rc = st->ops->commit(st);
+    if (rc) {
+        st->ops->rollback(st);
+        dtm_cli_error("cannot write the audit trail of the retention pass (%s)", dtm_rc_name(rc));
+    }
+    return rc;
+}
+
 static int run(int argc, char **argv)
 {
     static const char usage[] = "dtm retention run [--json]";
@@ -27,6 +51,9 @@ static int run(int argc, char **argv)
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
         return DTM_EXIT_FAIL;
     rc = dtm_retention_run(st, &c, dtm_now_us(), res, DTM_ARRAY_LEN(res), &n);
+    /* S3: what was removed is recorded, also by a pass that stopped half-way */
+    if (audit(&c, st, res, n, rc == DTM_OK) && rc == DTM_OK)
+        rc = DTM_ESTORE;
     st->ops->close(st);
     if (rc) {
         dtm_cli_error("the retention pass stopped (%s); what was removed before stays removed",

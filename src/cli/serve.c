@@ -3,6 +3,7 @@
  * certificate without dropping connections; SIGTERM/SIGINT drain in-flight requests (every
  * accepted record is committed and answered) and stop. */
 #include "cli/cli.h"
+#include "audit/audit.h"
 #include "dict/dict.h"
 #include "stats/stats.h"
 #include "gate/gate.h"
@@ -80,6 +81,8 @@ int dtm_cmd_serve(int argc, char **argv)
     struct dtm_conn *conn = NULL;
     struct dtm_connlog *connlog = NULL;
     struct dtm_retention *retention = NULL;
+    struct dtm_audit *audit = NULL;
+    const char *stop_signal = NULL;
     char path[DTM_PATH_MAX], err[512], http_addr[128], https_addr[128];
     sigset_t set;
     int rc, exit_code = DTM_EXIT_FAIL;
@@ -166,6 +169,13 @@ int dtm_cmd_serve(int argc, char **argv)
         goto out;
     }
     env.connlog = connlog;
+    /* S3: the audit trail, appended through the writer */
+    if (dtm_audit_start(&env.conf, keys.audit_key, writer, &audit, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    env.audit = audit;
+    dtm_retention_audit(retention, audit);
     if (dtm_conn_start(&env.conf, env.dict, &conn, err, sizeof(err))) {
         dtm_cli_error("%s", err);
         goto out;
@@ -181,7 +191,7 @@ int dtm_cmd_serve(int argc, char **argv)
     {
         struct dtm_buf f;
         int hp = dtm_server_port(srv, false), sp = dtm_server_port(srv, true);
-        char host[128];
+        char host[128], detail[DTM_AUDIT_DETAIL_MAX] = "{}";
         int port;
         dtm_buf_init(&f, 4096);
         dtm_buf_printf(&f, "\"version\":\"%s\",\"data_dir\":", DTM_VERSION);
@@ -192,6 +202,11 @@ int dtm_cmd_serve(int argc, char **argv)
             dtm_buf_printf(&f, ",\"https\":\"https://%s:%d/\",\"https_port\":%d",
                            strcmp(host, "0.0.0.0") ? host : "localhost", sp, sp);
         dtm_log(DTM_LOG_INFO, "listening", f.err ? NULL : f.p);
+        /* the same facts (no secrets) open the server's part of the audit trail */
+        if (!f.err && f.n + 3 <= sizeof(detail))
+            snprintf(detail, sizeof(detail), "{%.*s}", (int)f.n, f.p);
+        dtm_audit_record(audit, &(struct dtm_audit_event){"server", "dtm serve", "server.started",
+                                                          "", detail, NULL});
         dtm_buf_free(&f);
     }
     for (;;) {
@@ -204,12 +219,17 @@ int dtm_cmd_serve(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             dtm_log(DTM_LOG_INFO, "SIGHUP: reloading configuration and TLS certificate", NULL);
-            reload(&env, srv, &confs, com.data_dir, config_file, http_addr, https_addr);
+            if (reload(&env, srv, &confs, com.data_dir, config_file, http_addr, https_addr) ==
+                DTM_OK)
+                dtm_audit_record(audit, &(struct dtm_audit_event){"server", "dtm serve",
+                                                                  "config.reloaded", "dtm.conf",
+                                                                  "{\"signal\":\"SIGHUP\"}", NULL});
             continue;
         }
         dtm_logf(DTM_LOG_INFO, "stopping: draining in-flight requests",
                  "\"signal\":\"%s\",\"timeout_s\":%lld", sig == SIGINT ? "SIGINT" : "SIGTERM",
                  (long long)env.conf->drain_timeout);
+        stop_signal = sig == SIGINT ? "{\"signal\":\"SIGINT\"}" : "{\"signal\":\"SIGTERM\"}";
         break;
     }
     /* live event streams never end by themselves: end them so draining does not wait for them */
@@ -226,12 +246,18 @@ out:
     dtm_connlog_stop(connlog);
     dtm_retention_stop(retention);
     dtm_batches_stop(batches);
+    /* S3: server.stopped and the chain head as the server leaves it, before the writer stops */
+    dtm_audit_stop(audit, stop_signal
+                              ? &(struct dtm_audit_event){"server", "dtm serve", "server.stopped",
+                                                          "", stop_signal, NULL}
+                              : NULL);
     dtm_writer_stop(writer);
     dtm_server_destroy(srv);
     dtm_conn_free(conn); /* after the listeners: their streams' free callbacks use it */
     dtm_batches_free(batches);
     dtm_connlog_free(connlog); /* after the listeners: they add rows until they are gone */
     dtm_writer_free(writer);
+    dtm_audit_free(audit); /* after the listeners: a late download may still record */
     dtm_key_cache_destroy(env.key_cache);
     if (st)
         st->ops->close(st);

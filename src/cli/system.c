@@ -1,5 +1,5 @@
-/* cli/system.c — `dtm system add|list` and `dtm key rotate|revoke` (CONTRACT §1, T2.4): API keys
- * are random (256 bits), printed once, stored only as hashes. */
+/* cli/system.c — `dtm system add|list|set-tier` and `dtm key rotate|revoke` (CONTRACT §1,
+ * T2.4): API keys are random (256 bits), printed once, stored only as hashes. Tiers: T2.2. */
 #include "cli/cli.h"
 #include "gate/gate.h"
 
@@ -47,18 +47,62 @@ static int new_key(struct dtm_store *st, const char *code, struct dtm_cli_out *o
     return DTM_OK;
 }
 
+/* The value of a printed result (e.g. the new key's id). */
+static const char *out_value(const struct dtm_cli_out *o, const char *name)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (!strcmp(o->name[i], name))
+            return o->value[i];
+    return "";
+}
+
+/* S3: the audit entry of a change, in the change's transaction. detail names the key by its id,
+ * never the key or the client secret. */
+static int audit(const struct dtm_conf *c, struct dtm_store *st, const char *action,
+                 const char *target, const struct dtm_system *sys, const char *key_id,
+                 const char *expires)
+{
+    struct dtm_buf d;
+    int rc;
+    dtm_buf_init(&d, DTM_AUDIT_DETAIL_MAX - 1);
+    dtm_buf_addch(&d, '{');
+    if (key_id) {
+        dtm_buf_addc(&d, "\"key_id\":");
+        dtm_buf_json_strc(&d, key_id);
+    }
+    if (expires) {
+        dtm_buf_addc(&d, ",\"old_keys_expire_at\":");
+        dtm_buf_json_strc(&d, expires);
+    }
+    if (sys) {
+        dtm_buf_addc(&d, ",\"name\":");
+        dtm_buf_json_strc(&d, sys->name);
+        dtm_buf_addc(&d, ",\"org\":");
+        dtm_buf_json_strc(&d, sys->org);
+        dtm_buf_addc(&d, ",\"role\":");
+        dtm_buf_json_strc(&d, sys->role);
+        dtm_buf_addc(&d, ",\"parent\":");
+        dtm_buf_json_strc(&d, sys->parent);
+        dtm_buf_printf(&d, ",\"masked\":%s", sys->masked ? "true" : "false");
+    }
+    dtm_buf_addch(&d, '}');
+    rc = d.err ? d.err : dtm_cli_audit(c, st, action, target, d.p);
+    dtm_buf_free(&d);
+    return rc;
+}
+
 static int system_add(int argc, char **argv)
 {
     static const char usage[] = "dtm system add --code C --name N [--org O] "
                                 "[--role source|consumer|aggregator] [--parent P] [--masked] "
-                                "[--probe-url URL] [--json]";
+                                "[--probe-url URL] [--tier bronze|silver|gold] [--json]";
     const char *code = NULL, *name = NULL, *org = "", *role = "source", *parent = NULL;
-    const char *probe_url = NULL;
+    const char *probe_url = NULL, *tier = NULL;
     bool masked = false;
     struct dtm_cli_opt opts[] = {
-        {"code", &code, NULL},          {"name", &name, NULL},     {"org", &org, NULL},
-        {"role", &role, NULL},          {"parent", &parent, NULL}, {"masked", NULL, &masked},
-        {"probe-url", &probe_url, NULL}};
+        {"code", &code, NULL},           {"name", &name, NULL},     {"org", &org, NULL},
+        {"role", &role, NULL},           {"parent", &parent, NULL}, {"masked", NULL, &masked},
+        {"probe-url", &probe_url, NULL}, {"tier", &tier, NULL}};
     struct dtm_cli_common com;
     const char *pos[1];
     size_t npos;
@@ -96,9 +140,14 @@ static int system_add(int argc, char **argv)
                       "shorter than 1024 bytes");
         return DTM_EXIT_USAGE;
     }
+    if (tier && !dtm_rl_tier_valid(tier)) {
+        dtm_cli_error("--tier must be bronze, silver or gold (got %s)", tier);
+        return DTM_EXIT_USAGE;
+    }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
         return DTM_EXIT_FAIL;
     snprintf(sys.code, sizeof(sys.code), "%s", code);
+    snprintf(sys.tier, sizeof(sys.tier), "%s", tier ? tier : "");
     snprintf(sys.name, sizeof(sys.name), "%s", name);
     snprintf(sys.org, sizeof(sys.org), "%s", org);
     snprintf(sys.role, sizeof(sys.role), "%s", role);
@@ -136,7 +185,8 @@ static int system_add(int argc, char **argv)
     dtm_cli_out_add(&out, "client_id", code);
     dtm_cli_out_add(&out, "client_secret", secret);
     memset(secret, 0, sizeof(secret));
-    if ((rc = st->ops->commit(st)))
+    if ((rc = audit(&c, st, "system.created", code, &sys, out_value(&out, "key_id"), NULL)) ||
+        (rc = st->ops->commit(st)))
         goto fail;
     st->ops->close(st);
     dtm_gate_keys_changed(&c);
@@ -163,8 +213,8 @@ static int list_one(void *ctx, const struct dtm_system *s)
     if (s->last_seen)
         dtm_time_fmt(s->last_seen, ts, sizeof(ts));
     if (!x->json) {
-        dtm_buf_printf(x->b, "%-20s %-11s %-20s %s\n", s->code, s->role, ts[0] ? ts : "never",
-                       s->name);
+        dtm_buf_printf(x->b, "%-20s %-11s %-7s %-20s %s\n", s->code, s->role,
+                       s->tier[0] ? s->tier : "-", ts[0] ? ts : "never", s->name);
         return x->b->err;
     }
     dtm_buf_addc(x->b, x->n++ ? ",\n{\"code\":" : "\n{\"code\":");
@@ -180,7 +230,12 @@ static int list_one(void *ctx, const struct dtm_system *s)
         dtm_buf_json_strc(x->b, s->parent);
     else
         dtm_buf_addc(x->b, "null");
-    dtm_buf_printf(x->b, ",\"masked\":%s,\"last_seen\":", s->masked ? "true" : "false");
+    dtm_buf_printf(x->b, ",\"masked\":%s,\"tier\":", s->masked ? "true" : "false");
+    if (s->tier[0])
+        dtm_buf_json_strc(x->b, s->tier);
+    else
+        dtm_buf_addc(x->b, "null");
+    dtm_buf_addc(x->b, ",\"last_seen\":");
     if (ts[0])
         dtm_buf_printf(x->b, "\"%s\"}", ts);
     else
@@ -223,13 +278,70 @@ static int system_list(int argc, char **argv)
     return DTM_EXIT_OK;
 }
 
+/* T2.2: the rate-limit tier of a system; a running server picks it up with the next request
+ * (keys.changed empties its key cache, which holds the systems' tiers). */
+static int system_set_tier(int argc, char **argv)
+{
+    static const char usage[] = "dtm system set-tier --code C --tier bronze|silver|gold [--json]";
+    const char *code = NULL, *tier = NULL;
+    struct dtm_cli_opt opts[] = {{"code", &code, NULL}, {"tier", &tier, NULL}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    struct dtm_cli_out out = {0};
+    char detail[64];
+    int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (com.help) {
+        printf("usage: %s\n", usage);
+        return DTM_EXIT_OK;
+    }
+    if (!code || !tier) {
+        dtm_cli_error("--code and --tier are required\nusage: %s", usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (!dtm_rl_tier_valid(tier)) {
+        dtm_cli_error("--tier must be bronze, silver or gold (got %s)", tier);
+        return DTM_EXIT_USAGE;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    snprintf(detail, sizeof(detail), "{\"tier\":\"%s\"}", tier); /* a checked name */
+    /* S3: the change and its audit entry commit together */
+    if ((rc = st->ops->begin(st)) == DTM_OK &&
+        (rc = st->ops->system_set_tier(st, code, tier)) == DTM_OK &&
+        (rc = dtm_cli_audit(&c, st, "system.tier_changed", code, detail)) == DTM_OK)
+        rc = st->ops->commit(st);
+    if (rc)
+        st->ops->rollback(st);
+    st->ops->close(st);
+    if (rc == DTM_ENOTFOUND) {
+        dtm_cli_error("no system with code %s", code);
+        return DTM_EXIT_FAIL;
+    }
+    if (rc) {
+        dtm_cli_error("cannot set the tier (%s)", dtm_rc_name(rc));
+        return DTM_EXIT_FAIL;
+    }
+    dtm_gate_keys_changed(&c);
+    dtm_cli_out_add(&out, "system_code", code);
+    dtm_cli_out_add(&out, "tier", tier);
+    dtm_cli_out_print(&out, com.json);
+    return DTM_EXIT_OK;
+}
+
 int dtm_cmd_system(int argc, char **argv)
 {
     if (argc >= 1 && !strcmp(argv[0], "add"))
         return system_add(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "list"))
         return system_list(argc - 1, argv + 1);
-    dtm_cli_error("usage: dtm system add|list …; `dtm help system` says more");
+    if (argc >= 1 && !strcmp(argv[0], "set-tier"))
+        return system_set_tier(argc - 1, argv + 1);
+    dtm_cli_error("usage: dtm system add|list|set-tier …; `dtm help system` says more");
     return DTM_EXIT_USAGE;
 }
 
@@ -245,6 +357,7 @@ static int key_rotate(int argc, char **argv)
     struct dtm_store *st;
     struct dtm_system sys;
     struct dtm_cli_out out = {0};
+    char expires[40];
     int64_t grace, now = dtm_now_us();
     int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
     if (rc)
@@ -274,15 +387,14 @@ static int key_rotate(int argc, char **argv)
     if (rc || (rc = st->ops->key_expire_all(st, code, now + grace * 1000000)))
         goto fail;
     dtm_cli_out_add(&out, "system_code", code);
-    if ((rc = new_key(st, code, &out)) || (rc = st->ops->commit(st)))
+    dtm_time_fmt(now + grace * 1000000, expires, sizeof(expires));
+    if ((rc = new_key(st, code, &out)) ||
+        (rc = audit(&c, st, "key.rotated", code, NULL, out_value(&out, "key_id"), expires)) ||
+        (rc = st->ops->commit(st)))
         goto fail;
     st->ops->close(st);
     dtm_gate_keys_changed(&c);
-    {
-        char ts[40];
-        dtm_time_fmt(now + grace * 1000000, ts, sizeof(ts));
-        dtm_cli_out_add(&out, "old_keys_expire_at", ts);
-    }
+    dtm_cli_out_add(&out, "old_keys_expire_at", expires);
     dtm_cli_out_print(&out, com.json);
     memset(&out, 0, sizeof(out));
     return DTM_EXIT_OK;
@@ -312,7 +424,13 @@ static int key_revoke(int argc, char **argv)
     }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
         return DTM_EXIT_FAIL;
-    rc = st->ops->key_revoke(st, id, dtm_now_us());
+    /* S3: the revocation and its audit entry commit together */
+    if ((rc = st->ops->begin(st)) == DTM_OK &&
+        (rc = st->ops->key_revoke(st, id, dtm_now_us())) == DTM_OK &&
+        (rc = audit(&c, st, "key.revoked", id, NULL, id, NULL)) == DTM_OK)
+        rc = st->ops->commit(st);
+    if (rc)
+        st->ops->rollback(st);
     st->ops->close(st);
     if (rc == DTM_OK)
         dtm_gate_keys_changed(&c);

@@ -51,6 +51,9 @@ static const struct centry table[] = {
       "simultaneous client connections at most"),
     I("server", "connection_timeout", connection_timeout, "30", 1, 3600,
       "seconds of inactivity before a connection is closed (slow clients)"),
+    I("server", "header_timeout", header_timeout, "30", 1, 3600,
+      "seconds a request's headers may take in all, counted from the connection or the previous "
+      "answer: a client sending them a byte at a time (slowloris) is cut off"),
     I("server", "drain_timeout", drain_timeout, "30", 0, 3600,
       "seconds SIGTERM waits for in-flight requests before stopping"),
     S("tls", "cert", tls_cert, "tls.crt", "PEM certificate chain (relative to the data dir)"),
@@ -95,6 +98,34 @@ static const struct centry table[] = {
       "record every API call of a connected system as a connection_logs record (D6, G3)"),
     I("retention", "connection_logs_days", retention_connection_logs_days, "400", 1, 36500,
       "days connection_logs records are kept (at least 366: the law keeps them one year)"),
+    I("audit", "head_log_interval", audit_head_log_interval, "300", 1, 86400,
+      "seconds between server log lines with the audit chain head (seq, hash), so that a "
+      "truncated audit trail is detectable; audit entries are kept forever"),
+    B("ratelimit", "enabled", ratelimit_enabled, "true",
+      "token buckets per connected system and per source address (T2.2): RateLimit-* headers, "
+      "429 with Retry-After"),
+    S("ratelimit", "default_tier", ratelimit_default_tier, "silver",
+      "tier of a system registered without --tier: bronze | silver | gold"),
+    I("ratelimit", "bronze_rate", ratelimit_bronze_rate, "50", 1, 10000000,
+      "requests per second of a bronze system"),
+    I("ratelimit", "bronze_burst", ratelimit_bronze_burst, "100", 1, 100000000,
+      "requests a bronze system may send at once (bucket size)"),
+    I("ratelimit", "silver_rate", ratelimit_silver_rate, "500", 1, 10000000,
+      "requests per second of a silver system"),
+    I("ratelimit", "silver_burst", ratelimit_silver_burst, "1000", 1, 100000000,
+      "requests a silver system may send at once (bucket size)"),
+    I("ratelimit", "gold_rate", ratelimit_gold_rate, "50000", 1, 10000000,
+      "requests per second of a gold system (the realtime benchmark's system is gold)"),
+    I("ratelimit", "gold_burst", ratelimit_gold_burst, "100000", 1, 100000000,
+      "requests a gold system may send at once (bucket size)"),
+    I("ratelimit", "ip_rate", ratelimit_ip_rate, "100", 1, 10000000,
+      "requests per second per source address without a valid API key; failed "
+      "authentications have a bucket of this size of their own"),
+    I("ratelimit", "ip_burst", ratelimit_ip_burst, "200", 1, 100000000,
+      "requests at once per source address without a valid API key"),
+    I("ratelimit", "max_conns_per_ip", ratelimit_max_conns_per_ip, "1024", 0, 1000000,
+      "simultaneous connections per source address at most (more are refused at accept); "
+      "0 = no cap; read at start"),
 };
 
 static int set(struct dtm_conf *c, const struct centry *e, const char *v, char *err, size_t errsz)
@@ -192,11 +223,17 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 /* Rules that a value's range cannot say, with their reason. */
 static int check(const struct dtm_conf *c, const char *name, char *err, size_t errsz)
 {
+    const char *tier = c->ratelimit_default_tier;
     if (c->retention_connection_logs_days < 366) {
         snprintf(err, errsz,
                  "%s: retention.connection_logs_days is %lld, but connection logs must be kept at "
                  "least one year (D6, Circular 12/2025/TT-BKHCN Art. 8.3); use 366 or more",
                  name, (long long)c->retention_connection_logs_days);
+        return DTM_EINVAL;
+    }
+    if (strcmp(tier, "bronze") && strcmp(tier, "silver") && strcmp(tier, "gold")) {
+        snprintf(err, errsz, "%s: ratelimit.default_tier must be bronze, silver or gold (got %s)",
+                 name, tier);
         return DTM_EINVAL;
     }
     return DTM_OK;

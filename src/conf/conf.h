@@ -20,6 +20,7 @@ struct dtm_conf {
     int64_t threads;  /* HTTP worker threads; 0 = one per core */
     int64_t max_connections;
     int64_t connection_timeout; /* s, idle keep-alive and slow clients */
+    int64_t header_timeout;     /* s a request's headers may take in all (slowloris) */
     int64_t drain_timeout;      /* s, SIGTERM waits this long for in-flight requests */
     /* [tls] */
     char tls_cert[DTM_PATH_MAX];
@@ -52,6 +53,16 @@ struct dtm_conf {
     bool connlog_enabled; /* every API call of a connected system is a connection_logs record */
     /* [retention] */
     int64_t retention_connection_logs_days; /* ≥ 366: the law keeps them at least one year */
+    /* [audit] the audit trail (audit/; kept forever) */
+    int64_t audit_head_log_interval; /* s between log lines with the audit chain head */
+    /* [ratelimit] T2.2 (gate/ratelimit.c): requests per second and bucket size per tier */
+    bool ratelimit_enabled;
+    char ratelimit_default_tier[16]; /* bronze | silver | gold */
+    int64_t ratelimit_bronze_rate, ratelimit_bronze_burst;
+    int64_t ratelimit_silver_rate, ratelimit_silver_burst;
+    int64_t ratelimit_gold_rate, ratelimit_gold_burst;
+    int64_t ratelimit_ip_rate, ratelimit_ip_burst; /* per source address, without a valid key */
+    int64_t ratelimit_max_conns_per_ip;            /* 0 = no cap (read at start only) */
 };
 
 /* Fills c with every default; data_dir as given. */

@@ -64,6 +64,7 @@ int dtm_keyring_load(const char *path, struct dtm_keyring *out, char *err, size_
     derive(out->master, "dtm record key v1", out->record_key);
     derive(out->master, "dtm content key v1", out->content_key);
     derive(out->master, "dtm mask key v1", out->mask_key);
+    derive(out->master, "dtm audit key v1", out->audit_key);
     return DTM_OK;
 }
 

@@ -16,6 +16,7 @@ struct dtm_writer;
 struct dtm_batches;
 struct dtm_connlog;
 struct dtm_conn;
+struct dtm_audit;
 struct dtm_server;
 struct dtm_req;
 
@@ -94,6 +95,8 @@ struct dtm_req {
     int64_t records;
     /* the code of the problem answered ("" = none): a connection log's error_reason */
     char problem[48];
+    /* T2.2: the bucket charged for the request (RateLimit-* headers; limit 0 = none) */
+    struct dtm_rl_answer rl;
 };
 
 /* What the server shares with handlers. */
@@ -110,6 +113,8 @@ struct dtm_server_env {
     /* every completed call of an authenticated system becomes a connection log (D6, G3) when
      * [connlog] enabled; NULL = none */
     struct dtm_connlog *connlog;
+    /* S3: the audit trail (downloads of records, rejected keys); NULL = none */
+    struct dtm_audit *audit;
 };
 
 const struct dtm_server_env *dtm_http_env(const struct dtm_req *r);
@@ -118,6 +123,8 @@ struct dtm_store *dtm_http_store(struct dtm_req *r);
 
 /* Request accessors */
 struct dtm_str dtm_http_header(struct dtm_req *r, const char *name);
+/* The client's address as text ("" when unknown): an audit entry's source_ip. */
+void dtm_http_client_ip(struct dtm_req *r, char *out, size_t outsz);
 /* Query argument (URL-decoded by libmicrohttpd); NULL when absent. */
 const char *dtm_http_query(struct dtm_req *r, const char *name);
 /* Every value of a repeated query argument (?where=a&where=b), in order: up to max into out;

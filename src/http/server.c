@@ -1,6 +1,7 @@
 /* http/server.c — libmicrohttpd wrapper: listeners, TLS, routing, authentication, bodies,
  * responses, access logs, suspend/resume and draining. */
 #include "http/http.h"
+#include "audit/audit.h"
 #include "connlog/connlog.h"
 
 #include <arpa/inet.h>
@@ -30,6 +31,17 @@ struct store_node {
     struct store_node *next;
 };
 
+/* An open connection, watched for how long its next request's headers take (T2.2, slow
+ * clients). libmicrohttpd's connection_timeout counts inactivity only, so a client that sends
+ * its headers a byte a second never trips it (measured: still open after 20 s with a timeout of
+ * 3 s). The watchdog thread shuts down a connection whose headers are not complete
+ * [server] header_timeout seconds after it opened or after its previous answer. */
+struct conn_watch {
+    MHD_socket fd;
+    _Atomic int64_t since; /* µs (monotonic) since headers are awaited; 0 = inside a request */
+    struct conn_watch *prev, *next;
+};
+
 struct dtm_server {
     struct dtm_server_env *env;
     struct MHD_Daemon *http, *https;
@@ -39,6 +51,12 @@ struct dtm_server {
     struct tls_cred *_Atomic tls;
     struct tls_cred *retired;
     struct store_node *stores;
+    struct dtm_ratelimit *ratelimit; /* T2.2 buckets; limits come from env->conf per request */
+    pthread_mutex_t watch_lock;      /* the watched connections; held while one is shut down */
+    struct conn_watch *watched;
+    pthread_t watchdog;
+    bool watchdog_started;
+    atomic_bool watchdog_stop;
 };
 
 static char request_prefix[20];
@@ -103,6 +121,38 @@ const char *dtm_http_query(struct dtm_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+void dtm_http_client_ip(struct dtm_req *r, char *out, size_t outsz)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf,
+                  sizeof(buf));
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf,
+                  sizeof(buf));
+    snprintf(out, outsz, "%s", buf);
+}
+
+/* S3: a known API key that was revoked or has expired is an audit entry (auth.key_rejected,
+ * naming the key by its id, never the key); an unknown key names nothing and is not recorded. */
+static void key_rejected(struct dtm_req *r)
+{
+    const struct dtm_server_env *env = r->srv->env;
+    char ip[64], d[160];
+    int64_t now = dtm_now_us();
+    if (!env->audit)
+        return;
+    dtm_http_client_ip(r, ip, sizeof(ip));
+    snprintf(d, sizeof(d), "{\"reason\":\"%s\",\"route\":\"%s\"}",
+             r->key.revoked_at && r->key.revoked_at <= now ? "revoked" : "expired",
+             r->route ? r->route->name : "-");
+    dtm_audit_record(env->audit, &(struct dtm_audit_event){"system", r->sys.code,
+                                                           "auth.key_rejected", r->key.id, d, ip});
+}
+
 struct query_all {
     const char *name;
     const char **out;
@@ -153,6 +203,20 @@ static int queue_response(struct dtm_req *r, int status, const char *content_typ
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_LANGUAGE, dtm_lang_code(r->lang));
     for (size_t i = 0; i < r->nextra; i++)
         MHD_add_response_header(resp, r->extra_name[i], r->extra_value[i]);
+    if (r->rl.limit > 0) {
+        /* T2.2, CONTRACT §2: the IETF draft's RateLimit-* fields of the bucket charged */
+        char v[3][24];
+        snprintf(v[0], sizeof(v[0]), "%lld", (long long)r->rl.limit);
+        snprintf(v[1], sizeof(v[1]), "%lld", (long long)r->rl.remaining);
+        snprintf(v[2], sizeof(v[2]), "%lld", (long long)r->rl.reset_s);
+        MHD_add_response_header(resp, "RateLimit-Limit", v[0]);
+        MHD_add_response_header(resp, "RateLimit-Remaining", v[1]);
+        MHD_add_response_header(resp, "RateLimit-Reset", v[2]);
+        if (!r->rl.allowed) {
+            snprintf(v[0], sizeof(v[0]), "%lld", (long long)r->rl.retry_after_s);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v[0]);
+        }
+    }
     if (atomic_load(&r->srv->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ok = MHD_queue_response(r->conn, (unsigned)status, resp);
@@ -422,26 +486,92 @@ static bool valid_request_id(struct dtm_str v)
     return true;
 }
 
-/* Authenticates and authorises by the route's access rule. Queues the problem on failure. */
+/* The bucket key of the caller's address: IPv4 (also mapped into IPv6) by address, IPv6 by its
+ * /64 (one subscriber's prefix, which anyone gets whole). Returns its length; 0 = unknown. */
+static size_t peer_key(struct dtm_req *r, unsigned char out[16])
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            memcpy(out, a->s6_addr + 12, 4);
+            return 4;
+        }
+        memcpy(out, a->s6_addr, 8);
+        return 8;
+    }
+    return 0;
+}
+
+/* T2.2: charges the request to its bucket (cost 0: only looks). When the bucket is empty,
+ * answers 429 with Retry-After and returns true. The health endpoints are never limited. */
+static bool rate_limited(struct dtm_req *r, enum dtm_rl_kind kind, int64_t cost)
+{
+    const struct dtm_conf *c = r->srv->env->conf;
+    struct dtm_rl_limit lim;
+    unsigned char addr[16];
+    const void *key = addr;
+    size_t n;
+    if (!c->ratelimit_enabled || !r->srv->ratelimit)
+        return false;
+    if (r->route &&
+        (strcmp(r->route->name, "healthz") == 0 || strcmp(r->route->name, "readyz") == 0))
+        return false;
+    if (kind == DTM_RL_SYSTEM) {
+        dtm_rl_tier_limit(c, r->sys.tier, &lim);
+        key = r->sys.code;
+        n = strlen(r->sys.code);
+    } else {
+        lim = (struct dtm_rl_limit){c->ratelimit_ip_rate, c->ratelimit_ip_burst};
+        n = peer_key(r, addr);
+    }
+    if (dtm_ratelimit_take(r->srv->ratelimit, kind, key, n, &lim, dtm_mono_us() * 1000, cost,
+                           &r->rl))
+        return false;
+    dtm_http_problem(r, 429, "rate_limited", "Too many requests",
+                     "The request rate limit was exceeded; retry after %lld seconds.",
+                     (long long)r->rl.retry_after_s);
+    return true;
+}
+
+/* Authenticates and authorises by the route's access rule, and charges the caller's bucket.
+ * Queues the problem on failure. */
 static int gate(struct dtm_req *r)
 {
     int rc;
     struct dtm_str key;
     struct dtm_store *st;
     if (r->route->access == DTM_ACCESS_PUBLIC)
-        return DTM_OK;
+        return rate_limited(r, DTM_RL_IP, 1) ? DTM_HTTP_ASYNC : DTM_OK;
     key = dtm_http_header(r, "X-API-Key");
     if (key.n == 0)
-        return DTM_EAUTH;
+        return rate_limited(r, DTM_RL_IP, 1) ? DTM_HTTP_ASYNC : DTM_EAUTH;
+    /* Key guessing: while an address is over its limit of failed authentications, no key it
+     * sends is even checked, so a right guess looks like a wrong one. */
+    if (rate_limited(r, DTM_RL_AUTH_FAIL, 0))
+        return DTM_HTTP_ASYNC;
     st = dtm_http_store(r);
     if (!st)
         return DTM_ESTORE;
     rc = dtm_gate_api_key_cached(r->srv->env->key_cache, st, key, dtm_now_us(), &r->key, &r->sys);
+    if (rc == DTM_EAUTH && r->key.id[0])
+        key_rejected(r); /* found, but revoked or expired */
+    /* people's logins, failures and MFA (issue 5) are audited here when sessions come */
+    if (rc == DTM_EAUTH && rate_limited(r, DTM_RL_AUTH_FAIL, 1))
+        return DTM_HTTP_ASYNC;
     if (rc)
         return rc;
     r->authenticated = true;
     if (r->srv->env->seen)
         r->srv->env->seen(r->srv->env->writer, r->sys.code, dtm_now_us());
+    if (rate_limited(r, DTM_RL_SYSTEM, 1))
+        return DTM_HTTP_ASYNC;
     if (r->route->access == DTM_ACCESS_SOURCE && strcmp(r->sys.role, "source") != 0 &&
         strcmp(r->sys.role, "aggregator") != 0) {
         dtm_http_problem(r, 403, "forbidden", "Forbidden",
@@ -564,6 +694,8 @@ static bool begin(struct dtm_req *r)
     const struct dtm_conf *c = r->srv->env->conf;
     struct dtm_str cl;
     int64_t len = -1;
+    if (st && rate_limited(r, DTM_RL_IP, 1))
+        return true; /* scanning for paths is throttled like any anonymous call */
     if (st == 404) {
         dtm_http_problem(r, 404, "not_found", "Not found", "No resource at %s.", r->path);
         return true;
@@ -603,6 +735,83 @@ static bool begin(struct dtm_req *r)
     return false;
 }
 
+/* ---- slow clients */
+
+static void watch_set(struct MHD_Connection *c, int64_t since)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_watch *w = ci ? ci->socket_context : NULL;
+    if (w)
+        atomic_store_explicit(&w->since, since, memory_order_relaxed);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct dtm_server *s = cls;
+    struct conn_watch *w = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(w = calloc(1, sizeof(*w))))
+            return; /* not watched: connection_timeout still applies */
+        w->fd = ci->connect_fd;
+        atomic_init(&w->since, dtm_mono_us());
+        pthread_mutex_lock(&s->watch_lock);
+        w->next = s->watched;
+        if (s->watched)
+            s->watched->prev = w;
+        s->watched = w;
+        pthread_mutex_unlock(&s->watch_lock);
+        *socket_context = w;
+        return;
+    }
+    if (!w)
+        return;
+    /* libmicrohttpd closes the socket after this returns: once unlinked, the watchdog cannot
+     * shut down a descriptor number that was reused */
+    pthread_mutex_lock(&s->watch_lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        s->watched = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&s->watch_lock);
+    free(w);
+    *socket_context = NULL;
+}
+
+static void *watchdog_run(void *arg)
+{
+    struct dtm_server *s = arg;
+    while (!atomic_load(&s->watchdog_stop)) {
+        struct timespec tick = {0, 250 * 1000 * 1000};
+        int64_t now, limit;
+        long cut = 0;
+        nanosleep(&tick, NULL);
+        now = dtm_mono_us();
+        limit = s->env->conf->header_timeout * 1000000;
+        pthread_mutex_lock(&s->watch_lock);
+        for (struct conn_watch *w = s->watched; w; w = w->next) {
+            int64_t since = atomic_load_explicit(&w->since, memory_order_relaxed);
+            if (since && now - since > limit) {
+                /* the event loop sees the end of the stream and closes the connection */
+                shutdown(w->fd, SHUT_RDWR);
+                atomic_store_explicit(&w->since, 0, memory_order_relaxed);
+                cut++;
+            }
+        }
+        pthread_mutex_unlock(&s->watch_lock);
+        if (cut)
+            dtm_logf(DTM_LOG_INFO, "slow clients cut off",
+                     "\"connections\":%ld,\"header_timeout\":%lld", cut,
+                     (long long)s->env->conf->header_timeout);
+    }
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -612,6 +821,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int rc;
     (void)version;
     if (!r) {
+        watch_set(c, 0); /* the headers are in */
         r = req_new(s, c, url, method);
         if (!r)
             return MHD_NO;
@@ -674,7 +884,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct dtm_server *s = cls;
     struct dtm_req *r = *con_cls;
-    (void)c;
+    watch_set(c, dtm_mono_us()); /* the next request's headers are awaited from now */
     if (!r)
         return;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status == 0)
@@ -814,7 +1024,17 @@ struct dtm_server *dtm_server_create(struct dtm_server_env *env, char *err, size
     atomic_init(&s->inflight, 0);
     atomic_init(&s->draining, false);
     atomic_init(&s->tls, NULL);
+    atomic_init(&s->watchdog_stop, false);
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->watch_lock, NULL);
+    s->ratelimit = dtm_ratelimit_create();
+    if (!s->ratelimit) {
+        pthread_mutex_destroy(&s->watch_lock);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
     return s;
 }
 
@@ -871,7 +1091,7 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
         return NULL;
     if (tls)
         flags |= MHD_USE_TLS;
-    struct MHD_OptionItem ops[12];
+    struct MHD_OptionItem ops[16];
     size_t n = 0;
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
@@ -881,7 +1101,11 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
                                        (intptr_t)c->connection_timeout, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, 10 * 1024, NULL};
+    if (c->ratelimit_enabled && c->ratelimit_max_conns_per_ip > 0)
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                           (intptr_t)c->ratelimit_max_conns_per_ip, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
     if (tls) {
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)cert_cb};
@@ -902,6 +1126,13 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
 int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr, char *err,
                      size_t errsz)
 {
+    if (!s->watchdog_started) {
+        if (pthread_create(&s->watchdog, NULL, watchdog_run, s) != 0) {
+            snprintf(err, errsz, "cannot start the slow-client watchdog thread");
+            return DTM_EIO;
+        }
+        s->watchdog_started = true;
+    }
     if (https_addr && strcmp(https_addr, "off") != 0) {
         if (dtm_server_reload_tls(s, err, errsz))
             return DTM_EINVAL;
@@ -959,6 +1190,10 @@ void dtm_server_destroy(struct dtm_server *s)
 {
     if (!s)
         return;
+    if (s->watchdog_started) {
+        atomic_store(&s->watchdog_stop, true);
+        pthread_join(s->watchdog, NULL);
+    }
     if (s->http)
         MHD_stop_daemon(s->http);
     if (s->https)
@@ -977,6 +1212,8 @@ void dtm_server_destroy(struct dtm_server *s)
         cred_free(t);
     }
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->watch_lock); /* every connection was closed by now */
+    dtm_ratelimit_destroy(s->ratelimit);
     if (tls_server == s)
         tls_server = NULL;
     free(s);

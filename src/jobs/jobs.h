@@ -2,7 +2,8 @@
  * retention (retention.c), which purges records past their keeping period — the connection logs
  * after `[retention] connection_logs_days` (at least 366: D6, the law keeps them one year). The
  * server purges through the writer (only the writer writes while serving); `dtm retention run`
- * purges on its own store connection, like every CLI command. */
+ * purges on its own store connection, like every CLI command. The audit trail (audit/) is never
+ * purged: its entries are kept forever (S3; the law asks for at least one year). */
 #ifndef DTM_JOBS_H
 #define DTM_JOBS_H
 
@@ -11,6 +12,7 @@
 #include "store/store.h"
 
 struct dtm_writer;
+struct dtm_audit;
 
 #define DTM_RETENTION_CHUNK 10000 /* records removed per transaction */
 
@@ -42,5 +44,8 @@ int dtm_retention_start(const struct dtm_conf *const *conf, struct dtm_writer *w
 /* Stops the thread (a pass in progress ends after its current chunk) and frees. NULL is fine.
  * Call before the writer stops. */
 void dtm_retention_stop(struct dtm_retention *r);
+/* S3: every pass is recorded (retention.purged per dataset) on this trail from now on (NULL =
+ * none). Stop the retention job before the trail. */
+void dtm_retention_audit(struct dtm_retention *r, struct dtm_audit *a);
 
 #endif

@@ -5,6 +5,7 @@
  * readers are never held long. The server runs a pass a minute after it starts and then daily;
  * `dtm retention run` runs one now. */
 #include "jobs/jobs.h"
+#include "audit/audit.h"
 #include "ingest/ingest.h"
 
 #include <pthread.h>
@@ -85,6 +86,7 @@ struct dtm_retention {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stopping;
+    struct dtm_audit *audit; /* S3: passes are recorded there (NULL = not) */
     /* the chunk in the writer */
     struct dtm_write_job job;
     bool job_done;
@@ -129,6 +131,26 @@ static int chunk(struct dtm_retention *r)
     return r->job.rc;
 }
 
+/* S3: the pass's audit entry for a dataset (also when it stopped half-way). */
+static void record(struct dtm_retention *r, const struct dtm_retention_result *res, bool complete)
+{
+    struct dtm_audit *a;
+    char d[256], ts[40];
+    pthread_mutex_lock(&r->lock);
+    a = r->audit;
+    pthread_mutex_unlock(&r->lock);
+    if (!a)
+        return;
+    dtm_time_fmt(res->before, ts, sizeof(ts));
+    snprintf(d, sizeof(d),
+             "{\"dataset\":\"%s\",\"kept_days\":%lld,\"before\":\"%s\",\"removed\":%lld,"
+             "\"complete\":%s}",
+             res->dataset, (long long)res->days, ts, (long long)res->removed,
+             complete ? "true" : "false");
+    dtm_audit_record(a, &(struct dtm_audit_event){"server", "dtm serve", "retention.purged",
+                                                  res->dataset, d, NULL});
+}
+
 static void pass(struct dtm_retention *r)
 {
     const struct dtm_conf *c = *r->conf;
@@ -154,6 +176,7 @@ static void pass(struct dtm_retention *r)
                      (long long)res.removed, dtm_rc_name(rc));
         else
             log_pass(&res);
+        record(r, &res, rc == DTM_OK);
     }
 }
 
@@ -200,6 +223,15 @@ int dtm_retention_start(const struct dtm_conf *const *conf, struct dtm_writer *w
     }
     *out = r;
     return DTM_OK;
+}
+
+void dtm_retention_audit(struct dtm_retention *r, struct dtm_audit *a)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->audit = a;
+    pthread_mutex_unlock(&r->lock);
 }
 
 void dtm_retention_stop(struct dtm_retention *r)

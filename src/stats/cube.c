@@ -672,6 +672,12 @@ static void encode_dims(struct dtm_buf *b, const struct dtm_facts *f, const int 
     }
 }
 
+void dtm_cube_dims_prefix(struct dtm_buf *b, struct dtm_str first)
+{
+    put_uv(b, first.n + 1);
+    dtm_buf_add(b, first.p, first.n);
+}
+
 int dtm_cube_dims_decode(const void *p, size_t n, struct dtm_str *out, size_t max, size_t *count)
 {
     struct rd r = {p, (const uint8_t *)p + n, false};
@@ -717,24 +723,8 @@ static int cmp_bin(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-int dtm_hist_append(struct dtm_cube_magg *m, const struct dtm_hbin *b, uint32_t n)
-{
-    if (m->nh + n > m->caph) {
-        uint32_t nc = m->caph ? m->caph : 64;
-        struct dtm_hbin *h;
-        while (nc < m->nh + n)
-            nc *= 2;
-        if (!(h = realloc(m->h, nc * sizeof(*h))))
-            return DTM_ENOMEM;
-        m->h = h;
-        m->caph = nc;
-    }
-    memcpy(m->h + m->nh, b, n * sizeof(*b));
-    m->nh += n;
-    return DTM_OK;
-}
-
-void dtm_hist_normalize(struct dtm_cube_magg *m)
+/* Sorts an accumulator histogram's appended bins and combines equal ones (zeros dropped). */
+static void normalize(struct dtm_cube_magg *m)
 {
     uint32_t k = 0;
     if (m->nh > 1)
@@ -867,7 +857,7 @@ int dtm_cube_acc_flush(struct dtm_cube_acc *a, struct dtm_store *st)
         struct entry *e = all[i];
         bool empty = e->agg.count == 0;
         for (uint32_t m = 0; m < e->agg.nm; m++)
-            dtm_hist_normalize(&e->agg.m[m]);
+            normalize(&e->agg.m[m]);
         for (uint32_t m = 0; m < e->agg.nm && empty; m++)
             empty = e->agg.m[m].n == 0 && e->agg.m[m].nh == 0 && e->agg.m[m].sum == 0;
         if (empty)
@@ -886,6 +876,59 @@ int dtm_cube_acc_flush(struct dtm_cube_acc *a, struct dtm_store *st)
 }
 
 /* ---- reading */
+
+int dtm_hist_dense_add(struct dtm_hist_dense *d, const struct dtm_hbin *b, uint32_t nb)
+{
+    int64_t lo, hi;
+    if (!nb)
+        return DTM_OK;
+    lo = b[0].idx; /* bins are sorted */
+    hi = b[nb - 1].idx;
+    if (!d->c || lo < d->lo || hi >= (int64_t)d->lo + d->n) {
+        /* grow with slack on both sides; the index range is bounded (±136 000), so is this */
+        int64_t nlo = d->c ? (lo < d->lo ? lo - 64 : d->lo) : lo - 64;
+        int64_t nhi =
+            d->c ? (hi >= (int64_t)d->lo + d->n ? hi + 64 : (int64_t)d->lo + d->n - 1) : hi + 64;
+        uint32_t nn = (uint32_t)(nhi - nlo + 1);
+        int64_t *c = calloc(nn, sizeof(*c));
+        if (!c)
+            return DTM_ENOMEM;
+        if (d->c)
+            memcpy(c + (d->lo - nlo), d->c, d->n * sizeof(*c));
+        free(d->c);
+        d->c = c;
+        d->lo = (int32_t)nlo;
+        d->n = nn;
+    }
+    for (uint32_t k = 0; k < nb; k++)
+        d->c[b[k].idx - d->lo] += b[k].cnt;
+    return DTM_OK;
+}
+
+double dtm_hist_dense_quantile(const struct dtm_hist_dense *d, double p, bool integer, double min,
+                               double max)
+{
+    int64_t total = 0, rank, seen = 0;
+    for (uint32_t k = 0; k < d->n; k++)
+        total += d->c[k];
+    if (total <= 0)
+        return NAN;
+    rank = (int64_t)ceil((double)total * p - 1e-9); /* nearest rank, as the scan */
+    if (rank < 1)
+        rank = 1;
+    for (uint32_t k = 0; k < d->n; k++) {
+        seen += d->c[k];
+        if (d->c[k] > 0 && seen >= rank)
+            return fmin(fmax(dtm_hist_value(d->lo + (int32_t)k, integer), min), max);
+    }
+    return max;
+}
+
+void dtm_hist_dense_free(struct dtm_hist_dense *d)
+{
+    free(d->c);
+    memset(d, 0, sizeof(*d));
+}
 
 double dtm_hist_quantile(const struct dtm_cube_magg *m, double p, bool integer)
 {

@@ -294,7 +294,7 @@ struct group {
     double sum[DTM_STATS_MAX_METRICS], min[DTM_STATS_MAX_METRICS], max[DTM_STATS_MAX_METRICS];
     int64_t n[DTM_STATS_MAX_METRICS]; /* values seen, or matches for rate */
     struct vals vals[DTM_STATS_MAX_METRICS];
-    struct dtm_cube_magg *hist; /* cube plan: per metric, the merged histogram of a percentile */
+    struct dtm_hist_dense *hist; /* cube plan: per metric, the merged histogram of a percentile */
     struct group *next;
 };
 
@@ -572,7 +572,7 @@ static int one_cube_row(void *ctx, int64_t bucket, const void *dims, size_t dims
         g->sum[i] += x->sum;
         g->n[i] += x->n;
         if (m->kind >= DTM_M_P50 && m->kind <= DTM_M_P99)
-            rc = dtm_hist_append(&g->hist[i], x->h, x->nh);
+            rc = dtm_hist_dense_add(&g->hist[i], x->h, x->nh);
     }
     dtm_cube_agg_release(&a);
     return rc;
@@ -645,6 +645,40 @@ static bool choose_cube(struct dtm_store *st, const struct dtm_query *q, struct 
     return true;
 }
 
+/* Reads the cube rows of the range. When a `where` names the cube's first dimension and the
+ * range is short, one seek per bucket and value reads only the matching rows (a system's
+ * figures are not found by reading every system's). */
+static int cube_read(struct dtm_store *st, const struct dtm_query *q, struct scan *s, int64_t cube,
+                     int64_t from_b, int64_t to_b)
+{
+    const struct dtm_where *w = NULL;
+    for (size_t i = 0; i < q->nwhere; i++)
+        if (q->where[i].field == s->cdims[0] && (!w || q->where[i].nvalues < w->nvalues))
+            w = &q->where[i];
+    if (w && from_b != INT64_MIN && to_b != INT64_MAX && to_b - from_b <= 4096 &&
+        (to_b - from_b) * (int64_t)w->nvalues <= 4096) {
+        for (size_t v = 0; v < w->nvalues; v++) {
+            struct dtm_buf p;
+            bool seen = false;
+            int rc;
+            for (size_t u = 0; u < v && !seen; u++) /* a value asked twice is read once */
+                seen = strcmp(w->values[u], w->values[v]) == 0;
+            if (seen)
+                continue;
+            dtm_buf_init(&p, 256);
+            dtm_cube_dims_prefix(&p, dtm_str_c(w->values[v]));
+            rc = p.err ? p.err
+                       : st->ops->cube_scan(st, cube, s->grain, from_b, to_b, p.p, p.n,
+                                            one_cube_row, s);
+            dtm_buf_free(&p);
+            if (rc)
+                return rc;
+        }
+        return DTM_OK;
+    }
+    return st->ops->cube_scan(st, cube, s->grain, from_b, to_b, NULL, 0, one_cube_row, s);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -693,16 +727,12 @@ static char *metric_cell(struct dtm_arena *a, const struct dtm_dataset *ds,
     default: {
         struct vals *v = &g->vals[i];
         if (g->hist) {
-            struct dtm_cube_magg *h = &g->hist[i];
-            double x;
-            dtm_hist_normalize(h);
-            h->min = g->min[i];
-            h->max = g->max[i];
-            x = dtm_hist_quantile(h,
-                                  m->kind == DTM_M_P50   ? 0.50
-                                  : m->kind == DTM_M_P95 ? 0.95
-                                                         : 0.99,
-                                  ds->fields[m->field].type == DTM_T_INTEGER);
+            double x = dtm_hist_dense_quantile(&g->hist[i],
+                                               m->kind == DTM_M_P50   ? 0.50
+                                               : m->kind == DTM_M_P95 ? 0.95
+                                                                      : 0.99,
+                                               ds->fields[m->field].type == DTM_T_INTEGER,
+                                               g->min[i], g->max[i]);
             return isnan(x) ? NULL : fmt_num(a, x);
         }
         double p = m->kind == DTM_M_P50 ? 0.50 : m->kind == DTM_M_P95 ? 0.95 : 0.99;
@@ -741,8 +771,7 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
                      s.grain == DTM_GRAIN_DAY ? "day" : "hour");
         out->plan = dtm_arena_strndup(&out->arena, plan, strlen(plan));
         s.cube = true;
-        rc = out->plan ? st->ops->cube_scan(st, cube, s.grain, from_b, to_b, one_cube_row, &s)
-                       : DTM_ENOMEM;
+        rc = out->plan ? cube_read(st, q, &s, cube, from_b, to_b) : DTM_ENOMEM;
     } else {
         rc = st->ops->record_scan(st, q->ds->code, q->from, q->to, false, one_record, &s);
     }
@@ -807,7 +836,7 @@ out:
             for (size_t i = 0; i < DTM_STATS_MAX_METRICS; i++) {
                 free(g->vals[i].v);
                 if (g->hist && i < q->nmetrics)
-                    free(g->hist[i].h);
+                    dtm_hist_dense_free(&g->hist[i]);
             }
     free(s.table);
     free(all);

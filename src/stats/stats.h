@@ -215,13 +215,23 @@ void dtm_cube_agg_release(struct dtm_cube_agg *a);
 void dtm_cube_agg_encode(const struct dtm_cube_agg *a, struct dtm_buf *b);
 /* Adds bins into dst's (malloc'd) histogram. */
 int dtm_hist_merge(struct dtm_cube_magg *dst, const struct dtm_hbin *src, uint32_t ns);
-/* Appends bins to a histogram (realloc'd) in any order; normalize sorts and combines them. */
-int dtm_hist_append(struct dtm_cube_magg *m, const struct dtm_hbin *b, uint32_t n);
-void dtm_hist_normalize(struct dtm_cube_magg *m);
+/* A histogram as dense counts over a range of bucket indexes: merging many rows' bins into a
+ * query group costs an addition each, no search or sort. */
+struct dtm_hist_dense {
+    int64_t *c;
+    int32_t lo; /* index of c[0] */
+    uint32_t n;
+};
+int dtm_hist_dense_add(struct dtm_hist_dense *d, const struct dtm_hbin *b, uint32_t nb);
+double dtm_hist_dense_quantile(const struct dtm_hist_dense *d, double p, bool integer, double min,
+                               double max);
+void dtm_hist_dense_free(struct dtm_hist_dense *d);
 /* Nearest-rank quantile p of a histogram, clamped to [min, max]; NAN when empty. */
 double dtm_hist_quantile(const struct dtm_cube_magg *m, double p, bool integer);
 /* The store's merge of a delta into a stored aggregate (SQLite calls it from SQL). */
 int dtm_agg_merge(const void *a, size_t an, const void *b, size_t bn, struct dtm_buf *out);
+/* The encoded start of every tuple whose first value is `first`. */
+void dtm_cube_dims_prefix(struct dtm_buf *b, struct dtm_str first);
 /* Splits an encoded tuple of dimension values (a value with p NULL is absent). */
 int dtm_cube_dims_decode(const void *p, size_t n, struct dtm_str *out, size_t max, size_t *count);
 

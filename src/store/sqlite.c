@@ -17,6 +17,7 @@ enum stmt_id {
     Q_SYS_GET,
     Q_SYS_LIST,
     Q_SYS_TOUCH,
+    Q_SYS_TIER,
     Q_PROBE_SET,
     Q_PROBE_LIST,
     Q_PROBE_PUT,
@@ -64,6 +65,7 @@ enum stmt_id {
     Q_CUBE_CLEAR,
     Q_CUBE_MARK,
     Q_CUBE_LIST,
+    Q_CUBE_SEEK,
     Q_CUBE_PURGE,
     Q_GRANT_PUT,
     Q_GRANT_DEL,
@@ -75,6 +77,9 @@ enum stmt_id {
     Q_PURGE_HISTORY,
     Q_PURGE_RECORDS,
     Q_PURGE_CUBES,
+    Q_AUDIT_HEAD,
+    Q_AUDIT_PUT,
+    Q_AUDIT_LIST,
     Q_COUNT
 };
 
@@ -100,14 +105,15 @@ static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
-    [Q_SYS_ADD] = "INSERT INTO systems(code,name,org,role,parent,masked,created_at) "
-                  "VALUES(?,?,?,?,?,?,?)",
-    [Q_SYS_GET] = "SELECT code,name,org,role,parent,masked,created_at,last_seen FROM systems "
+    [Q_SYS_ADD] = "INSERT INTO systems(code,name,org,role,parent,masked,created_at,tier) "
+                  "VALUES(?,?,?,?,?,?,?,?)",
+    [Q_SYS_GET] = "SELECT code,name,org,role,parent,masked,created_at,last_seen,tier FROM systems "
                   "WHERE code=?",
-    [Q_SYS_LIST] = "SELECT code,name,org,role,parent,masked,created_at,last_seen FROM systems "
+    [Q_SYS_LIST] = "SELECT code,name,org,role,parent,masked,created_at,last_seen,tier FROM systems "
                    "ORDER BY code",
     [Q_SYS_TOUCH] = "UPDATE systems SET last_seen=? WHERE code=? AND "
                     "(last_seen IS NULL OR last_seen<?)",
+    [Q_SYS_TIER] = "UPDATE systems SET tier=? WHERE code=?",
     [Q_PROBE_SET] = "UPDATE systems SET probe_url=? WHERE code=?",
     [Q_PROBE_LIST] = "SELECT code,probe_url,last_probe_at,last_probe_ok,last_probe_ms,"
                      "last_probe_error FROM systems WHERE probe_url IS NOT NULL ORDER BY code",
@@ -121,7 +127,7 @@ static const char *const sql[Q_COUNT] = {
                           "WHERE until IS NULL OR until>? ORDER BY system_code,since,id",
     [Q_KEY_ADD] = "INSERT INTO api_keys(id,system_code,hash,created_at) VALUES(?,?,?,?)",
     [Q_KEY_FIND] = "SELECT k.id,k.system_code,k.created_at,k.expires_at,k.revoked_at,"
-                   "s.code,s.name,s.org,s.role,s.parent,s.masked,s.created_at,s.last_seen "
+                   "s.code,s.name,s.org,s.role,s.parent,s.masked,s.created_at,s.last_seen,s.tier "
                    "FROM api_keys k JOIN systems s ON s.code=k.system_code WHERE k.hash=?",
     [Q_KEY_EXPIRE] = "UPDATE api_keys SET expires_at=? WHERE system_code=? AND revoked_at IS NULL "
                      "AND (expires_at IS NULL OR expires_at>?)",
@@ -212,6 +218,8 @@ static const char *const sql[Q_COUNT] = {
     [Q_CUBE_CLEAR] = "DELETE FROM cube_rows WHERE cube=?",
     [Q_CUBE_MARK] = "UPDATE cube_ids SET complete=? WHERE id=?",
     [Q_CUBE_LIST] = "SELECT id FROM cube_ids ORDER BY id",
+    [Q_CUBE_SEEK] = "SELECT bucket,dims,n,agg FROM cube_rows WHERE cube=? AND grain=? AND bucket=?"
+                    " AND dims>=? AND dims<? ORDER BY dims",
     /* per cube: a range of the primary key, not a scan of the table */
     [Q_CUBE_PURGE] = "DELETE FROM cube_rows WHERE cube=? AND grain=? AND bucket<?",
     [Q_GRANT_PUT] = "INSERT INTO grants(system_code,dataset,granted_at) VALUES(?,?,?) "
@@ -230,6 +238,13 @@ static const char *const sql[Q_COUNT] = {
     [Q_PURGE_RECORDS] = "DELETE FROM records WHERE id IN (" PURGE_IDS ")",
     [Q_PURGE_CUBES] = "DELETE FROM cube_rows WHERE cube IN (SELECT id FROM cube_ids WHERE ds=?1) "
                       "AND bucket<(CASE grain WHEN 0 THEN ?2 ELSE ?3 END) AND bucket>?4",
+    [Q_AUDIT_HEAD] = "SELECT seq,hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+    [Q_AUDIT_PUT] = "INSERT INTO audit_log(seq,at,actor_kind,actor,action,target,detail,source_ip,"
+                    "prev_hash,hash) VALUES(?,?,?,?,?,?,?,?,?,?)",
+    /* ?1 after seq, ?2 from, ?3 to, ?4 actor (NULL = any), ?5 action (NULL = any), ?6 limit */
+    [Q_AUDIT_LIST] = "SELECT seq,at,actor_kind,actor,action,target,detail,source_ip,prev_hash,hash "
+                     "FROM audit_log WHERE seq>?1 AND at>=?2 AND at<?3 AND (?4 IS NULL OR "
+                     "actor=?4) AND (?5 IS NULL OR action=?5) ORDER BY seq LIMIT ?6",
 };
 
 /* Versioned migrations: applied in order, each in its own transaction; the version reached is
@@ -330,6 +345,16 @@ static const char *const migrations[] = {
     " system_code TEXT NOT NULL REFERENCES systems(code), status TEXT NOT NULL,"
     " since INTEGER NOT NULL, until INTEGER);"
     "CREATE INDEX system_status_system ON system_status(system_code, since);",
+    /* 8: the audit trail (S3, D6; audit/): append-only, each entry chained to the one before by
+     * an HMAC (audit/audit.c). Kept forever: nothing deletes or updates it. */
+    "CREATE TABLE audit_log(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+    " actor_kind TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    " target TEXT NOT NULL, detail TEXT NOT NULL, source_ip TEXT NOT NULL,"
+    " prev_hash BLOB NOT NULL, hash BLOB NOT NULL);"
+    "CREATE INDEX audit_log_at ON audit_log(at);",
+    /* 9: a system's rate-limit tier (T2.2: bronze | silver | gold; NULL = [ratelimit]
+     * default_tier) */
+    "ALTER TABLE systems ADD COLUMN tier TEXT;",
 };
 
 /* dataset code → id, remembered per connection (an id never changes once committed) */
@@ -427,6 +452,7 @@ static void read_system(sqlite3_stmt *st, int c, struct dtm_system *out)
     out->masked = sqlite3_column_int(st, c + 5) != 0;
     out->created_at = sqlite3_column_int64(st, c + 6);
     out->last_seen = sqlite3_column_int64(st, c + 7);
+    col_text(st, c + 8, out->tier, sizeof(out->tier));
 }
 
 /* The id of a dataset code; with create, a new one is made (inside the writer's transaction).
@@ -590,6 +616,8 @@ static int s_system_add(struct dtm_store *s, const struct dtm_system *sys)
         bind_text(st, 5, sys->parent);
     sqlite3_bind_int(st, 6, sys->masked);
     sqlite3_bind_int64(st, 7, sys->created_at);
+    if (sys->tier[0])
+        bind_text(st, 8, sys->tier);
     return exec_done(s, st, "system_add");
 }
 
@@ -637,6 +665,20 @@ static int s_system_touch(struct dtm_store *s, const char *code, int64_t last_se
     bind_text(st, 2, code);
     sqlite3_bind_int64(st, 3, last_seen);
     return exec_done(s, st, "system_touch");
+}
+
+static int s_system_set_tier(struct dtm_store *s, const char *code, const char *tier)
+{
+    sqlite3_stmt *st = stmt(s, Q_SYS_TIER);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    if (tier && *tier)
+        bind_text(st, 1, tier);
+    bind_text(st, 2, code);
+    if ((rc = exec_done(s, st, "system_set_tier")))
+        return rc;
+    return sqlite3_changes(DB(s)) == 1 ? DTM_OK : DTM_ENOTFOUND;
 }
 
 static int s_probe_set_url(struct dtm_store *s, const char *code, const char *url)
@@ -1339,17 +1381,9 @@ static int s_cube_apply(struct dtm_store *s, int64_t cube, int grain, int64_t bu
     return exec_done(s, st, "cube_apply");
 }
 
-static int s_cube_scan(struct dtm_store *s, int64_t cube, int grain, int64_t from, int64_t to,
-                       dtm_cube_row_cb cb, void *ctx)
+static int cube_rows(struct dtm_store *s, sqlite3_stmt *st, dtm_cube_row_cb cb, void *ctx)
 {
-    sqlite3_stmt *st = stmt(s, Q_CUBE_SCAN);
     int rc;
-    if (!st)
-        return DTM_ESTORE;
-    sqlite3_bind_int64(st, 1, cube);
-    sqlite3_bind_int(st, 2, grain);
-    sqlite3_bind_int64(st, 3, from);
-    sqlite3_bind_int64(st, 4, to);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int crc = cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
                      (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_int64(st, 2),
@@ -1361,6 +1395,44 @@ static int s_cube_scan(struct dtm_store *s, int64_t cube, int grain, int64_t fro
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? DTM_OK : fail(s, "cube_scan");
+}
+
+static int s_cube_scan(struct dtm_store *s, int64_t cube, int grain, int64_t from, int64_t to,
+                       const void *prefix, size_t prefixlen, dtm_cube_row_cb cb, void *ctx)
+{
+    uint8_t end[256];
+    size_t k;
+    sqlite3_stmt *st;
+    int rc;
+    /* the tuples that start with prefix are [prefix, prefix with its last byte + 1) */
+    if (prefixlen && prefixlen <= sizeof(end)) {
+        memcpy(end, prefix, prefixlen);
+        for (k = prefixlen; k > 0 && end[k - 1] == 0xff; k--)
+            end[k - 1] = 0;
+        if (k > 0 && from != INT64_MIN && to != INT64_MAX) {
+            end[k - 1]++;
+            for (int64_t b = from; b < to; b++) {
+                if (!(st = stmt(s, Q_CUBE_SEEK)))
+                    return DTM_ESTORE;
+                sqlite3_bind_int64(st, 1, cube);
+                sqlite3_bind_int(st, 2, grain);
+                sqlite3_bind_int64(st, 3, b);
+                sqlite3_bind_blob(st, 4, prefix, (int)prefixlen, SQLITE_STATIC);
+                sqlite3_bind_blob(st, 5, end, (int)k, SQLITE_STATIC);
+                if ((rc = cube_rows(s, st, cb, ctx)))
+                    return rc;
+            }
+            return DTM_OK;
+        }
+    }
+    /* no usable prefix: the whole range (the caller filters) */
+    if (!(st = stmt(s, Q_CUBE_SCAN)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, cube);
+    sqlite3_bind_int(st, 2, grain);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, to);
+    return cube_rows(s, st, cb, ctx);
 }
 
 static int s_cube_reset(struct dtm_store *s, int64_t cube, bool complete)
@@ -1617,6 +1689,103 @@ static int s_record_purge(struct dtm_store *s, const char *dataset, int64_t befo
     return exec_done(s, st, "record_purge_rollups");
 }
 
+/* ---- the audit trail */
+
+static int s_audit_head(struct dtm_store *s, int64_t *seq, uint8_t hash[32])
+{
+    sqlite3_stmt *st = stmt(s, Q_AUDIT_HEAD);
+    int rc;
+    *seq = 0;
+    memset(hash, 0, 32);
+    if (!st)
+        return DTM_ESTORE;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const void *h = sqlite3_column_blob(st, 1);
+        *seq = sqlite3_column_int64(st, 0);
+        if (h && sqlite3_column_bytes(st, 1) == 32)
+            memcpy(hash, h, 32);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? DTM_OK : fail(s, "audit_head");
+}
+
+static int s_audit_append(struct dtm_store *s, struct dtm_audit_entry *e, dtm_audit_seal_fn seal,
+                          void *ctx)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = s_audit_head(s, &e->seq, e->prev_hash)))
+        return rc;
+    e->seq++;
+    if ((rc = seal(ctx, e)))
+        return rc;
+    if (!(st = stmt(s, Q_AUDIT_PUT)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, e->seq);
+    sqlite3_bind_int64(st, 2, e->at);
+    bind_text(st, 3, e->actor_kind);
+    bind_text(st, 4, e->actor);
+    bind_text(st, 5, e->action);
+    bind_text(st, 6, e->target);
+    bind_text(st, 7, e->detail);
+    bind_text(st, 8, e->source_ip);
+    sqlite3_bind_blob(st, 9, e->prev_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 10, e->hash, 32, SQLITE_STATIC);
+    return exec_done(s, st, "audit_append");
+}
+
+/* A blob column of 32 bytes into out; anything else (an altered row) as far as it goes, the rest
+ * zero — verification then reports the mismatch. */
+static void col_hash(sqlite3_stmt *st, int i, uint8_t out[32])
+{
+    const void *p = sqlite3_column_blob(st, i);
+    int n = sqlite3_column_bytes(st, i);
+    memset(out, 0, 32);
+    if (p && n > 0)
+        memcpy(out, p, (size_t)DTM_MIN(n, 32));
+}
+
+static int s_audit_list(struct dtm_store *s, const struct dtm_audit_filter *f, int64_t after_seq,
+                        size_t limit, dtm_audit_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_AUDIT_LIST);
+    struct dtm_audit_entry *e;
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    if (!(e = malloc(sizeof(*e))))
+        return DTM_ENOMEM;
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, f ? f->from : INT64_MIN);
+    sqlite3_bind_int64(st, 3, f ? f->to : INT64_MAX);
+    if (f && f->actor)
+        bind_text(st, 4, f->actor);
+    if (f && f->action)
+        bind_text(st, 5, f->action);
+    sqlite3_bind_int64(st, 6, limit ? (int64_t)limit : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        e->seq = sqlite3_column_int64(st, 0);
+        e->at = sqlite3_column_int64(st, 1);
+        col_text(st, 2, e->actor_kind, sizeof(e->actor_kind));
+        col_text(st, 3, e->actor, sizeof(e->actor));
+        col_text(st, 4, e->action, sizeof(e->action));
+        col_text(st, 5, e->target, sizeof(e->target));
+        col_text(st, 6, e->detail, sizeof(e->detail));
+        col_text(st, 7, e->source_ip, sizeof(e->source_ip));
+        col_hash(st, 8, e->prev_hash);
+        col_hash(st, 9, e->hash);
+        if ((rc = cb(ctx, e))) {
+            sqlite3_reset(st);
+            free(e);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    free(e);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "audit_list");
+}
+
 static const struct dtm_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = s_close,
@@ -1629,6 +1798,7 @@ static const struct dtm_store_ops sqlite_ops = {
     .system_get = s_system_get,
     .system_list = s_system_list,
     .system_touch = s_system_touch,
+    .system_set_tier = s_system_set_tier,
     .probe_set_url = s_probe_set_url,
     .probe_list = s_probe_list,
     .probe_put = s_probe_put,
@@ -1671,6 +1841,9 @@ static const struct dtm_store_ops sqlite_ops = {
     .grant_list = s_grant_list,
     .record_page = s_record_page,
     .record_purge = s_record_purge,
+    .audit_append = s_audit_append,
+    .audit_head = s_audit_head,
+    .audit_list = s_audit_list,
 };
 
 int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz)

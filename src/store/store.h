@@ -22,6 +22,7 @@ struct dtm_system {
     bool masked;               /* configured for masked data (Art. 9.4) */
     int64_t created_at;        /* µs */
     int64_t last_seen;         /* µs, 0 = never */
+    char tier[16];             /* rate-limit tier (T2.2): bronze | silver | gold; "" = default */
 };
 
 struct dtm_key {
@@ -153,6 +154,34 @@ struct dtm_record_row {
 };
 typedef int (*dtm_record_row_cb)(void *ctx, const struct dtm_record_row *row);
 
+/* An entry of the audit trail (S3, D6; audit/audit.h): append-only and hash-chained — hash is
+ * HMAC-SHA-256 over the canonical encoding of the other members (dtm_audit_hash), prev_hash the
+ * hash of the entry before (32 zero bytes for the first). detail is a JSON object that never
+ * holds a secret or a personal value. */
+#define DTM_AUDIT_DETAIL_MAX 2048
+struct dtm_audit_entry {
+    int64_t seq;         /* 1, 2, … without gaps */
+    int64_t at;          /* µs */
+    char actor_kind[12]; /* system | user | cli | server */
+    char actor[128];
+    char action[48];
+    char target[256];
+    char detail[DTM_AUDIT_DETAIL_MAX];
+    char source_ip[64];
+    uint8_t prev_hash[32];
+    uint8_t hash[32];
+};
+/* audit_list's filters: at in [from, to) (INT64_MIN/INT64_MAX = open), actor and action equal
+ * (NULL = any). */
+struct dtm_audit_filter {
+    int64_t from, to;
+    const char *actor;
+    const char *action;
+};
+typedef int (*dtm_audit_cb)(void *ctx, const struct dtm_audit_entry *e);
+/* Computes e->hash once e->seq and e->prev_hash are set (audit/audit.c). */
+typedef int (*dtm_audit_seal_fn)(void *ctx, struct dtm_audit_entry *e);
+
 struct dtm_store;
 
 struct dtm_store_ops {
@@ -169,6 +198,8 @@ struct dtm_store_ops {
     int (*system_get)(struct dtm_store *s, const char *code, struct dtm_system *out);
     int (*system_list)(struct dtm_store *s, dtm_system_cb cb, void *ctx);
     int (*system_touch)(struct dtm_store *s, const char *code, int64_t last_seen);
+    /* The rate-limit tier of a system (T2.2); DTM_ENOTFOUND when no such system. */
+    int (*system_set_tier)(struct dtm_store *s, const char *code, const char *tier);
     /* connectivity (conn/): the probe URL of a system (NULL or "" clears it; DTM_ENOTFOUND when
      * no such system), every system that has one with its last result (by code), a result */
     int (*probe_set_url)(struct dtm_store *s, const char *code, const char *url);
@@ -265,6 +296,19 @@ struct dtm_store_ops {
     int (*record_purge)(struct dtm_store *s, const char *dataset, int64_t before, size_t limit,
                         int64_t *removed);
 
+    /* The audit trail (audit/): append-only, no operation updates or deletes an entry.
+     * audit_append, inside the caller's transaction (which holds the write lock, so appends are
+     * serialised): sets e->seq to the last seq + 1 and e->prev_hash to the last entry's hash (32
+     * zero bytes when the trail is empty), calls seal to compute e->hash, inserts the entry.
+     * audit_head: the last entry's seq and hash (0 and zero bytes when empty). audit_list:
+     * entries with seq > after_seq matching f, by seq, at most limit (0 = no limit); cb may
+     * return a positive value to stop early (returned as is). */
+    int (*audit_append)(struct dtm_store *s, struct dtm_audit_entry *e, dtm_audit_seal_fn seal,
+                        void *ctx);
+    int (*audit_head)(struct dtm_store *s, int64_t *seq, uint8_t hash[32]);
+    int (*audit_list)(struct dtm_store *s, const struct dtm_audit_filter *f, int64_t after_seq,
+                      size_t limit, dtm_audit_cb cb, void *ctx);
+
     /* live rollups (stats/cube.c): a cube's id by dataset and dimension names ("a,b,c");
      * create registers a new one, complete when the dataset has no records yet. DTM_ENOTFOUND
      * when absent and not created. */
@@ -273,9 +317,10 @@ struct dtm_store_ops {
     /* Adds a delta (count n, encoded aggregate agg) to a cube row, creating it. */
     int (*cube_apply)(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
                       const void *dims, size_t dimslen, int64_t n, const void *agg, size_t agglen);
-    /* Rows of a cube and grain with from <= bucket < to, in key order. */
+    /* Rows of a cube and grain with from <= bucket < to, in key order; with a prefix (prefixlen
+     * > 0), only those whose encoded dimension tuple starts with it (one seek per bucket). */
     int (*cube_scan)(struct dtm_store *s, int64_t cube, int grain, int64_t from, int64_t to,
-                     dtm_cube_row_cb cb, void *ctx);
+                     const void *prefix, size_t prefixlen, dtm_cube_row_cb cb, void *ctx);
     /* Removes the rows of every cube in a grain with bucket < before. May be NULL. */
     int (*cube_purge)(struct dtm_store *s, int grain, int64_t before);
     /* Forgets every row of a cube and marks it complete or not (a rebuild starts). */
