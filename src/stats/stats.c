@@ -307,6 +307,7 @@ struct scan {
     struct dtm_str fv[64]; /* this record's values by field index */
     bool fpresent[64];
     struct dtm_in_record rec;
+    size_t flen[DTM_MAX_FIELDS]; /* lengths of the field names */
     struct dtm_buf key;
     int rc;
     /* the cube plan */
@@ -440,8 +441,16 @@ static int one_record(void *ctx, const struct dtm_record_version *ver)
         return DTM_OK; /* not a record we wrote: skipped */
     }
     memset(s->fpresent, 0, sizeof(s->fpresent));
-    for (size_t k = 0; k < s->rec.nfields; k++) {
-        int f = field_index(q->ds, s->rec.f[k].name);
+    for (size_t k = 0, hint = 0; k < s->rec.nfields; k++) {
+        /* stored records list their fields in the definition's order: try the next one first */
+        struct dtm_str name = s->rec.f[k].name;
+        int f;
+        while (hint < q->ds->nfields && s->flen[hint] != name.n)
+            hint++;
+        if (hint < q->ds->nfields && memcmp(q->ds->fields[hint].name, name.p, name.n) == 0)
+            f = (int)hint++;
+        else if ((f = field_index(q->ds, name)) >= 0)
+            hint = (size_t)f + 1;
         if (f >= 0 && f < 64 && s->rec.f[k].kind != DTM_IN_NULL) {
             s->fv[f] = s->rec.f[k].value;
             s->fpresent[f] = true;
@@ -645,6 +654,49 @@ static bool choose_cube(struct dtm_store *st, const struct dtm_query *q, struct 
     return true;
 }
 
+struct share {
+    int64_t from, to, in, all;
+};
+
+static int count_share(void *ctx, int64_t bucket, const void *dims, size_t dimslen, int64_t n,
+                       const void *agg, size_t agglen)
+{
+    struct share *sh = ctx;
+    sh->all += n;
+    if (bucket >= sh->from && bucket < sh->to)
+        sh->in += n;
+    return DTM_OK;
+}
+
+/* Whether a scan of a time range should read the whole table in storage order rather than
+ * follow the time index: when the range holds much of the dataset, the index visits the table's
+ * pages at random (10 M records, 90 of 90 days: 56 s by the index, 24 s in order). The share is
+ * read from the day rows of the dataset's smallest complete cube. */
+static bool table_order(struct dtm_store *st, const struct dtm_query *q)
+{
+    const struct dtm_dataset *ds = q->ds;
+    int64_t ids[DTM_CUBE_MAX];
+    bool complete[DTM_CUBE_MAX];
+    struct share sh = {0};
+    size_t best = SIZE_MAX, bc = 0;
+    if ((q->from == INT64_MIN && q->to == INT64_MAX) || !st->ops->record_scan_table ||
+        !st->ops->cube_id || !ds->ncubes || dtm_cube_ids(st, ds, false, ids, complete))
+        return false;
+    for (size_t c = 0; c < ds->ncubes && c < DTM_CUBE_MAX; c++)
+        if (ids[c] && complete[c] && ds->cubes[c].n < best) {
+            best = ds->cubes[c].n;
+            bc = c;
+        }
+    if (best == SIZE_MAX)
+        return false;
+    sh.from = q->from == INT64_MIN ? INT64_MIN + 1 : dtm_cube_bucket(DTM_GRAIN_DAY, q->from);
+    sh.to = q->to == INT64_MAX ? INT64_MAX : dtm_cube_bucket(DTM_GRAIN_DAY, q->to) + 1;
+    if (st->ops->cube_scan(st, ids[bc], DTM_GRAIN_DAY, INT64_MIN, INT64_MAX, NULL, 0, count_share,
+                           &sh))
+        return false;
+    return sh.all > 0 && sh.in * 10 >= sh.all * 4; /* 40 % or more */
+}
+
 /* Reads the cube rows of the range. When a `where` names the cube's first dimension and the
  * range is short, one seek per bucket and value reads only the matching rows (a system's
  * figures are not found by reading every system's). */
@@ -760,6 +812,8 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
     out->plan = "scan";
     s.arena = &out->arena;
     dtm_buf_init(&s.key, 1 << 20);
+    for (size_t i = 0; i < q->ds->nfields && i < DTM_MAX_FIELDS; i++)
+        s.flen[i] = strlen(q->ds->fields[i].name);
     if (choose_cube(st, q, &s, &cube, &from_b, &to_b)) {
         char plan[DTM_STATS_MAX_GROUP * DTM_NAME_MAX + 32];
         size_t used = (size_t)snprintf(plan, sizeof(plan), "cube=");
@@ -773,7 +827,9 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
         s.cube = true;
         rc = out->plan ? cube_read(st, q, &s, cube, from_b, to_b) : DTM_ENOMEM;
     } else {
-        rc = st->ops->record_scan(st, q->ds->code, q->from, q->to, false, one_record, &s);
+        rc = table_order(st, q)
+                 ? st->ops->record_scan_table(st, q->ds->code, q->from, q->to, one_record, &s)
+                 : st->ops->record_scan(st, q->ds->code, q->from, q->to, false, one_record, &s);
     }
     if (rc)
         goto out;

@@ -47,6 +47,7 @@ enum stmt_id {
     Q_REC_SCAN,
     Q_REC_SCAN_ALL,
     Q_REC_SCAN_TABLE,
+    Q_REC_SCAN_TABLE_RANGE,
     Q_DS_GET,
     Q_DS_ADD,
     Q_BATCH_PUT,
@@ -183,6 +184,8 @@ static const char *const sql[Q_COUNT] = {
      * table at random (a statistics scan of 1 M records: most of its time) */
     [Q_REC_SCAN_TABLE] = "SELECT " VERSION_COLS " FROM records "
                          "NOT INDEXED WHERE ds=?",
+    [Q_REC_SCAN_TABLE_RANGE] = "SELECT " VERSION_COLS " FROM records NOT INDEXED "
+                               "WHERE ds=? AND event_time>=? AND event_time<?",
     [Q_DS_GET] = "SELECT id FROM dataset_ids WHERE code=?",
     [Q_DS_ADD] = "INSERT INTO dataset_ids(code) VALUES(?)",
 #define BATCH_COLS                                                                                 \
@@ -1155,6 +1158,22 @@ static int s_record_scan(struct dtm_store *s, const char *dataset, int64_t from,
     return version_rows(s, st, cb, ctx, "record_scan");
 }
 
+static int s_record_scan_table(struct dtm_store *s, const char *dataset, int64_t from,
+                               int64_t to, dtm_version_cb cb, void *ctx)
+{
+    sqlite3_stmt *st;
+    int64_t ds;
+    int rc = ds_id(s, dataset, false, &ds);
+    if (rc)
+        return rc == DTM_ENOTFOUND ? DTM_OK : rc;
+    if (!(st = stmt(s, Q_REC_SCAN_TABLE_RANGE)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, ds);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    return version_rows(s, st, cb, ctx, "record_scan_table");
+}
+
 static void bind_batch(sqlite3_stmt *st, const struct dtm_batch *b)
 {
     const int64_t n[] = {b->bytes,    b->byte_offset, b->next_row,   b->total,
@@ -1820,6 +1839,7 @@ static const struct dtm_store_ops sqlite_ops = {
     .idem_put = s_idem_put,
     .idem_purge = s_idem_purge,
     .record_scan = s_record_scan,
+    .record_scan_table = s_record_scan_table,
     .batch_put = s_batch_put,
     .batch_update = s_batch_update,
     .batch_get = s_batch_get,
