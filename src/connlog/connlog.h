@@ -5,7 +5,7 @@
  * kept at least a year (jobs/retention.c).
  *
  * The HTTP layer hands each completed call to dtm_connlog_add, which only appends a row to a
- * bounded list in memory (a full list drops rows, counted and logged). Every quarter second a
+ * bounded list in memory (a full list drops rows, counted and logged). Every 50 ms a
  * thread turns the rows into records through the normal pipeline (NDJSON → validate → hash, as a
  * local import) and submits them as one relaxed writer job per up to 1 000 rows (no fsync of their
  * own: they become durable with the next durable commit; a receipt with system "DTM" each).
