@@ -24,6 +24,7 @@ bench:
 	@bench/ingest_realtime/run.sh
 	@bench/ingest_batch/run.sh
 	@bench/ingest_batch/large.sh
+	@bench/query/run.sh
 
 # libFuzzer on the body decoders for FUZZ_SECONDS (default 300), starting from the committed seeds;
 # new interesting inputs go to build-fuzz/corpus, crashes to build-fuzz/.
