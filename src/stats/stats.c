@@ -7,6 +7,7 @@
 #include "ingest/decode.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -731,6 +732,105 @@ static int cube_read(struct dtm_store *st, const struct dtm_query *q, struct sca
     return st->ops->cube_scan(st, cube, s->grain, from_b, to_b, NULL, 0, one_cube_row, s);
 }
 
+/* ---- a scan in two parts at once: this thread reads the first half of the table, a second
+ * thread with its own connection the other; then the second's groups are folded into the first's
+ * (a scan that reads the whole table is CPU-bound: decoding each stored record) */
+
+struct part {
+    struct scan s;
+    struct dtm_store *st;
+    int rc;
+};
+
+static void *part_run(void *arg)
+{
+    struct part *p = arg;
+    const struct dtm_query *q = p->s.q;
+    p->rc =
+        p->st->ops->record_scan_part(p->st, q->ds->code, q->from, q->to, 1, 2, one_record, &p->s);
+    return NULL;
+}
+
+static int fold(struct scan *s, struct scan *t)
+{
+    for (size_t b = 0; b < t->nbuckets; b++)
+        for (struct group *g2 = t->table[b], *next; g2; g2 = next) {
+            struct group *g;
+            size_t h;
+            next = g2->next;
+            h = hash(g2->key, g2->keylen);
+            for (g = s->nbuckets ? s->table[h & (s->nbuckets - 1)] : NULL; g; g = g->next)
+                if (g->keylen == g2->keylen && memcmp(g->key, g2->key, g2->keylen) == 0)
+                    break;
+            if (!g) { /* a group only the second part saw: it moves over (its memory is the
+                       * result's second arena) */
+                if (s->ngroups >= s->nbuckets && grow_table(s))
+                    return DTM_ENOMEM;
+                g2->next = s->table[h & (s->nbuckets - 1)];
+                s->table[h & (s->nbuckets - 1)] = g2;
+                s->ngroups++;
+                continue;
+            }
+            g->count += g2->count;
+            for (size_t i = 0; i < s->q->nmetrics; i++) {
+                struct vals *v = &g2->vals[i];
+                if (g2->n[i]) {
+                    if (g->n[i] == 0 || g2->min[i] < g->min[i])
+                        g->min[i] = g2->min[i];
+                    if (g->n[i] == 0 || g2->max[i] > g->max[i])
+                        g->max[i] = g2->max[i];
+                    g->sum[i] += g2->sum[i];
+                    g->n[i] += g2->n[i];
+                }
+                for (size_t k = 0; k < v->n; k++)
+                    if (add_value(&g->vals[i], v->v[k]))
+                        return DTM_ENOMEM;
+                free(v->v);
+                v->v = NULL;
+                v->n = v->cap = 0;
+            }
+        }
+    return DTM_OK;
+}
+
+static int scan_in_parts(struct dtm_store *st, const struct dtm_query *q, struct scan *s,
+                         struct dtm_arena *arena2)
+{
+    struct part *p = calloc(1, sizeof(*p));
+    pthread_t t;
+    int rc;
+    if (!p)
+        return DTM_ENOMEM;
+    if (st->ops->reopen(st, &p->st) != DTM_OK) {
+        free(p);
+        return st->ops->record_scan_part(st, q->ds->code, q->from, q->to, 0, 1, one_record, s);
+    }
+    p->s.q = q;
+    p->s.arena = arena2;
+    memcpy(p->s.flen, s->flen, sizeof(s->flen));
+    dtm_buf_init(&p->s.key, 1 << 20);
+    if (pthread_create(&t, NULL, part_run, p) != 0) {
+        rc = st->ops->record_scan_part(st, q->ds->code, q->from, q->to, 0, 1, one_record, s);
+    } else {
+        rc = st->ops->record_scan_part(st, q->ds->code, q->from, q->to, 0, 2, one_record, s);
+        pthread_join(t, NULL);
+        if (rc == DTM_OK)
+            rc = p->rc;
+        if (rc == DTM_OK)
+            rc = fold(s, &p->s);
+    }
+    /* groups that stayed in the second table (a failure): free their values */
+    for (size_t b = 0; rc && b < p->s.nbuckets; b++)
+        for (struct group *g = p->s.table[b]; g; g = g->next)
+            for (size_t i = 0; i < DTM_STATS_MAX_METRICS; i++)
+                free(g->vals[i].v);
+    free(p->s.table);
+    dtm_buf_free(&p->s.key);
+    p->st->ops->close(p->st);
+    free(p);
+    return rc;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -809,6 +909,7 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
 
     memset(out, 0, sizeof(*out));
     dtm_arena_init(&out->arena, 1 << 16);
+    dtm_arena_init(&out->arena2, 1 << 16);
     out->plan = "scan";
     s.arena = &out->arena;
     dtm_buf_init(&s.key, 1 << 20);
@@ -827,9 +928,13 @@ int dtm_query_run(struct dtm_store *st, const struct dtm_query *q, struct dtm_re
         s.cube = true;
         rc = out->plan ? cube_read(st, q, &s, cube, from_b, to_b) : DTM_ENOMEM;
     } else {
-        rc = table_order(st, q)
-                 ? st->ops->record_scan_table(st, q->ds->code, q->from, q->to, one_record, &s)
-                 : st->ops->record_scan(st, q->ds->code, q->from, q->to, false, one_record, &s);
+        bool stored_order = (q->from == INT64_MIN && q->to == INT64_MAX) || table_order(st, q);
+        if (stored_order && st->ops->record_scan_part && st->ops->reopen)
+            rc = scan_in_parts(st, q, &s, &out->arena2);
+        else if (stored_order && q->from != INT64_MIN && q->to != INT64_MAX)
+            rc = st->ops->record_scan_table(st, q->ds->code, q->from, q->to, one_record, &s);
+        else
+            rc = st->ops->record_scan(st, q->ds->code, q->from, q->to, false, one_record, &s);
     }
     if (rc)
         goto out;
@@ -905,6 +1010,7 @@ out:
 void dtm_result_free(struct dtm_result *r)
 {
     dtm_arena_free(&r->arena);
+    dtm_arena_free(&r->arena2);
     memset(r, 0, sizeof(*r));
 }
 

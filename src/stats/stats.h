@@ -81,8 +81,9 @@ struct dtm_result {
     size_t nrows;
     char ***rows;     /* rows[i][j]: the cell's text, NULL = null */
     bool *numeric;    /* per column: cells are numbers */
-    const char *plan; /* "scan" */
+    const char *plan; /* "scan" or "cube=…" */
     struct dtm_arena arena;
+    struct dtm_arena arena2; /* the groups a second scanning thread made */
 };
 
 /* Answers q from the smallest covering cube, else by scanning the records of its time range. */

@@ -48,6 +48,9 @@ enum stmt_id {
     Q_REC_SCAN_ALL,
     Q_REC_SCAN_TABLE,
     Q_REC_SCAN_TABLE_RANGE,
+    Q_REC_ID_RANGE,
+    Q_REC_SCAN_PART,
+    Q_REC_SCAN_PART_ALL,
     Q_DS_GET,
     Q_DS_ADD,
     Q_BATCH_PUT,
@@ -186,6 +189,12 @@ static const char *const sql[Q_COUNT] = {
                          "NOT INDEXED WHERE ds=?",
     [Q_REC_SCAN_TABLE_RANGE] = "SELECT " VERSION_COLS " FROM records NOT INDEXED "
                                "WHERE ds=? AND event_time>=? AND event_time<?",
+    [Q_REC_ID_RANGE] = "SELECT min(id),max(id) FROM records",
+    /* a range of the rowid (the table's own order), filtered; no index */
+    [Q_REC_SCAN_PART] = "SELECT " VERSION_COLS " FROM records NOT INDEXED "
+                        "WHERE id>=? AND id<? AND ds=? AND event_time>=? AND event_time<?",
+    [Q_REC_SCAN_PART_ALL] = "SELECT " VERSION_COLS " FROM records NOT INDEXED "
+                            "WHERE id>=? AND id<? AND ds=?",
     [Q_DS_GET] = "SELECT id FROM dataset_ids WHERE code=?",
     [Q_DS_ADD] = "INSERT INTO dataset_ids(code) VALUES(?)",
 #define BATCH_COLS                                                                                 \
@@ -1174,6 +1183,43 @@ static int s_record_scan_table(struct dtm_store *s, const char *dataset, int64_t
     return version_rows(s, st, cb, ctx, "record_scan_table");
 }
 
+static int s_record_scan_part(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
+                              int part, int nparts, dtm_version_cb cb, void *ctx)
+{
+    bool all = from == INT64_MIN && to == INT64_MAX;
+    sqlite3_stmt *st;
+    int64_t ds, lo, hi, step;
+    int rc = ds_id(s, dataset, false, &ds);
+    if (rc)
+        return rc == DTM_ENOTFOUND ? DTM_OK : rc;
+    if (!(st = stmt(s, Q_REC_ID_RANGE)))
+        return DTM_ESTORE;
+    if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
+        sqlite3_reset(st);
+        return DTM_OK; /* no record at all */
+    }
+    lo = sqlite3_column_int64(st, 0);
+    hi = sqlite3_column_int64(st, 1) + 1;
+    sqlite3_reset(st);
+    step = (hi - lo + nparts - 1) / nparts;
+    if (!(st = stmt(s, all ? Q_REC_SCAN_PART_ALL : Q_REC_SCAN_PART)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, lo + step * part);
+    sqlite3_bind_int64(st, 2, part == nparts - 1 ? hi : lo + step * (part + 1));
+    sqlite3_bind_int64(st, 3, ds);
+    if (!all) {
+        sqlite3_bind_int64(st, 4, from);
+        sqlite3_bind_int64(st, 5, to);
+    }
+    return version_rows(s, st, cb, ctx, "record_scan_part");
+}
+
+static int s_reopen(struct dtm_store *s, struct dtm_store **out)
+{
+    char err[256];
+    return dtm_store_sqlite_open(((struct sqlite_store *)s)->path, out, err, sizeof(err));
+}
+
 static void bind_batch(sqlite3_stmt *st, const struct dtm_batch *b)
 {
     const int64_t n[] = {b->bytes,    b->byte_offset, b->next_row,   b->total,
@@ -1840,6 +1886,8 @@ static const struct dtm_store_ops sqlite_ops = {
     .idem_purge = s_idem_purge,
     .record_scan = s_record_scan,
     .record_scan_table = s_record_scan_table,
+    .record_scan_part = s_record_scan_part,
+    .reopen = s_reopen,
     .batch_put = s_batch_put,
     .batch_update = s_batch_update,
     .batch_get = s_batch_get,

@@ -260,6 +260,13 @@ struct dtm_store_ops {
      * May be NULL. */
     int (*record_scan_table)(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
                              dtm_version_cb cb, void *ctx);
+    /* Part `part` of `nparts` of that scan (the table split into ranges of its storage order):
+     * the parts together are the whole scan, so threads can read them at once (records without
+     * a time too when the range is open on both sides). May be NULL. */
+    int (*record_scan_part)(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
+                            int part, int nparts, dtm_version_cb cb, void *ctx);
+    /* Another connection to the same storage (for a second reading thread). May be NULL. */
+    int (*reopen)(struct dtm_store *s, struct dtm_store **out);
 
     /* batches */
     int (*batch_put)(struct dtm_store *s, const struct dtm_batch *b);
