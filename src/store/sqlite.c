@@ -1167,8 +1167,8 @@ static int s_record_scan(struct dtm_store *s, const char *dataset, int64_t from,
     return version_rows(s, st, cb, ctx, "record_scan");
 }
 
-static int s_record_scan_table(struct dtm_store *s, const char *dataset, int64_t from,
-                               int64_t to, dtm_version_cb cb, void *ctx)
+static int s_record_scan_table(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
+                               dtm_version_cb cb, void *ctx)
 {
     sqlite3_stmt *st;
     int64_t ds;
