@@ -46,14 +46,8 @@ static int entry_add(void *ctx, const struct dtm_conn_view *v)
     struct entry *e;
     if (!may_see(x->r, v->sys))
         return DTM_OK;
-    if (x->n == x->cap) {
-        size_t nc = x->cap ? x->cap * 2 : 32;
-        struct entry *ne = realloc(x->e, nc * sizeof(*ne));
-        if (!ne)
-            return DTM_ENOMEM;
-        x->e = ne;
-        x->cap = nc;
-    }
+    if (dtm_array_reserve(&x->e, x->n, &x->cap, sizeof(*x->e)))
+        return DTM_ENOMEM;
     e = &x->e[x->n];
     memset(e, 0, sizeof(*e));
     e->sys = *v->sys;
@@ -94,14 +88,8 @@ struct intervals {
 static int interval_add(void *ctx, const struct dtm_status_interval *iv)
 {
     struct intervals *x = ctx;
-    if (x->n == x->cap) {
-        size_t nc = x->cap ? x->cap * 2 : 64;
-        struct dtm_status_interval *ni = realloc(x->iv, nc * sizeof(*ni));
-        if (!ni)
-            return DTM_ENOMEM;
-        x->iv = ni;
-        x->cap = nc;
-    }
+    if (dtm_array_reserve(&x->iv, x->n, &x->cap, sizeof(*x->iv)))
+        return DTM_ENOMEM;
     x->iv[x->n++] = *iv;
     return DTM_OK;
 }

@@ -30,14 +30,8 @@ struct probe_list {
 static int collect(void *ctx, const struct dtm_probe *p)
 {
     struct probe_list *x = ctx;
-    if (x->n == x->cap) {
-        size_t nc = x->cap ? x->cap * 2 : 16;
-        struct probe_run *np = realloc(x->r, nc * sizeof(*np));
-        if (!np)
-            return DTM_ENOMEM;
-        x->r = np;
-        x->cap = nc;
-    }
+    if (dtm_array_reserve(&x->r, x->n, &x->cap, sizeof(*x->r)))
+        return DTM_ENOMEM;
     memset(&x->r[x->n], 0, sizeof(x->r[0]));
     x->r[x->n].p = *p;
     x->r[x->n].was_ok = p->ok;

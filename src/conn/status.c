@@ -166,14 +166,8 @@ struct probes {
 static int probe_collect(void *ctx, const struct dtm_probe *p)
 {
     struct probes *x = ctx;
-    if (x->n == x->cap) {
-        size_t nc = x->cap ? x->cap * 2 : 16;
-        struct dtm_probe *np = realloc(x->p, nc * sizeof(*np));
-        if (!np)
-            return DTM_ENOMEM;
-        x->p = np;
-        x->cap = nc;
-    }
+    if (dtm_array_reserve(&x->p, x->n, &x->cap, sizeof(*x->p)))
+        return DTM_ENOMEM;
     x->p[x->n++] = *p;
     return DTM_OK;
 }
@@ -263,14 +257,8 @@ static int current_collect(void *ctx, const struct dtm_status_interval *iv)
     struct intervals *x = ctx;
     if (iv->until)
         return DTM_OK; /* ended after now: a clock that went back; not the current one */
-    if (x->n == x->cap) {
-        size_t nc = x->cap ? x->cap * 2 : 16;
-        struct dtm_status_interval *np = realloc(x->iv, nc * sizeof(*np));
-        if (!np)
-            return DTM_ENOMEM;
-        x->iv = np;
-        x->cap = nc;
-    }
+    if (dtm_array_reserve(&x->iv, x->n, &x->cap, sizeof(*x->iv)))
+        return DTM_ENOMEM;
     x->iv[x->n++] = *iv;
     return DTM_OK;
 }
@@ -318,14 +306,8 @@ static int eval_one(void *ctx, const struct dtm_conn_view *v)
     since = DTM_MIN(since, e->now);
     if (cur && since < cur->since)
         since = cur->since;
-    if (e->n == e->cap) {
-        size_t nc = e->cap ? e->cap * 2 : 16;
-        struct change *np = realloc(e->changes, nc * sizeof(*np));
-        if (!np)
-            return DTM_ENOMEM;
-        e->changes = np;
-        e->cap = nc;
-    }
+    if (dtm_array_reserve(&e->changes, e->n, &e->cap, sizeof(*e->changes)))
+        return DTM_ENOMEM;
     ch = &e->changes[e->n++];
     memset(ch, 0, sizeof(*ch));
     snprintf(ch->iv.system_code, sizeof(ch->iv.system_code), "%s", v->sys->code);

@@ -225,3 +225,20 @@ int dtm_buf_xml(struct dtm_buf *b, struct dtm_str v)
     }
     return b->err;
 }
+
+int dtm_array_reserve(void *arrp, size_t n, size_t *cap, size_t elem)
+{
+    void *p, *np;
+    size_t nc;
+    if (n < *cap)
+        return DTM_OK;
+    nc = *cap ? *cap * 2 : 16;
+    if (nc < *cap || nc > SIZE_MAX / elem)
+        return DTM_ENOMEM;
+    memcpy(&p, arrp, sizeof(p)); /* the caller's T * (no T ** to void ** cast) */
+    if (!(np = realloc(p, nc * elem)))
+        return DTM_ENOMEM;
+    memcpy(arrp, &np, sizeof(np));
+    *cap = nc;
+    return DTM_OK;
+}

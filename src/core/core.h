@@ -78,6 +78,11 @@ void dtm_buf_init(struct dtm_buf *b, size_t max);
 void dtm_buf_free(struct dtm_buf *b);
 void dtm_buf_reset(struct dtm_buf *b); /* keeps memory, clears content and error */
 int dtm_buf_reserve(struct dtm_buf *b, size_t extra);
+
+/* Room for one more element in a malloc'd array: arrp points at the array pointer (T **), n is
+ * the elements in use, *cap the elements allocated (doubled, 16 at first). DTM_OK or DTM_ENOMEM
+ * (the array is kept as it was). */
+int dtm_array_reserve(void *arrp, size_t n, size_t *cap, size_t elem);
 int dtm_buf_add(struct dtm_buf *b, const void *p, size_t n);
 int dtm_buf_addc(struct dtm_buf *b, const char *s);
 int dtm_buf_addch(struct dtm_buf *b, char c);

@@ -118,7 +118,7 @@ double dtm_hist_value(int32_t idx, bool integer)
 
 /* ---- aggregates and their encoding */
 
-static bool latency(const struct dtm_field_def *f)
+bool dtm_cube_has_hist(const struct dtm_field_def *f)
 {
     return f->unit && (strcmp(f->unit, "ms") == 0 || strcmp(f->unit, "s") == 0);
 }
@@ -773,9 +773,10 @@ static int contribute(struct dtm_cube_acc *a, int64_t cube, int grain, int64_t b
         if (!e->key || !e->agg.m)
             return DTM_ENOMEM;
         for (size_t i = 0; i < nm; i++)
-            e->agg.m[i] = (struct dtm_cube_magg){.min = INFINITY,
-                                                 .max = -INFINITY,
-                                                 .has_hist = latency(&ds->fields[ds->measures[i]])};
+            e->agg.m[i] =
+                (struct dtm_cube_magg){.min = INFINITY,
+                                       .max = -INFINITY,
+                                       .has_hist = dtm_cube_has_hist(&ds->fields[ds->measures[i]])};
         a->table[k] = (struct slot){h, e};
         a->all[a->n++] = e;
     }

@@ -400,14 +400,8 @@ static struct group *find_group(struct scan *s, int64_t bucket)
 
 static int add_value(struct vals *v, double x)
 {
-    if (v->n == v->cap) {
-        size_t nc = v->cap ? v->cap * 2 : 16;
-        double *p = realloc(v->v, nc * sizeof(*p));
-        if (!p)
-            return DTM_ENOMEM;
-        v->v = p;
-        v->cap = nc;
-    }
+    if (dtm_array_reserve(&v->v, v->n, &v->cap, sizeof(*v->v)))
+        return DTM_ENOMEM;
     v->v[v->n++] = x;
     return DTM_OK;
 }
@@ -527,11 +521,6 @@ static int measure_index(const struct dtm_dataset *ds, int field)
     return -1;
 }
 
-static bool has_hist(const struct dtm_field_def *f)
-{
-    return f->unit && (strcmp(f->unit, "ms") == 0 || strcmp(f->unit, "s") == 0);
-}
-
 static int one_cube_row(void *ctx, int64_t bucket, const void *dims, size_t dimslen, int64_t n,
                         const void *agg, size_t agglen)
 {
@@ -624,7 +613,7 @@ static bool choose_cube(struct dtm_store *st, const struct dtm_query *q, struct 
             need[nneed++] = m->field;
         else if (m->kind != DTM_M_COUNT &&
                  ((s->mindex[i] = measure_index(ds, m->field)) < 0 ||
-                  (m->kind >= DTM_M_P50 && !has_hist(&ds->fields[m->field]))))
+                  (m->kind >= DTM_M_P50 && !dtm_cube_has_hist(&ds->fields[m->field]))))
             return false;
         if (s->mindex[i] >= 0) {
             s->need_measures = true;

@@ -180,6 +180,10 @@ int dtm_facts_parse(const struct dtm_dataset *ds, struct dtm_str content, struct
 int64_t dtm_cube_bucket(int grain, int64_t t_us);
 int64_t dtm_cube_bucket_start(int grain, int64_t bucket);
 
+/* Whether a measure's cube aggregate keeps a histogram (percentiles): latency measures, whose
+ * unit is ms or s. */
+bool dtm_cube_has_hist(const struct dtm_field_def *f);
+
 /* Log-linear histogram buckets: index of a value (0 for 0; sign of the value; index order is
  * value order), the bucket's bounds, and the value that stands for it (integer measures: the
  * only integer of a bucket narrower than 1, else the midpoint: within 0.8 %). */

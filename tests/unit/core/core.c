@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -41,6 +42,29 @@ static void test_buf_limits_and_sticky_error(void **state)
     assert_int_equal(dtm_buf_printf(&b, "%d-%s", 42, "a"), DTM_OK);
     assert_string_equal(b.p, "42-a");
     dtm_buf_free(&b);
+}
+
+static void test_array_reserve(void **state)
+{
+    int64_t *a = NULL;
+    size_t n = 0, cap = 0;
+    (void)state;
+    for (int64_t i = 0; i < 1000; i++) {
+        assert_int_equal(dtm_array_reserve(&a, n, &cap, sizeof(*a)), DTM_OK);
+        assert_true(cap > n);
+        a[n++] = i;
+    }
+    assert_int_equal(cap, 1024); /* 16 doubled */
+    for (int64_t i = 0; i < 1000; i++)
+        assert_int_equal(a[i], i);
+    /* no room is asked when there is some */
+    assert_int_equal(dtm_array_reserve(&a, 10, &cap, sizeof(*a)), DTM_OK);
+    assert_int_equal(cap, 1024);
+    /* an impossible size is refused and the array kept */
+    cap = SIZE_MAX / 2 + 1;
+    assert_int_equal(dtm_array_reserve(&a, cap, &cap, 8), DTM_ENOMEM);
+    assert_int_equal(a[999], 999);
+    free(a);
 }
 
 static void test_buf_json_and_xml_escaping(void **state)
@@ -185,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_hashes),
         cmocka_unit_test(test_random_id),
         cmocka_unit_test(test_languages),
+        cmocka_unit_test(test_array_reserve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
