@@ -5,7 +5,9 @@ set -eu
 PKGS="gcc make meson ninja-build pkg-config
 libmicrohttpd-dev libgnutls28-dev libcjson-dev libinih-dev libpcre2-dev libsqlite3-dev
 libssl-dev libsodium-dev libxml2-dev zlib1g-dev libcurl4-gnutls-dev libxlsxwriter-dev libcmocka-dev
-sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest python3-openpyxl"
+libjwt-dev liboath-dev libqrencode-dev
+sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest python3-openpyxl
+oathtool python3-jwt python3-cryptography python3-aiosmtpd"
 case "${1:-}" in
 bench) PKGS="$PKGS wrk nginx-light postgresql-15 time bc" ;;
 fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
