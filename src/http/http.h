@@ -27,6 +27,12 @@ enum dtm_access {
     DTM_ACCESS_PUBLIC, /* anyone */
     DTM_ACCESS_SYSTEM, /* any connected system with a valid API key (X-API-Key) */
     DTM_ACCESS_SOURCE, /* a system that may push data: role source or aggregator */
+    /* People (CONTRACT §3), signed in with a session cookie; a role's routes admit admins too. */
+    DTM_ACCESS_PEOPLE,   /* any signed-in person */
+    DTM_ACCESS_ADMIN,    /* admin */
+    DTM_ACCESS_OPERATOR, /* operator (systems, alerts, reports) or admin */
+    DTM_ACCESS_ANALYST,  /* analyst (statistics, reports, exports), operator or admin */
+    DTM_ACCESS_AUDITOR,  /* auditor (audit trail, logs) or admin */
 };
 
 /* A handler either queues a response (returns DTM_OK) or suspends the request (returns

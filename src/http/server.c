@@ -572,6 +572,11 @@ static int gate(struct dtm_req *r)
         r->srv->env->seen(r->srv->env->writer, r->sys.code, dtm_now_us());
     if (rate_limited(r, DTM_RL_SYSTEM, 1))
         return DTM_HTTP_ASYNC;
+    if (r->route->access >= DTM_ACCESS_PEOPLE) {
+        dtm_http_problem(r, 403, "forbidden", "Forbidden",
+                         "This resource is for signed-in people, not connected systems.");
+        return DTM_HTTP_ASYNC; /* answered */
+    }
     if (r->route->access == DTM_ACCESS_SOURCE && strcmp(r->sys.role, "source") != 0 &&
         strcmp(r->sys.role, "aggregator") != 0) {
         dtm_http_problem(r, 403, "forbidden", "Forbidden",
