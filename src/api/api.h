@@ -18,6 +18,12 @@ int dtm_api_stats(struct dtm_req *r);
 int dtm_api_systems_list(struct dtm_req *r);
 int dtm_api_system_get(struct dtm_req *r);
 int dtm_api_live(struct dtm_req *r);
+/* T2.4 OAuth 2.0 (api/oauth.c) and grants for administrators (api/grants.c) */
+int dtm_api_oauth_token(struct dtm_req *r);
+int dtm_api_oauth_jwks(struct dtm_req *r);
+int dtm_api_grants_list(struct dtm_req *r);
+int dtm_api_grant_post(struct dtm_req *r);
+int dtm_api_grant_delete(struct dtm_req *r);
 int dtm_api_batch_post(struct dtm_req *r);
 int dtm_api_batch_get(struct dtm_req *r);
 int dtm_api_batch_list(struct dtm_req *r);
@@ -25,6 +31,28 @@ int dtm_api_batch_errors(struct dtm_req *r);
 int dtm_api_batch_delete(struct dtm_req *r);
 /* The streamed body of POST /api/v1/batches (route on_body). */
 int dtm_api_batch_body(struct dtm_req *r, const char *p, size_t n);
+/* people: sessions, MFA enrolment, accounts (api/people.c); the audit trail (api/audit.c) */
+int dtm_api_session_post(struct dtm_req *r);
+int dtm_api_session_get(struct dtm_req *r);
+int dtm_api_session_delete(struct dtm_req *r);
+int dtm_api_session_password(struct dtm_req *r);
+int dtm_api_mfa_begin(struct dtm_req *r);
+int dtm_api_mfa_qr(struct dtm_req *r);
+int dtm_api_mfa_confirm(struct dtm_req *r);
+int dtm_api_users_list(struct dtm_req *r);
+int dtm_api_users_add(struct dtm_req *r);
+int dtm_api_user_patch(struct dtm_req *r);
+int dtm_api_user_delete(struct dtm_req *r);
+int dtm_api_audit_list(struct dtm_req *r);
+/* T5.3 alerts (api/alerts.c) and T4.4 the vulnerability register (api/vulns.c) */
+int dtm_api_alerts_list(struct dtm_req *r);
+int dtm_api_alert_get(struct dtm_req *r);
+int dtm_api_alert_ack(struct dtm_req *r);
+int dtm_api_alert_resolve(struct dtm_req *r);
+int dtm_api_vulns_list(struct dtm_req *r);
+int dtm_api_vuln_get(struct dtm_req *r);
+int dtm_api_vuln_create(struct dtm_req *r);
+int dtm_api_vuln_update(struct dtm_req *r);
 
 /* The dataset named by the first path parameter; NULL after answering 404 when there is none. */
 const struct dtm_dataset *dtm_api_dataset(struct dtm_req *r);

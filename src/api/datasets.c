@@ -115,15 +115,26 @@ int dtm_api_record_get(struct dtm_req *r)
     int rc;
     if (!ds)
         return DTM_OK;
+    if (!dtm_token_allows(&r->token, false, dtm_str_c(ds->code))) /* T2.4: token scopes */
+        return dtm_http_problem(r, 403, "insufficient_scope", "Forbidden",
+                                "The access token's scope does not allow reading dataset %s; ask "
+                                "POST /oauth/token for scope read and dataset:%s.",
+                                ds->code, ds->code);
+    /* people: a record with its history (confidential ones too) to admins and auditors only */
+    if (r->person && strcmp(r->user.role, "admin") != 0 && strcmp(r->user.role, "auditor") != 0)
+        return dtm_http_problem(r, 403, "forbidden", "Forbidden",
+                                "Your role (%s) reads records through exports: GET "
+                                "/api/v1/datasets/%s/records.",
+                                r->user.role, ds->code);
     for (size_t k = 0; k < ds->nkey; k++) {
         const char *name = ds->fields[ds->key[k]].name;
         const char *v = dtm_http_query(r, name);
-        if ((!v || !*v) && strcmp(name, "system_code") == 0)
+        if ((!v || !*v) && strcmp(name, "system_code") == 0 && !r->person)
             v = r->sys.code;
         if (!v || !*v)
             return dtm_http_problem(r, 400, "missing_parameter", "Missing parameter",
                                     "The key field %s is required as a query parameter.", name);
-        if (strcmp(name, "system_code") == 0 && strcmp(v, r->sys.code) != 0)
+        if (!r->person && strcmp(name, "system_code") == 0 && strcmp(v, r->sys.code) != 0)
             return dtm_http_problem(r, 403, "forbidden", "Forbidden",
                                     "A system may read only its own records.");
         vals[k] = dtm_str_c(v);

@@ -51,8 +51,20 @@ int dtm_api_scope(struct dtm_req *r, struct dtm_store *st, const struct dtm_data
 {
     int rc;
     memset(out, 0, sizeof(*out));
-    /* People (admins, analysts, auditors) come with sessions in a later issue: their roles will
-     * be decided here, before the connected systems' ones. */
+    /* T2.4: an OAuth token's scopes narrow its system's role: reading needs scope read, and a
+     * token that names datasets reads only those */
+    if (!dtm_token_allows(&r->token, false, dtm_str_c(ds->code))) {
+        dtm_http_problem(r, 403, "insufficient_scope", "Forbidden",
+                         "The access token's scope does not allow reading dataset %s; ask POST "
+                         "/oauth/token for scope read and dataset:%s.",
+                         ds->code, ds->code);
+        return DTM_EFORBIDDEN;
+    }
+    /* People: the router admitted their role (analyst, auditor, admin: every system) */
+    if (r->person) {
+        out->all = true;
+        return DTM_OK;
+    }
     if (strcmp(r->sys.role, "consumer") == 0) {
         rc = st->ops->grant_check(st, r->sys.code, ds->code);
         if (rc == DTM_ENOTFOUND) {
@@ -101,8 +113,10 @@ struct page {
     enum dtm_export_format fmt;
     struct dtm_query q; /* from, to and where */
     struct dtm_api_scope scope;
-    char caller[DTM_CODE_MAX];
-    int classification; /* field index, -1 = the dataset has none */
+    char caller[DTM_USERNAME_MAX]; /* a system code, or a person's user name */
+    bool person;
+    bool confidential_ok; /* admins and auditors see confidential records */
+    int classification;   /* field index, -1 = the dataset has none */
     size_t limit;
     /* where reading is (the last row read) and where the page ends (bounded: a next page) */
     int64_t at_time, at_id;
@@ -132,9 +146,9 @@ static void audit_download(struct page *p)
 {
     dtm_buf_printf(&p->detail, ",\"records\":%lld,\"complete\":%s}", (long long)p->n,
                    p->state == S_DONE ? "true" : "false");
-    dtm_audit_record(p->audit,
-                     &(struct dtm_audit_event){"system", p->caller, "export.records", p->ds->code,
-                                               p->detail.err ? NULL : p->detail.p, p->ip});
+    dtm_audit_record(p->audit, &(struct dtm_audit_event){
+                                   p->person ? "user" : "system", p->caller, "export.records",
+                                   p->ds->code, p->detail.err ? NULL : p->detail.p, p->ip});
 }
 
 static void audit_prepare(struct page *p, const char *fmt, const char *after)
@@ -210,12 +224,13 @@ static int visible(struct page *p, const struct dtm_record_row *row, bool *ok)
         if (!hit)
             return DTM_OK;
     }
-    /* T3.2: a confidential record only to its own system and to the system that sent it. (When
-     * people's sessions come, admins and auditors will be let through here.) */
-    if (p->classification >= 0) {
+    /* T3.2: a confidential record only to its own system, to the system that sent it, and to
+     * admins and auditors */
+    if (p->classification >= 0 && !p->confidential_ok) {
         const char *cl = dtm_export_get(&p->row, (size_t)p->classification);
-        if (cl && strcmp(cl, "confidential") == 0 && !dtm_str_eqc(row->system_code, p->caller) &&
-            !dtm_str_eqc(row->sender, p->caller))
+        if (cl && strcmp(cl, "confidential") == 0 &&
+            (p->person ||
+             (!dtm_str_eqc(row->system_code, p->caller) && !dtm_str_eqc(row->sender, p->caller))))
             return DTM_OK;
     }
     *ok = true;
@@ -491,7 +506,10 @@ int dtm_api_records(struct dtm_req *r)
     p->limit = (size_t)limit;
     p->at_time = INT64_MIN;
     p->classification = -1;
-    snprintf(p->caller, sizeof(p->caller), "%s", r->sys.code);
+    snprintf(p->caller, sizeof(p->caller), "%s", r->person ? r->user.username : r->sys.code);
+    p->person = r->person;
+    p->confidential_ok =
+        r->person && (strcmp(r->user.role, "admin") == 0 || strcmp(r->user.role, "auditor") == 0);
     dtm_export_row_init(&p->row, ds);
     dtm_buf_init(&p->out, 64 << 20);
     if (!fmt)

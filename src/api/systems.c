@@ -35,7 +35,7 @@ struct entries {
 
 static bool may_see(const struct dtm_req *r, const struct dtm_system *sys)
 {
-    if (strcmp(r->sys.role, "consumer") == 0 || strcmp(sys->code, r->sys.code) == 0)
+    if ((r->person || strcmp(r->sys.role, "consumer") == 0) || strcmp(sys->code, r->sys.code) == 0)
         return true;
     return strcmp(r->sys.role, "aggregator") == 0 && strcmp(sys->parent, r->sys.code) == 0;
 }
@@ -246,7 +246,7 @@ int dtm_api_systems_list(struct dtm_req *r)
     if ((rc = dtm_conn_systems(env->conn, st, env->conf, now, entry_add, &x)) ||
         (rc = uptimes(st, &x, now)))
         goto out;
-    if ((rc = today(r, st, &x, strcmp(r->sys.role, "consumer") == 0, now, &res)))
+    if ((rc = today(r, st, &x, (r->person || strcmp(r->sys.role, "consumer") == 0), now, &res)))
         goto out;
     have_res = true;
     dtm_buf_init(&b, 256 << 20);
@@ -333,7 +333,7 @@ int dtm_api_system_get(struct dtm_req *r)
     struct dtm_result res;
     struct dtm_buf b;
     char code[DTM_CODE_MAX];
-    bool consumer = strcmp(r->sys.role, "consumer") == 0, have_res = false;
+    bool consumer = (r->person || strcmp(r->sys.role, "consumer") == 0), have_res = false;
     int64_t now = dtm_now_us();
     int rc;
     struct dtm_conn_view v = {&sys, NULL, DTM_CONN_NEVER};

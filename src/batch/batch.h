@@ -36,13 +36,34 @@ void dtm_spool_close(struct dtm_spool *s);
 void dtm_spool_path(const struct dtm_conf *c, const char *id, char *out, size_t outsz);
 
 /* A read-only mapping of a whole file (empty files map to an empty input). */
+struct dtm_datakeys;
 struct dtm_mapped {
     const char *p;
     size_t n;
     size_t dropped; /* bytes at the start already given back to the kernel */
+    bool anon;      /* T4.2: a spool file opened into memory (nothing to read again from) */
+    size_t cap;     /* bytes of that memory */
+    /* T4.2: the sealed file, still mapped, whose chunks are opened into p as the reader comes
+     * near them (dtm_map_ensure): p[0, ready) holds plaintext */
+    const uint8_t *src;
+    size_t srcn, srcoff, ready;
+    uint64_t chunk;
+    struct dtm_datakeys *dk;
 };
 int dtm_map_file(const char *path, struct dtm_mapped *m);
-/* Gives back the pages before off (they are read again from the file if needed). */
+/* T4.2: a spool file (dtm_spool_path) as its plaintext: spool files are sealed in chunks of
+ * 64 KiB (AES-256-GCM under a data key, each chunk with its own nonce and tag, its index and a
+ * last-chunk flag as associated data, so chunks cannot be reordered, dropped or cut off). The
+ * plaintext goes to anonymous memory as it is needed: dtm_map_ensure opens the chunks up to an
+ * offset, dtm_map_drop gives back what was read — so memory holds a window of the file, not the
+ * file (a 700 MB upload would otherwise cost 700 MB). A spool file written before T4.2 maps as
+ * is. DTM_ENOTFOUND, DTM_EIO, DTM_EMALFORMED (altered or truncated), DTM_ENOMEM. */
+int dtm_spool_map(const struct dtm_conf *c, const char *path, struct dtm_mapped *m);
+/* Makes p[0, upto) readable (all of it for upto >= n): opens the chunks of a sealed spool not
+ * opened yet. DTM_OK (and at once for any other mapping) or DTM_EMALFORMED (a chunk altered). */
+int dtm_map_ensure(struct dtm_mapped *m, size_t upto);
+/* Gives back the pages before off (they are read again from the file if needed; those of a
+ * sealed spool are gone: call it only behind what anyone reads again). */
 void dtm_map_drop(struct dtm_mapped *m, size_t off);
 /* Gives back the whole pages inside [from, to) (read again after a drop, e.g. rejected rows). */
 void dtm_map_forget(const struct dtm_mapped *m, size_t from, size_t to);

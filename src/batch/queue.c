@@ -72,7 +72,7 @@ static bool run_one(struct dtm_batches *q, struct dtm_batch *b)
         return true;
     }
     dtm_spool_path(c, b->id, path, sizeof(path));
-    if ((rc = dtm_map_file(path, &m))) {
+    if ((rc = dtm_spool_map(c, path, &m))) { /* T4.2: sealed */
         fail_batch(q, b,
                    rc == DTM_ENOTFOUND ? "the received file is missing from the spool"
                                        : "the received file cannot be read");

@@ -56,6 +56,7 @@ struct slot {
     const char *final_status; /* NULL: more chunks follow */
     char error[256];
     struct completion done; /* set on the writer thread */
+    struct dtm_batch snap;  /* the batch as this chunk's transaction left it */
 };
 
 /* Per run: the batch as last written inside a transaction (written by the writer thread, read
@@ -103,12 +104,26 @@ static int chunk_in_txn(struct dtm_write_job *j, struct dtm_store *st)
         snprintf(b->error, sizeof(b->error), "%s", s->error);
         b->finished_at = dtm_now_us();
     }
+    /* the runner reads this copy: the next chunk's transaction may already change b */
+    s->snap = *b;
     return st->ops->batch_update(st, b);
 }
 
 static void chunk_done(struct dtm_write_job *j)
 {
     completion_signal(&((struct slot *)((char *)j - offsetof(struct slot, job)))->done);
+}
+
+/* Waits for a submitted chunk, then reports it (the batch's counts and its rejected rows). */
+static int finish(struct dtm_batch_run *r, struct slot *s)
+{
+    completion_wait(&s->done);
+    if (s->job.rc)
+        return s->job.rc;
+    *r->b = s->snap;
+    if (r->progress)
+        r->progress(r->ctx, r->b, s->out.errs, s->out.nerrs);
+    return DTM_OK;
 }
 
 static int submit(struct dtm_batch_run *r, struct slot *s, struct run_state *rs)
@@ -159,14 +174,29 @@ static void sort_by_key(struct dtm_store_record *a, size_t n, struct dtm_arena *
 }
 
 /* Skips the rows done before a restart (decoded again, not validated). */
-static int skip_rows(struct dtm_decoder *dec, int64_t n, struct dtm_decode_error *err)
+/* T4.2: a sealed spool is opened this far ahead of the decoder — more than any record of a
+ * line-based batch is long (a longer line reads as malformed). Memory holds about this much
+ * plaintext plus the two chunks in flight, whatever the file's size. */
+#define AHEAD_BYTES ((size_t)16 << 20)
+
+static int open_ahead(void *ctx, size_t offset)
+{
+    /* an altered spool is the server's failure, not a malformed upload */
+    return dtm_map_ensure(ctx, offset + AHEAD_BYTES) ? DTM_EIO : DTM_OK;
+}
+
+static int skip_rows(struct dtm_decoder *dec, struct dtm_mapped *input, int64_t n,
+                     struct dtm_decode_error *err)
 {
     struct dtm_in_record *rin = malloc(sizeof(*rin));
     int rc = DTM_OK;
     if (!rin)
         return DTM_ENOMEM;
     for (int64_t i = 0; i < n; i++) {
-        int r = dtm_decoder_next(dec, rin, err);
+        int r;
+        if ((rc = open_ahead(input, dtm_decoder_offset(dec))))
+            break;
+        r = dtm_decoder_next(dec, rin, err);
         if (r == 0)
             break;
         if (r < 0 && !dtm_decoder_resumable(dec)) {
@@ -202,6 +232,8 @@ int dtm_batch_run(struct dtm_batch_run *r)
         .max_records = SIZE_MAX,
         .max_errors = SIZE_MAX,
         .rows_continue = true,
+        .ahead = open_ahead,
+        .ahead_ctx = r->input,
     };
     struct run_state rs = {.txn = *b};
     struct slot *slots = calloc(2, sizeof(*slots)), *inflight = NULL;
@@ -209,6 +241,7 @@ int dtm_batch_run(struct dtm_batch_run *r)
     struct dtm_decode_error derr;
     int rc = DTM_OK, cur = 0;
     int64_t rows = b->next_row;
+    size_t chunk_start = 0;
 
     if (!slots)
         return DTM_ENOMEM;
@@ -217,18 +250,23 @@ int dtm_batch_run(struct dtm_batch_run *r)
         dtm_arena_init(&slots[i].arena, 1 << 20);
         completion_init(&slots[i].done);
     }
+    /* the formats whose parser may read anywhere in the document get all of it at once */
+    if (in.format != DTM_FMT_NDJSON && in.format != DTM_FMT_CSV &&
+        (rc = dtm_map_ensure(r->input, r->input->n)))
+        goto out;
     if (!(dec = dtm_decoder_open(in.format, r->input->p, r->input->n))) {
         rc = DTM_ENOMEM;
         goto out;
     }
     memset(&derr, 0, sizeof(derr));
-    if (rows && (rc = skip_rows(dec, rows, &derr)))
+    if (rows && (rc = skip_rows(dec, r->input, rows, &derr)))
         goto out;
     for (;;) {
         struct slot *s = &slots[cur];
         int more;
         bool cancel = r->cancel && atomic_load(r->cancel);
 
+        chunk_start = dtm_decoder_offset(dec);
         dtm_arena_reset(&s->arena);
         memset(&s->out, 0, sizeof(s->out));
         s->out.total = (size_t)rows;
@@ -236,9 +274,6 @@ int dtm_batch_run(struct dtm_batch_run *r)
         s->error[0] = '\0';
         more = cancel ? 0 : dtm_ingest_step(&in, dec, &s->arena, &s->out, r->chunk);
         sort_by_key(s->out.recs, s->out.nrecs, &s->arena);
-        /* what the chunk needs was copied out of the input: its pages can go (a page read again
-         * later, e.g. for a rejected row's text, comes back from the file) */
-        dtm_map_drop(r->input, dtm_decoder_offset(dec));
         if (cancel) {
             /* the chunk stores nothing: the batch ends with what was committed */
             s->out.total = (size_t)rows;
@@ -261,33 +296,34 @@ int dtm_batch_run(struct dtm_batch_run *r)
         s->next_row = rows;
         s->byte_offset =
             s->final_status && !cancel ? (int64_t)r->input->n : (int64_t)dtm_decoder_offset(dec);
-        if (inflight) {
-            completion_wait(&inflight->done);
-            if ((rc = inflight->job.rc))
-                break;
-            *b = rs.txn;
-            if (r->progress)
-                r->progress(r->ctx, b, inflight->out.errs, inflight->out.nerrs);
-            inflight = NULL;
-        }
         if (!s->final_status && r->stop && atomic_load(r->stop)) {
-            rc = DTM_EBUSY; /* the prepared chunk is dropped: it is read again on resume */
+            /* the prepared chunk is dropped: it is read again on resume */
+            rc = inflight ? finish(r, inflight) : DTM_OK;
+            inflight = NULL;
+            if (rc == DTM_OK)
+                rc = DTM_EBUSY;
             break;
         }
         if (cancel)
             s->out.nrecs = s->out.nerrs = s->out.rejected = 0;
         if ((rc = submit(r, s, &rs)))
             break;
+        /* submitted before the chunk in flight is waited for: the record writer takes this one
+         * while the rollup thread still applies the one before (ingest/writer.c) */
+        if (inflight) {
+            rc = finish(r, inflight);
+            inflight = s; /* if that failed, `out` still waits for this one */
+            if (rc)
+                break;
+        }
+        /* what the chunks up to this one's start needed was copied out of the input, and
+         * their rejected rows' text was read (progress): those pages can go */
+        dtm_map_drop(r->input, chunk_start);
         inflight = s;
         cur ^= 1;
         if (s->final_status) {
-            completion_wait(&s->done);
             inflight = NULL;
-            if ((rc = s->job.rc))
-                break;
-            *b = rs.txn;
-            if (r->progress)
-                r->progress(r->ctx, b, s->out.errs, s->out.nerrs);
+            rc = finish(r, s);
             break;
         }
     }

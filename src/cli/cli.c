@@ -24,8 +24,14 @@ static const struct {
      "[--parent P] [--masked] [--probe-url URL] [--tier bronze|silver|gold] [--json]\n"
      "       dtm system list [--json]\n"
      "       dtm system set-tier --code C --tier bronze|silver|gold [--json]"},
-    {"key", dtm_cmd_key, "API keys: rotate, revoke",
-     "dtm key rotate --system C [--grace SECONDS] [--json]\n       dtm key revoke --id K"},
+    {"key", dtm_cmd_key,
+     "API keys: rotate, revoke; the master key: rotate-master; OAuth token signing: "
+     "rotate-signing",
+     "dtm key rotate --system C [--grace SECONDS] [--json]\n       dtm key revoke --id K\n"
+     "       dtm key rotate-master [--json]   (new master key; data keys re-wrapped, no "
+     "downtime)\n"
+     "       dtm key rotate-signing [--json]  (new ES256 key for OAuth tokens; old ones stay in "
+     "/oauth/jwks.json until their tokens expired)"},
     {"import", dtm_cmd_import, "import batch files (JSON, NDJSON, XML, CSV; .gz) with progress",
      "dtm import --dataset D [--system C] [--format json|ndjson|xml|csv] [--masked] "
      "[--rejected FILE] [--url URL --key API_KEY] [--json] FILE… (- = standard input)"},
@@ -40,9 +46,24 @@ static const struct {
     {"retention", dtm_cmd_retention,
      "remove records past their keeping period now ([retention] connection_logs_days)",
      "dtm retention run [--json]"},
+    {"user", dtm_cmd_user,
+     "people's accounts (roles admin, operator, analyst, auditor): add, list, passwd, disable, "
+     "enable, reset-mfa",
+     "dtm user add --username U --role admin|operator|analyst|auditor [--json]\n"
+     "       dtm user list [--json]\n"
+     "       dtm user passwd --username U [--json]   (a new random password, printed once)\n"
+     "       dtm user disable|enable --username U\n"
+     "       dtm user reset-mfa --username U"},
     {"audit", dtm_cmd_audit, "the audit trail: verify its hash chain, list its entries",
      "dtm audit verify [--head SEQ:HASH]\n"
      "       dtm audit list [--from T] [--to T] [--actor A] [--action A] [--format csv|json]"},
+    {"vuln", dtm_cmd_vuln,
+     "the vulnerability register (T4.4): add, set, list; overdue items raise an alert",
+     "dtm vuln add --title T --severity low|medium|high|critical --found YYYY-MM-DD "
+     "--deadline YYYY-MM-DD [--plan TEXT] [--status open|in_progress|fixed|accepted] [--json]\n"
+     "       dtm vuln set --id N [--title T] [--severity S] [--found D] [--deadline D] "
+     "[--plan TEXT] [--status S] [--json]\n"
+     "       dtm vuln list [--json]"},
 };
 
 void dtm_cli_error(const char *fmt, ...)

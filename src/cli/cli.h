@@ -56,11 +56,15 @@ int dtm_cmd_init(int argc, char **argv);
 int dtm_cmd_serve(int argc, char **argv);
 int dtm_cmd_system(int argc, char **argv);
 int dtm_cmd_key(int argc, char **argv);
+int dtm_cmd_key_rotate_master(int argc, char **argv);  /* T4.2: cli/masterkey.c */
+int dtm_cmd_key_rotate_signing(int argc, char **argv); /* T2.4: cli/signing.c */
 int dtm_cmd_import(int argc, char **argv);
 int dtm_cmd_export(int argc, char **argv);
 int dtm_cmd_grant(int argc, char **argv);
 int dtm_cmd_retention(int argc, char **argv);
 int dtm_cmd_audit(int argc, char **argv);
+int dtm_cmd_user(int argc, char **argv); /* people (cli/user.c) */
+int dtm_cmd_vuln(int argc, char **argv); /* T4.4 (cli/vuln.c) */
 
 /* Appends this command's entry to the audit trail inside st's open transaction (cli/audit.c):
  * actor the OS user (kind cli), detail a JSON object (NULL = {}) without secrets or personal

@@ -255,7 +255,7 @@ int dtm_local_import_file(struct dtm_local_import *li, const struct dtm_local_fi
                 close(fd);
             return DTM_EXIT_FAIL;
         }
-        rc = dtm_map_file(spool, &m);
+        rc = dtm_spool_map(&li->conf, spool, &m); /* T4.2: sealed */
     } else {
         rc = dtm_map_file(f->path, &m);
     }

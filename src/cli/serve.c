@@ -13,6 +13,8 @@
 #include "jobs/jobs.h"
 #include "batch/batch.h"
 #include "conn/conn.h"
+#include "alert/alert.h"
+#include "alert/warn.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -22,6 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* T4.1: the connectivity evaluator's status changes go to the early warning (system.silent). */
+static void warn_status(void *ctx, const char *code, const char *was, const char *now,
+                        int64_t last_seen)
+{
+    dtm_warn_system_status(ctx, code, was, now, last_seen);
+}
 
 /* Configurations replaced by SIGHUP stay allocated until exit: handlers may still read them. */
 struct conf_node {
@@ -82,6 +91,8 @@ int dtm_cmd_serve(int argc, char **argv)
     struct dtm_connlog *connlog = NULL;
     struct dtm_retention *retention = NULL;
     struct dtm_audit *audit = NULL;
+    struct dtm_alerts *alerts = NULL;
+    struct dtm_warn *warn = NULL;
     const char *stop_signal = NULL;
     char path[DTM_PATH_MAX], err[512], http_addr[128], https_addr[128];
     sigset_t set;
@@ -138,7 +149,17 @@ int dtm_cmd_serve(int argc, char **argv)
         dtm_cli_error("cannot load the data dictionary");
         goto out;
     }
-    /* live rollups that miss records (an older data dir) are filled before serving */
+    /* live rollups that miss records (an older data dir, or the last deltas lost in a crash)
+     * are filled before serving */
+    if (st->ops->cube_check) {
+        bool lagging = false;
+        if (st->ops->cube_check(st, &lagging)) {
+            dtm_cli_error("cannot check the rollups");
+            goto out;
+        }
+        if (lagging)
+            dtm_log(DTM_LOG_WARN, "rollups miss the last receipts (a crash?): rebuilding", NULL);
+    }
     for (size_t i = 0; i < dtm_dict_count(env.dict); i++) {
         const struct dtm_dataset *ds = dtm_dict_at(env.dict, i);
         int64_t t0 = dtm_now_us(), n;
@@ -176,11 +197,24 @@ int dtm_cmd_serve(int argc, char **argv)
     }
     env.audit = audit;
     dtm_retention_audit(retention, audit);
+    /* T5.3: the alert engine and its delivery channels */
+    if (dtm_alerts_start(&env.conf, keys.audit_key, &alerts, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    env.alerts = alerts;
+    /* T4.1: the early-warning rules, raising through the alert engine */
+    if (dtm_warn_start(&env.conf, alerts, &warn, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
+    env.warn = warn;
     if (dtm_conn_start(&env.conf, env.dict, &conn, err, sizeof(err))) {
         dtm_cli_error("%s", err);
         goto out;
     }
     env.conn = conn;
+    dtm_conn_watch(conn, warn_status, warn);
     env.seen = dtm_writer_touch;
     env.key_cache = dtm_key_cache_create(env.conf);
     srv = dtm_server_create(&env, err, sizeof(err));
@@ -246,6 +280,8 @@ out:
     dtm_connlog_stop(connlog);
     dtm_retention_stop(retention);
     dtm_batches_stop(batches);
+    dtm_warn_stop(warn);     /* its sweeps raise no more */
+    dtm_alerts_stop(alerts); /* applies what is queued, answers waiting requests */
     /* S3: server.stopped and the chain head as the server leaves it, before the writer stops */
     dtm_audit_stop(audit, stop_signal
                               ? &(struct dtm_audit_event){"server", "dtm serve", "server.stopped",
@@ -257,7 +293,9 @@ out:
     dtm_batches_free(batches);
     dtm_connlog_free(connlog); /* after the listeners: they add rows until they are gone */
     dtm_writer_free(writer);
-    dtm_audit_free(audit); /* after the listeners: a late download may still record */
+    dtm_audit_free(audit);   /* after the listeners: a late download may still record */
+    dtm_warn_free(warn);     /* after the listeners: a late request may still feed it */
+    dtm_alerts_free(alerts); /* after the listeners: a late request may still raise */
     dtm_key_cache_destroy(env.key_cache);
     if (st)
         st->ops->close(st);

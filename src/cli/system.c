@@ -456,6 +456,11 @@ int dtm_cmd_key(int argc, char **argv)
         return key_rotate(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "revoke"))
         return key_revoke(argc - 1, argv + 1);
-    dtm_cli_error("usage: dtm key rotate|revoke …; `dtm help key` says more");
+    if (argc >= 1 && !strcmp(argv[0], "rotate-master")) /* T4.2: cli/masterkey.c */
+        return dtm_cmd_key_rotate_master(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "rotate-signing")) /* T2.4: cli/signing.c */
+        return dtm_cmd_key_rotate_signing(argc - 1, argv + 1);
+    dtm_cli_error("usage: dtm key rotate|revoke|rotate-master|rotate-signing …; `dtm help key` "
+                  "says more");
     return DTM_EXIT_USAGE;
 }

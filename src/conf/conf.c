@@ -92,6 +92,25 @@ static const struct centry table[] = {
       "concurrent GET /api/v1/live event streams at most (503 beyond)"),
     I("keys", "rotate_grace", rotate_grace, "86400", 0, 90 * 86400,
       "seconds an old API key stays valid after `dtm key rotate`"),
+    S("oauth", "issuer", oauth_issuer, "dtm",
+      "iss of the OAuth access tokens issued by POST /oauth/token (and required in those "
+      "presented)"),
+    I("oauth", "token_ttl", oauth_token_ttl, "300", 1, 3600,
+      "seconds an OAuth access token is valid (short-lived; at most one hour)"),
+    I("oauth", "leeway", oauth_leeway, "30", 0, 30,
+      "seconds of clock difference tolerated when checking a token's exp, nbf and iat"),
+    I("session", "idle_timeout", session_idle_timeout, "1800", 1, 7 * 86400,
+      "seconds without a request after which a person's session ends (sign in again)"),
+    I("session", "absolute_timeout", session_absolute_timeout, "43200", 1, 30 * 86400,
+      "seconds after sign-in after which a person's session ends however active it is"),
+    I("session", "lockout_after", session_lockout_after, "5", 1, 1000,
+      "failed logins of one user name, in a row, after which the name is locked for a while "
+      "(each failure also delays the next attempt: 0.25 s, 0.5 s, 1 s, … up to 30 s)"),
+    I("session", "lockout_minutes", session_lockout_minutes, "15", 1, 7 * 1440,
+      "minutes a locked user name stays locked"),
+    I("session", "ip_lockout_after", session_ip_lockout_after, "20", 1, 100000,
+      "failed logins from one source address after which it may not try again for "
+      "lockout_minutes"),
     S("log", "level", log_level, "info", "debug | info | warn | error"),
     B("log", "access", access_log, "true", "one JSON line per HTTP request"),
     B("connlog", "enabled", connlog_enabled, "true",
@@ -126,6 +145,71 @@ static const struct centry table[] = {
     I("ratelimit", "max_conns_per_ip", ratelimit_max_conns_per_ip, "1024", 0, 1000000,
       "simultaneous connections per source address at most (more are refused at accept); "
       "0 = no cap; read at start"),
+    I("alert", "suppress_minutes", alert_suppress_minutes, "30", 0, 7 * 24 * 60,
+      "minutes after an alert is resolved during which the same rule and key is recorded again "
+      "but not notified (suppression window)"),
+    I("alert", "check_interval", alert_check_interval, "60", 1, 86400,
+      "seconds between periodic alert checks (vulnerabilities past their deadline)"),
+    S("alert", "channels", alert_channels, "",
+      "channels every alert is sent to: names of [channel.NAME] sections, comma-separated"),
+    S("alert", "channels_info", alert_channels_info, "",
+      "channels of info alerts, instead of channels (empty = channels)"),
+    S("alert", "channels_warning", alert_channels_warning, "",
+      "channels of warning alerts, instead of channels (empty = channels)"),
+    S("alert", "channels_critical", alert_channels_critical, "",
+      "channels of critical alerts, instead of channels (empty = channels)"),
+    I("alert", "max_attempts", alert_max_attempts, "6", 1, 100,
+      "delivery attempts per alert and channel before it is marked failed"),
+    I("alert", "retry_initial", alert_retry_initial, "5", 1, 3600,
+      "seconds before the second delivery attempt; doubled after each failure (at most 1 h)"),
+    B("alert", "notify_resolved", alert_notify_resolved, "true",
+      "when a notified alert is resolved (its condition ended, or a person resolved it), the "
+      "same channels are told"),
+    /* T4.1: early warning (alert/warn.c); every rule raises an alert routed like the others */
+    B("warning", "enabled", warn_enabled, "true",
+      "early-warning rules (brute force, new admin address, unusual network, denied bursts, "
+      "traffic and error spikes, silent systems) raise security alerts"),
+    I("warning", "account_failures", warn_account_failures, "5", 1, 1000000,
+      "failed logins of one existing user name within account_window that raise "
+      "auth.brute_force_account"),
+    I("warning", "account_window", warn_account_window, "300", 1, 86400,
+      "seconds of the account brute-force window"),
+    I("warning", "ip_failures", warn_ip_failures, "20", 1, 1000000,
+      "failed authentications (logins, API keys, tokens, client secrets) from one address within "
+      "ip_window that raise auth.brute_force_ip"),
+    I("warning", "ip_window", warn_ip_window, "300", 1, 86400,
+      "seconds of the address brute-force window"),
+    I("warning", "denied_burst", warn_denied_burst, "50", 1, 1000000,
+      "401 and 403 answers to one address within denied_window that raise http.denied_burst"),
+    I("warning", "denied_window", warn_denied_window, "60", 1, 86400,
+      "seconds of the denied-burst window"),
+    B("warning", "admin_new_address", warn_admin_new_address, "true",
+      "auth.admin_new_address when an administrator signs in from an address not seen for them "
+      "before (the first sign-in is only recorded)"),
+    I("warning", "network_prefix_v4", warn_network_prefix_v4, "24", 8, 32,
+      "prefix length of a system's IPv4 networks for key.unusual_network"),
+    I("warning", "network_prefix_v6", warn_network_prefix_v6, "48", 16, 128,
+      "prefix length of a system's IPv6 networks for key.unusual_network"),
+    I("warning", "network_learning", warn_network_learning, "86400", 0, 365 * 86400,
+      "seconds a system is watched before a call from a new network raises key.unusual_network"),
+    I("warning", "network_history_days", warn_network_history_days, "30", 1, 3650,
+      "days a network a system called from is remembered"),
+    I("warning", "spike_bucket", warn_spike_bucket, "60", 1, 3600,
+      "seconds per bucket of each system's request and error baselines"),
+    I("warning", "spike_factor", warn_spike_factor, "3", 1, 1000,
+      "a bucket above spike_factor x (baseline + 2 x mean deviation) raises traffic.spike or "
+      "errors.spike"),
+    F("warning", "spike_alpha", warn_spike_alpha, "0.1",
+      "weight (0 to 1) of the newest bucket in the exponentially weighted moving baseline"),
+    I("warning", "spike_warmup", warn_spike_warmup, "10", 1, 100000,
+      "buckets a system's baseline needs before spikes are raised"),
+    I("warning", "spike_floor", warn_spike_floor, "300", 1, (int64_t)1 << 40,
+      "requests in a bucket at least for traffic.spike"),
+    I("warning", "error_floor", warn_error_floor, "30", 1, (int64_t)1 << 40,
+      "failed requests (4xx, 5xx) in a bucket at least for errors.spike"),
+    B("warning", "silent", warn_silent, "true",
+      "system.silent when the connectivity evaluator finds a system offline (silent longer than "
+      "[systems] online_within); cleared when it is back"),
 };
 
 static int set(struct dtm_conf *c, const struct centry *e, const char *v, char *err, size_t errsz)
@@ -199,12 +283,94 @@ struct load_ctx {
     int rc;
 };
 
+/* ---- [channel.NAME] sections: alert channels (T5.3; alert/deliver.c) */
+
+#define CH_S(k, field, d)                                                                          \
+    {                                                                                              \
+        "channel", k, C_STR, offsetof(struct dtm_conf_channel, field),                             \
+            sizeof(((struct dtm_conf_channel *)0)->field), d, 0, 0, NULL                           \
+    }
+static const struct centry channel_table[] = {
+    CH_S("type", type, ""),
+    CH_S("url", url, ""),
+    CH_S("secret", secret, ""),
+    CH_S("ca_file", ca_file, ""),
+    {"channel", "timeout", C_INT, offsetof(struct dtm_conf_channel, timeout), 0, "10", 1, 300,
+     NULL},
+    CH_S("from", from, ""),
+    CH_S("to", to, ""),
+    CH_S("username", username, ""),
+    CH_S("password", password, ""),
+    {"channel", "tls", C_BOOL, offsetof(struct dtm_conf_channel, tls), 0, "true", 0, 0, NULL},
+    CH_S("address", address, ""),
+    {"channel", "facility", C_INT, offsetof(struct dtm_conf_channel, facility), 0, "16", 0, 23,
+     NULL},
+    CH_S("min_severity", min_severity, "info"),
+    CH_S("rules", rules, ""),
+};
+
+/* The channel named by a section "channel.NAME", created with its defaults on first sight. */
+static struct dtm_conf_channel *channel_of(struct dtm_conf *c, const char *name, char *err,
+                                           size_t errsz)
+{
+    struct dtm_conf_channel *ch;
+    size_t n = strlen(name);
+    if (!n || n >= sizeof(ch->name) ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
+        snprintf(err, errsz,
+                 "channel names are 1 to 63 letters, digits, '-' or '_' (section [channel.%.63s])",
+                 name);
+        return NULL;
+    }
+    for (size_t i = 0; i < c->nchannels; i++)
+        if (!strcmp(c->channels[i].name, name))
+            return &c->channels[i];
+    if (c->nchannels >= DTM_CONF_CHANNELS) {
+        snprintf(err, errsz, "at most %d [channel.NAME] sections", DTM_CONF_CHANNELS);
+        return NULL;
+    }
+    ch = &c->channels[c->nchannels++];
+    memset(ch, 0, sizeof(*ch));
+    snprintf(ch->name, sizeof(ch->name), "%s", name);
+    for (size_t i = 0; i < DTM_ARRAY_LEN(channel_table); i++) {
+        int rc =
+            set((struct dtm_conf *)(void *)ch, &channel_table[i], channel_table[i].def, err, errsz);
+        assert(rc == DTM_OK);
+        (void)rc;
+    }
+    return ch;
+}
+
+static int channel_kv(struct load_ctx *x, const char *name, const char *key, const char *value)
+{
+    char e[256] = "";
+    struct dtm_conf_channel *ch = channel_of(x->c, name, e, sizeof(e));
+    size_t i = 0;
+    if (ch) {
+        for (i = 0; i < DTM_ARRAY_LEN(channel_table); i++)
+            if (!strcmp(channel_table[i].key, key))
+                break;
+        if (i == DTM_ARRAY_LEN(channel_table))
+            snprintf(e, sizeof(e), "unknown setting '%s' in section [channel.%s]", key, name);
+        /* set() reads and writes through the offsets of channel_table, in a channel */
+        else if (set((struct dtm_conf *)(void *)ch, &channel_table[i], value, e, sizeof(e)) ==
+                 DTM_OK)
+            return 1;
+    }
+    snprintf(x->err, x->errsz, "%s: %s", x->path, e);
+    x->rc = DTM_EINVAL;
+    return 0;
+}
+
 static int on_kv(void *user, const char *section, const char *key, const char *value)
 {
     struct load_ctx *x = user;
     char e[256];
     if (x->rc)
         return 0;
+    if (!strncmp(section, "channel.", 8))
+        return channel_kv(x, section + 8, key, value);
     for (size_t i = 0; i < DTM_ARRAY_LEN(table); i++) {
         if (strcmp(table[i].section, section) || strcmp(table[i].key, key))
             continue;
@@ -218,6 +384,72 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
     snprintf(x->err, x->errsz, "%s: unknown setting '%s' in section [%s]", x->path, key, section);
     x->rc = DTM_EINVAL;
     return 0;
+}
+
+static bool severity_ok(const char *v)
+{
+    return !strcmp(v, "info") || !strcmp(v, "warning") || !strcmp(v, "critical");
+}
+
+/* Every name of a comma-separated [alert] list names a channel. */
+static int check_route(const struct dtm_conf *c, const char *key, const char *list,
+                       const char *name, char *err, size_t errsz)
+{
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ","), i;
+        struct dtm_str t = dtm_str_trim((struct dtm_str){p, n});
+        for (i = 0; t.n && i < c->nchannels; i++)
+            if (dtm_str_eqc(t, c->channels[i].name))
+                break;
+        if (t.n && i == c->nchannels) {
+            snprintf(err, errsz, "%s: alert.%s names channel '%.*s', which has no [channel.%.*s]",
+                     name, key, (int)DTM_MIN(t.n, 64), t.p, (int)DTM_MIN(t.n, 64), t.p);
+            return DTM_EINVAL;
+        }
+        p += n;
+        if (*p)
+            p++;
+    }
+    return DTM_OK;
+}
+
+/* T5.3: each channel has what its type needs; the routes name existing channels. */
+static int check_channels(const struct dtm_conf *c, const char *name, char *err, size_t errsz)
+{
+    for (size_t i = 0; i < c->nchannels; i++) {
+        const struct dtm_conf_channel *ch = &c->channels[i];
+        const char *why = NULL;
+        char host[256];
+        int port;
+        if (!strcmp(ch->type, "webhook")) {
+            if (strncmp(ch->url, "http://", 7) && strncmp(ch->url, "https://", 8))
+                why = "a webhook needs url = http://… or https://…";
+        } else if (!strcmp(ch->type, "email")) {
+            if (strncmp(ch->url, "smtp://", 7) && strncmp(ch->url, "smtps://", 8))
+                why = "an email channel needs url = smtp://HOST:PORT or smtps://HOST:PORT";
+            else if (!ch->from[0] || !ch->to[0])
+                why = "an email channel needs from and to";
+        } else if (!strcmp(ch->type, "syslog")) {
+            if (strcmp(ch->address, "local") &&
+                dtm_conf_split_addr(ch->address, host, sizeof(host), &port))
+                why = "a syslog channel needs address = HOST:PORT (UDP) or local";
+        } else {
+            why = "type must be webhook, email or syslog";
+        }
+        if (!why && !severity_ok(ch->min_severity))
+            why = "min_severity must be info, warning or critical";
+        if (why) {
+            snprintf(err, errsz, "%s: [channel.%s]: %s", name, ch->name, why);
+            return DTM_EINVAL;
+        }
+    }
+    if (check_route(c, "channels", c->alert_channels, name, err, errsz) ||
+        check_route(c, "channels_info", c->alert_channels_info, name, err, errsz) ||
+        check_route(c, "channels_warning", c->alert_channels_warning, name, err, errsz) ||
+        check_route(c, "channels_critical", c->alert_channels_critical, name, err, errsz))
+        return DTM_EINVAL;
+    return DTM_OK;
 }
 
 /* Rules that a value's range cannot say, with their reason. */
@@ -236,6 +468,8 @@ static int check(const struct dtm_conf *c, const char *name, char *err, size_t e
                  name, tier);
         return DTM_EINVAL;
     }
+    if (check_channels(c, name, err, errsz))
+        return DTM_EINVAL;
     return DTM_OK;
 }
 
@@ -291,6 +525,19 @@ int dtm_conf_sample(struct dtm_buf *out)
         }
         dtm_buf_printf(out, "# %s\n%s = %s\n", e->desc, e->key, e->def);
     }
+    dtm_buf_addc(
+        out,
+        "\n# Alert channels (T5.3), one [channel.NAME] section each, named by alert.channels.\n"
+        "# Every channel: min_severity = info|warning|critical, rules = names or prefixes* "
+        "(empty = all).\n"
+        "#[channel.ops-webhook]\n#type = webhook\n#url = https://ops.example/hooks/dtm\n"
+        "#secret = a long random text (X-DTM-Signature: sha256=HMAC-SHA-256 of the body)\n"
+        "#timeout = 10\n#ca_file =\n"
+        "#[channel.ops-mail]\n#type = email\n#url = smtp://mail.example:587\n"
+        "#tls = true (STARTTLS required)\n#ca_file =\n#username =\n#password =\n"
+        "#from = dtm@example.vn\n#to = soc@example.vn, oncall@example.vn\n"
+        "#[channel.siem]\n#type = syslog\n#address = siem.example:514 (RFC 5424 over UDP; "
+        "local = syslog(3))\n#facility = 16\n");
     return out->err;
 }
 

@@ -11,6 +11,28 @@
 
 #define DTM_PATH_MAX 1024
 
+/* [channel.NAME] an alert channel (T5.3; alert/deliver.c). Secrets (secret, password) are
+ * never logged. */
+#define DTM_CONF_CHANNELS 8
+struct dtm_conf_channel {
+    char name[64];
+    char type[12];              /* webhook | email | syslog */
+    char url[1024];             /* webhook: http(s) URL; email: smtp:// or smtps:// server URL */
+    char secret[256];           /* webhook: key of the X-DTM-Signature HMAC-SHA-256 */
+    char ca_file[DTM_PATH_MAX]; /* CA certificates for https / STARTTLS ("" = the system's) */
+    int64_t timeout;            /* s per attempt */
+    char from[256];             /* email */
+    char to[1024];              /* email: recipients, comma-separated */
+    char username[128];         /* email: SMTP login ("" = none) */
+    char password[256];
+    bool tls;              /* email: TLS required (STARTTLS on smtp://; smtps:// is TLS anyway) */
+    char address[256];     /* syslog: HOST:PORT (RFC 5424 over UDP) or "local" (syslog(3)) */
+    int64_t facility;      /* syslog facility 0..23 (16 = local0) */
+    char min_severity[12]; /* info | warning | critical: alerts below are not sent here */
+    char rules[512];       /* rules sent here: names or prefixes ending in '*', comma-separated;
+                              "" = every rule */
+};
+
 struct dtm_conf {
     char data_dir[DTM_PATH_MAX];
     /* [server] */
@@ -46,6 +68,16 @@ struct dtm_conf {
     int64_t max_live_streams;   /* concurrent GET /api/v1/live streams */
     /* [keys] */
     int64_t rotate_grace; /* s an old key stays valid after `dtm key rotate` */
+    /* [session] people's sessions and logins (CONTRACT §3; gate/session.c) */
+    int64_t session_idle_timeout;     /* s without a request after which a session ends */
+    int64_t session_absolute_timeout; /* s after sign-in after which a session ends anyway */
+    int64_t session_lockout_after;    /* failed logins of one name before a lockout */
+    int64_t session_lockout_minutes;  /* minutes a locked name stays locked */
+    int64_t session_ip_lockout_after; /* failed logins from one address before it is refused */
+    /* [oauth] access tokens of the client-credentials grant (T2.4; gate/jwt.c) */
+    char oauth_issuer[128];  /* the tokens' iss */
+    int64_t oauth_token_ttl; /* s an access token is valid (at most 3600) */
+    int64_t oauth_leeway;    /* s of clock difference tolerated on exp, nbf, iat */
     /* [log] */
     char log_level[16];
     bool access_log;
@@ -63,6 +95,33 @@ struct dtm_conf {
     int64_t ratelimit_gold_rate, ratelimit_gold_burst;
     int64_t ratelimit_ip_rate, ratelimit_ip_burst; /* per source address, without a valid key */
     int64_t ratelimit_max_conns_per_ip;            /* 0 = no cap (read at start only) */
+    /* [alert] alerts and their channels (T5.3; alert/) */
+    int64_t alert_suppress_minutes; /* after a resolution, the same rule+key is not notified */
+    int64_t alert_check_interval;   /* s between periodic checks (overdue vulnerabilities) */
+    char alert_channels[512];       /* channel names, comma-separated */
+    char alert_channels_info[512];  /* per-severity overrides of channels ("" = channels) */
+    char alert_channels_warning[512];
+    char alert_channels_critical[512];
+    int64_t alert_max_attempts;  /* delivery attempts per channel */
+    int64_t alert_retry_initial; /* s before the second attempt, doubled after each */
+    bool alert_notify_resolved;  /* a notified alert's resolution is notified too */
+    /* [warning] early warning (T4.1; alert/warn.c) */
+    bool warn_enabled;
+    int64_t warn_account_failures, warn_account_window; /* failed logins of one name, s */
+    int64_t warn_ip_failures, warn_ip_window;           /* failed authentications of an address */
+    int64_t warn_denied_burst, warn_denied_window;      /* 401/403 answers to one address */
+    bool warn_admin_new_address;
+    int64_t warn_network_prefix_v4, warn_network_prefix_v6; /* bits of a system's networks */
+    int64_t warn_network_learning;                          /* s watched before alerting */
+    int64_t warn_network_history_days;                      /* days a network is remembered */
+    int64_t warn_spike_bucket;                  /* s per bucket of the traffic baselines */
+    int64_t warn_spike_factor;                  /* a bucket above factor × baseline is a spike */
+    double warn_spike_alpha;                    /* EWMA weight of the newest bucket */
+    int64_t warn_spike_warmup;                  /* buckets before a baseline is trusted */
+    int64_t warn_spike_floor, warn_error_floor; /* requests / errors per bucket at least */
+    bool warn_silent;                           /* system.silent when a system goes offline */
+    struct dtm_conf_channel channels[DTM_CONF_CHANNELS];
+    size_t nchannels;
 };
 
 /* Fills c with every default; data_dir as given. */

@@ -51,6 +51,13 @@ void dtm_conn_stop(struct dtm_conn *c);
 /* Frees c: after the HTTP server is destroyed (the streams' free callbacks use c). */
 void dtm_conn_free(struct dtm_conn *c);
 
+/* Someone told of every status change the evaluator records (T4.1: alert/warn.c raises
+ * system.silent), on the evaluator's thread once the change is stored: the statuses' names and
+ * when the system was last seen. Must not block. One watcher; fn NULL = none. */
+typedef void (*dtm_conn_watch_fn)(void *ctx, const char *code, const char *was, const char *now,
+                                  int64_t last_seen);
+void dtm_conn_watch(struct dtm_conn *c, dtm_conn_watch_fn fn, void *ctx);
+
 /* The failed share of a system's last hour as last evaluated; -1 when it had no transactions
  * or c is NULL. */
 double dtm_conn_error_rate(struct dtm_conn *c, const char *code);

@@ -33,6 +33,9 @@ struct dtm_conn {
     size_t event_n;
     uint64_t seq;       /* number of the latest event; 0 = none yet */
     int64_t event_mono; /* when it was made (monotonic µs) */
+    /* told of every recorded status change (dtm_conn_watch) */
+    dtm_conn_watch_fn watch;
+    void *watch_ctx;
 };
 
 void *dtm_conn_status_run(void *arg);

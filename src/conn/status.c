@@ -272,6 +272,7 @@ static int interval_cmp(const void *a, const void *b)
 struct change {
     struct dtm_status_interval iv;
     enum dtm_conn_status was;
+    int64_t last_seen;
 };
 
 struct eval {
@@ -314,6 +315,7 @@ static int eval_one(void *ctx, const struct dtm_conn_view *v)
     snprintf(ch->iv.status, sizeof(ch->iv.status), "%s", dtm_conn_status_name(v->status));
     ch->iv.since = since;
     ch->was = was;
+    ch->last_seen = v->sys->last_seen;
     return DTM_OK;
 }
 
@@ -329,6 +331,30 @@ static void log_change(const struct dtm_status_interval *iv, enum dtm_conn_statu
                    iv->status, ts);
     dtm_log(DTM_LOG_INFO, "system status changed", f.err ? NULL : f.p);
     dtm_buf_free(&f);
+}
+
+void dtm_conn_watch(struct dtm_conn *c, dtm_conn_watch_fn fn, void *ctx)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->watch = fn;
+    c->watch_ctx = ctx;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* T4.1: the recorded changes go to the watcher (system.silent). */
+static void tell_watcher(struct dtm_conn *c, const struct eval *e)
+{
+    dtm_conn_watch_fn fn;
+    void *ctx;
+    pthread_mutex_lock(&c->lock);
+    fn = c->watch;
+    ctx = c->watch_ctx;
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; fn && i < e->n; i++)
+        fn(ctx, e->changes[i].iv.system_code, dtm_conn_status_name(e->changes[i].was),
+           e->changes[i].iv.status, e->changes[i].last_seen);
 }
 
 static int evaluate(struct dtm_conn *c, struct dtm_store *st, struct dtm_query *q)
@@ -355,6 +381,7 @@ static int evaluate(struct dtm_conn *c, struct dtm_store *st, struct dtm_query *
         }
         for (size_t i = 0; i < e.n; i++)
             log_change(&e.changes[i].iv, e.changes[i].was);
+        tell_watcher(c, &e);
     }
     rc = rrc;
 out:

@@ -1,8 +1,9 @@
 /* gate — who is calling: the installation's keyring (master key and the keys derived from it),
  * API keys of connected systems (random, ≥ 128 bits, shown once, stored only as a hash, T2.4),
- * OAuth client secrets, and people's passwords (Argon2id, libsodium). Authorisation by role
- * lives with the routes (api/routes.c); rate limits (ratelimit.c) are charged by the router;
- * sessions arrive with the security issue. */
+ * OAuth client secrets and access tokens (jwt.c), people's passwords (Argon2id, libsodium),
+ * sessions and TOTP (session.c, totp.c), and the data keys of encryption at rest (datakey.c).
+ * Authorisation by role lives with the routes (api/routes.c, http/server.c gate()); rate limits
+ * (ratelimit.c) are charged by the router. */
 #ifndef DTM_GATE_H
 #define DTM_GATE_H
 
@@ -18,6 +19,8 @@ struct dtm_keyring {
     uint8_t content_key[32]; /* keyed hash of record content (duplicate detection) */
     uint8_t mask_key[32];    /* `hash` masking of personal fields (CONTRACT §4) */
     uint8_t audit_key[32];   /* the audit trail's hash chain (audit/, S3) */
+    uint8_t signing_key[32]; /* seals the OAuth token-signing keys (gate/jwt.c, T2.4) */
+    uint8_t totp_key[32];    /* seals people's TOTP seeds (gate/totp.c, T4.3) */
 };
 
 /* Writes a new master key file (0600, refuses to overwrite). */
@@ -51,6 +54,66 @@ int dtm_gate_api_key_cached(struct dtm_key_cache *kc, struct dtm_store *st, stru
                             int64_t now, struct dtm_key *k, struct dtm_system *sys);
 /* Signals running servers that keys or systems changed. */
 void dtm_gate_keys_changed(const struct dtm_conf *c);
+
+/* T2.4, CONTRACT §3: OAuth 2.0 client credentials (gate/jwt.c). A connected system's client
+ * (client_id = its code, the secret stored as a hash) obtains short-lived ES256 JWTs from
+ * POST /oauth/token and presents them as `Authorization: Bearer`. Scopes: `ingest` (push data;
+ * source and aggregator), `read` (records and statistics the role and grants allow) and
+ * `dataset:CODE` (narrows both to the datasets named). */
+struct dtm_dict;
+#define DTM_TOKEN_DATASETS_MAX 8
+#define DTM_TOKEN_TTL_MAX 3600 /* s: [oauth] token_ttl at most; retired keys stay this long */
+#define DTM_TOKEN_LEEWAY 30    /* s: [oauth] leeway at most (clock difference on exp, nbf, iat) */
+#define DTM_JWT_MAX 4096       /* bytes of a presented token at most */
+struct dtm_token {
+    bool valid;       /* the caller came with a verified Bearer token */
+    bool ingest;      /* scope ingest */
+    bool read;        /* scope read */
+    size_t ndatasets; /* dataset:CODE scopes; 0 = every dataset the role and grants allow */
+    char datasets[DTM_TOKEN_DATASETS_MAX][DTM_CODE_MAX];
+    char jti[DTM_ID_MAX];
+    char kid[DTM_ID_MAX];
+    int64_t expires_at; /* s since the epoch */
+};
+/* Authenticates a client by id and secret (the secret's SHA-256 compared in constant time).
+ * DTM_OK with its system; DTM_EAUTH with *reason (unknown_client | wrong_secret | revoked, for
+ * the audit trail) — the caller answers invalid_client without saying which; or a store
+ * error. */
+int dtm_oauth_client_auth(struct dtm_store *st, struct dtm_str client_id, struct dtm_str secret,
+                          int64_t now, struct dtm_system *sys, const char **reason);
+/* The scopes granted for a requested scope string (RFC 6749 §3.3; empty = the role's: ingest
+ * and read for a source or aggregator, read for a consumer; datasets only = the role's actions
+ * narrowed to them). DTM_EINVAL with a sentence in why (in lang) when a scope is unknown or
+ * beyond the system's role or grants (invalid_scope); a store error otherwise. */
+int dtm_oauth_scope(struct dtm_store *st, const struct dtm_dict *dict, const struct dtm_system *sys,
+                    struct dtm_str requested, enum dtm_lang lang, struct dtm_token *out, char *why,
+                    size_t whysz);
+/* Appends the space-separated scope string of t to b. */
+int dtm_oauth_scope_string(const struct dtm_token *t, struct dtm_buf *b);
+/* Whether a token's scopes allow an action (ingest, else read) on a dataset (empty = none
+ * named: allowed only when the token names no dataset). True when t is not valid (no token). */
+bool dtm_token_allows(const struct dtm_token *t, bool ingest, struct dtm_str dataset);
+/* Signing keys (migration 11), inside the caller's write transaction. _rotate: a new current
+ * key (its kid in kid); the old ones are retired but stay published and accepted while tokens
+ * they signed may live. _ensure: creates the first key when there is no current one (kid ""
+ * when one existed). */
+int dtm_signing_key_rotate(struct dtm_store *st, const struct dtm_keyring *kr, int64_t now,
+                           char kid[DTM_ID_MAX]);
+int dtm_signing_key_ensure(struct dtm_store *st, const struct dtm_keyring *kr,
+                           char kid[DTM_ID_MAX]);
+/* Signs a token for a system's client with the current key: t holds the scopes granted and
+ * receives jti, kid and expires_at; *out the compact JWT (the caller frees it). DTM_ENOTFOUND
+ * when there is no signing key yet. */
+int dtm_token_issue(struct dtm_store *st, const struct dtm_keyring *kr, const struct dtm_conf *c,
+                    const struct dtm_system *sys, const char *client_id, struct dtm_token *t,
+                    int64_t now_us, char **out);
+/* Verifies a Bearer token: ES256 only, kid published, signature, iss, exp/nbf/iat (with
+ * [oauth] leeway), then the client (not revoked) and its system (same role). DTM_OK with out
+ * and sys; DTM_EAUTH when anything is wrong; a store error. */
+int dtm_token_verify(struct dtm_store *st, const struct dtm_conf *c, struct dtm_str bearer,
+                     int64_t now_us, struct dtm_token *out, struct dtm_system *sys);
+/* The JWK set (RFC 7517) of the keys still accepted: {"keys":[…]} appended to out. */
+int dtm_jwks(struct dtm_store *st, int64_t now_us, struct dtm_buf *out);
 
 /* T2.2: rate limits (gate/ratelimit.c). Token buckets kept as GCRA "theoretical arrival times"
  * in a fixed, sharded table (no allocation per request; idle buckets are evicted first). */
@@ -91,5 +154,152 @@ int dtm_password_hash(const char *password, char *out, size_t outsz);
 bool dtm_password_verify(const char *hash, const char *password);
 /* A random password of n characters (n < outsz) from an unambiguous alphabet. */
 int dtm_password_random(char *out, size_t outsz, size_t n);
+
+/* ---- people (CONTRACT §3; gate/session.c): accounts, password policy, sessions, failed logins */
+
+#define DTM_SESSION_COOKIE "dtm_session"
+#define DTM_PASSWORD_MIN 12
+#define DTM_PASSWORD_MAX 1024
+/* admin | operator | analyst | auditor */
+bool dtm_role_valid(const char *role);
+/* 1 to 63 characters: lower-case letters, digits, '.', '_', '-', starting with a letter/digit */
+bool dtm_username_valid(const char *username);
+/* The password policy: NULL when password is acceptable for username, else an English sentence
+ * (a msgid) naming the rule broken: length (DTM_PASSWORD_MIN..MAX), not the user name, not a
+ * common password. */
+const char *dtm_password_policy(const char *username, const char *password);
+
+/* A new session: id (the cookie value: 256 random bits, base64url, 43 characters), its
+ * SHA-256 (what is stored) and a CSRF token (128 random bits, base64url). */
+#define DTM_SESSION_ID_MAX 48
+int dtm_session_new(char id[DTM_SESSION_ID_MAX], uint8_t hash[32], char csrf[48]);
+void dtm_session_hash(struct dtm_str id, uint8_t hash[32]);
+
+/* Failed logins (in the server process): per user name a progressive delay (after the n-th
+ * failure in a row the next attempt waits 2^(n-1)·250 ms, at most 30 s) and a lockout of
+ * [session] lockout_minutes after lockout_after failures; per source address a lockout after
+ * ip_lockout_after failures. Names are tracked whether or not they exist, so the answers tell
+ * nothing about which ones do. Thread-safe; a bounded table (the oldest entries give way). */
+enum dtm_login_gate { DTM_LOGIN_OK, DTM_LOGIN_TOO_SOON, DTM_LOGIN_LOCKED, DTM_LOGIN_IP_LOCKED };
+enum dtm_login_gate dtm_login_check(const struct dtm_conf *c, const char *username, const char *ip,
+                                    int64_t now_us, int64_t *retry_s);
+/* Records a failure; true when it locked the name (the lockout starts now). */
+bool dtm_login_failed(const struct dtm_conf *c, const char *username, const char *ip,
+                      int64_t now_us);
+void dtm_login_succeeded(const char *username);
+
+/* The server's changes to people's rows go through its writer (which owns every write): fn runs
+ * inside a group commit on the writer thread. fn returns non-zero only when the store failed
+ * (the whole group is then rolled back and answered 503); outcomes go into ctx. */
+struct dtm_writer;
+typedef int (*dtm_gate_txn_fn)(void *ctx, struct dtm_store *st);
+/* Waits for the commit: DTM_OK, the store's error, or DTM_EBUSY (writer full or stopping). */
+int dtm_gate_write(struct dtm_writer *w, dtm_gate_txn_fn fn, void *ctx);
+/* Returns at once; ctx (n bytes) is copied and fn runs later, not necessarily durably. */
+int dtm_gate_write_async(struct dtm_writer *w, dtm_gate_txn_fn fn, const void *ctx, size_t n);
+
+/* ---- MFA (T4.3; gate/totp.c): TOTP per RFC 6238 (SHA-1, 30 s, 6 digits: what authenticator
+ * apps use), seeds sealed with AES-256-GCM, one-time recovery codes */
+
+#define DTM_TOTP_SECRET_BYTES 20
+#define DTM_RECOVERY_CODES 10
+#define DTM_RECOVERY_CODE_MAX 24
+/* Seals a seed under the keyring's totp_key: key id (8 bytes), nonce (12, random per call),
+ * ciphertext, tag (16); the user name is the associated data (a seed moved to another account
+ * does not open). out needs n + 36 bytes. */
+int dtm_totp_seal(const uint8_t key[32], const char *username, const uint8_t *secret, size_t n,
+                  uint8_t *out, size_t outsz, size_t *outlen);
+int dtm_totp_open(const uint8_t key[32], const char *username, const uint8_t *sealed, size_t n,
+                  uint8_t *secret, size_t secretsz, size_t *secretlen);
+/* A new random seed. */
+int dtm_totp_secret_new(uint8_t secret[DTM_TOTP_SECRET_BYTES]);
+/* Checks a 6-digit code at now (s) allowing one step either way: DTM_OK with *step (the time
+ * step it matched), DTM_EAUTH otherwise. Constant-time comparison. */
+int dtm_totp_check(const uint8_t *secret, size_t n, struct dtm_str code, int64_t now_s,
+                   int64_t *step);
+/* The code of a step (tests, `dtm user`): out >= 7 bytes. */
+int dtm_totp_code(const uint8_t *secret, size_t n, int64_t step, char out[8]);
+/* The seed in base32 (RFC 4648, no padding) and the otpauth:// URI of authenticator apps. */
+int dtm_totp_base32(const uint8_t *secret, size_t n, char *out, size_t outsz);
+void dtm_totp_uri(const char *username, const char *b32, struct dtm_buf *out);
+/* A QR code of text (libqrencode) as an SVG document or a PNG image (grey-scale, zlib). */
+int dtm_qr_svg(const char *text, struct dtm_buf *out);
+int dtm_qr_png(const char *text, struct dtm_buf *out);
+/* n new recovery codes ("xxxxx-xxxxx-xxxxx-xxxxx": 100 random bits) and their hashes. */
+int dtm_recovery_new(char (*codes)[DTM_RECOVERY_CODE_MAX], uint8_t (*hashes)[32], size_t n);
+/* The hash of a code as typed (case, spaces and dashes ignored); false when it cannot be one. */
+bool dtm_recovery_hash(struct dtm_str code, uint8_t hash[32]);
+
+/* ---- encryption at rest (T4.2; gate/datakey.c)
+ *
+ * Envelope encryption. Stored record content, batch spool files and small secrets are sealed
+ * with AES-256-GCM under *data keys* (random, 256 bits) kept in the store's data_keys table,
+ * each wrapped (AES-256-GCM, its id as associated data) under the *key-encryption key* (KEK)
+ * held in DATA_DIR/master.key. The KEK has an id (a fingerprint) stored with every wrapped data
+ * key, so `dtm key rotate-master` re-wraps the data keys under a new KEK in one transaction
+ * while servers run: a server unwraps a data key lazily, the first time it needs it, with the
+ * KEK whose id the row names (master.key, or master.key.next during a rotation).
+ *
+ * master.key holds the KEK and, sealed under it, the *root secret* from which the keyring's
+ * purpose keys are derived (record_key, mask_key, audit_key… above): those must survive a
+ * rotation (hashes, masks and the audit chain stay valid), so they do not hang on the KEK. A
+ * 32-byte master.key (data dirs made before T4.2) is both KEK and root; the first rotation
+ * writes the new format (96 bytes: "DTK1", KEK, nonce, sealed root, tag).
+ *
+ * A sealed blob: version byte 0x01 | data key id (4 bytes, big-endian) | nonce (12) |
+ * ciphertext | tag (16). The first byte of canonical JSON is '{', so content stored before T4.2
+ * still reads as it is. */
+#define DTM_SEAL_V1 0x01
+#define DTM_SEAL_OVERHEAD 33 /* version, key id, nonce, tag */
+struct dtm_datakeys;
+/* The data keys of c's data dir: one object per data dir and process, created on first use and
+ * kept until exit (NULL only when out of memory). Nothing is read until a key is needed. */
+struct dtm_datakeys *dtm_datakeys_get(const struct dtm_conf *c);
+/* Whether p looks like a sealed blob (not plain JSON). */
+static inline bool dtm_datakey_sealed(const void *p, size_t n)
+{
+    return n >= DTM_SEAL_OVERHEAD && *(const uint8_t *)p == DTM_SEAL_V1;
+}
+/* Seals n bytes under the current data key with aad as associated data (the blob opens only
+ * with the same aad: bind it to where the blob is kept). out has n + DTM_SEAL_OVERHEAD bytes.
+ * Thread-safe and cheap (a cipher context per thread and key). The first seal of a process,
+ * and one in 2^20 after, reserves seals of the current key in the store (its own connection and
+ * transaction): do not call it while this thread holds a write transaction on the same data
+ * dir. DTM_OK, DTM_EIO (master key unreadable), DTM_ESTORE, DTM_ENOMEM. */
+int dtm_datakey_seal_to(struct dtm_datakeys *dk, const void *aad, size_t aadlen, const void *p,
+                        size_t n, uint8_t *out);
+/* Opens a blob of n bytes sealed with aad: the plaintext (n - DTM_SEAL_OVERHEAD bytes) to out.
+ * DTM_EMALFORMED when the blob is not sealed, was altered or has another aad; DTM_ENOTFOUND
+ * when its data key is unknown; DTM_EIO when no KEK unwraps it. */
+int dtm_datakey_open_to(struct dtm_datakeys *dk, const void *aad, size_t aadlen,
+                        const uint8_t *blob, size_t n, uint8_t *out);
+/* The same appending to a growable buffer: the API for small secrets (TOTP seeds, signing
+ * keys, webhook secrets) and backups. A secret sealed this way survives master-key rotations,
+ * and an old master key no longer opens it once rotated. */
+int dtm_datakey_seal(struct dtm_datakeys *dk, const void *aad, size_t aadlen, const void *p,
+                     size_t n, struct dtm_buf *out);
+int dtm_datakey_open(struct dtm_datakeys *dk, const void *aad, size_t aadlen, const void *blob,
+                     size_t n, struct dtm_buf *out);
+/* master.key files: the KEK (and its id: 16 hex characters of HMAC-SHA-256(KEK, "dtm kek id
+ * v1")) and the root secret. */
+#define DTM_KEK_ID_LEN 16
+struct dtm_kek {
+    uint8_t key[32];
+    char id[DTM_KEK_ID_LEN + 1];
+};
+/* Reads a master key file (refusing one readable by others). */
+int dtm_masterkey_read(const char *path, struct dtm_kek *kek, uint8_t root[32], char *err,
+                       size_t errsz);
+/* Writes a new master key file (0600, fsync; refuses to overwrite). */
+int dtm_masterkey_write(const char *path, const struct dtm_kek *kek, const uint8_t root[32],
+                        char *err, size_t errsz);
+/* `dtm key rotate-master`: a new KEK is written to master.key.next, every data key is re-wrapped
+ * under it in one transaction, master.key.next is renamed over master.key (the old KEK is gone)
+ * and a last transaction re-wraps any data key a server created meanwhile. An interrupted
+ * rotation is finished by the next one (it reuses master.key.next). *rewrapped: data keys
+ * re-wrapped; new_id: the new KEK's id. */
+int dtm_masterkey_rotate(const struct dtm_conf *c, int64_t *rewrapped,
+                         char new_id[DTM_KEK_ID_LEN + 1], char old_id[DTM_KEK_ID_LEN + 1],
+                         char *err, size_t errsz);
 
 #endif

@@ -13,25 +13,18 @@
 
 int dtm_keyring_create(const char *path, char *err, size_t errsz)
 {
-    uint8_t key[32];
-    int fd, rc = DTM_OK;
-    if (dtm_random(key, sizeof(key))) {
+    /* T4.2: a KEK and, sealed under it, a separate root secret (gate/datakey.c) */
+    struct dtm_kek kek;
+    uint8_t root[32];
+    int rc = DTM_OK;
+    if (dtm_random(kek.key, sizeof(kek.key)) || dtm_random(root, sizeof(root))) {
         snprintf(err, errsz, "cannot get random bytes");
-        return DTM_EIO;
-    }
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errsz, "cannot create %s: %s", path, strerror(errno));
         rc = DTM_EIO;
-        goto out;
+    } else {
+        rc = dtm_masterkey_write(path, &kek, root, err, errsz);
     }
-    if (write(fd, key, sizeof(key)) != (ssize_t)sizeof(key) || fsync(fd) != 0) {
-        snprintf(err, errsz, "cannot write %s: %s", path, strerror(errno));
-        rc = DTM_EIO;
-    }
-    close(fd);
-out:
-    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(&kek, sizeof(kek));
+    OPENSSL_cleanse(root, sizeof(root));
     return rc;
 }
 
@@ -42,29 +35,18 @@ static void derive(const uint8_t master[32], const char *label, uint8_t out[32])
 
 int dtm_keyring_load(const char *path, struct dtm_keyring *out, char *err, size_t errsz)
 {
-    struct stat sb;
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errsz, "cannot open the master key %s: %s", path, strerror(errno));
-        return DTM_EIO;
-    }
-    if (fstat(fd, &sb) != 0 || (sb.st_mode & 077) != 0) {
-        snprintf(err, errsz, "the master key %s must be readable by its owner only (chmod 600)",
-                 path);
-        close(fd);
-        return DTM_EINVAL;
-    }
-    n = read(fd, out->master, sizeof(out->master));
-    close(fd);
-    if (n != (ssize_t)sizeof(out->master) || sb.st_size != 32) {
-        snprintf(err, errsz, "the master key %s is damaged (expected 32 bytes)", path);
-        return DTM_EINVAL;
-    }
+    /* T4.2: the purpose keys come from the root secret, which a master-key rotation keeps */
+    struct dtm_kek kek;
+    int rc = dtm_masterkey_read(path, &kek, out->master, err, errsz);
+    OPENSSL_cleanse(&kek, sizeof(kek));
+    if (rc)
+        return rc == DTM_ENOTFOUND ? DTM_EIO : rc;
     derive(out->master, "dtm record key v1", out->record_key);
     derive(out->master, "dtm content key v1", out->content_key);
     derive(out->master, "dtm mask key v1", out->mask_key);
     derive(out->master, "dtm audit key v1", out->audit_key);
+    derive(out->master, "dtm totp key v1", out->totp_key);
+    derive(out->master, "dtm signing key v1", out->signing_key);
     return DTM_OK;
 }
 

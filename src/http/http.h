@@ -17,6 +17,8 @@ struct dtm_batches;
 struct dtm_connlog;
 struct dtm_conn;
 struct dtm_audit;
+struct dtm_alerts;
+struct dtm_warn;
 struct dtm_server;
 struct dtm_req;
 
@@ -33,7 +35,17 @@ enum dtm_access {
     DTM_ACCESS_OPERATOR, /* operator (systems, alerts, reports) or admin */
     DTM_ACCESS_ANALYST,  /* analyst (statistics, reports, exports), operator or admin */
     DTM_ACCESS_AUDITOR,  /* auditor (audit trail, logs) or admin */
+    /* Read routes that connected systems (as DTM_ACCESS_SYSTEM) and people share: */
+    DTM_ACCESS_SYSTEM_OR_PEOPLE,   /* or any signed-in person (systems, the live feed) */
+    DTM_ACCESS_SYSTEM_OR_ANALYST,  /* or analyst, operator (reports) or admin: statistics */
+    DTM_ACCESS_SYSTEM_OR_READER,   /* or analyst, auditor (logs) or admin: record exports */
+    DTM_ACCESS_SYSTEM_OR_OPERATOR, /* or operator or admin: batches */
 };
+/* Whether a signed-in person with this role may call a route of this access (admins: every
+ * route that admits people). */
+bool dtm_access_admits_role(enum dtm_access a, const char *role);
+/* Whether connected systems (API keys, tokens) may call a route of this access. */
+bool dtm_access_admits_systems(enum dtm_access a);
 
 /* A handler either queues a response (returns DTM_OK) or suspends the request (returns
  * DTM_HTTP_ASYNC after dtm_http_suspend); a negative result is answered as a problem. */
@@ -74,6 +86,11 @@ struct dtm_req {
     bool authenticated;
     struct dtm_system sys;
     struct dtm_key key;
+    struct dtm_token token; /* T2.4: token.valid when it came with a Bearer token (key.id = jti) */
+    /* or a signed-in person (session cookie; gate/session.c): their account and session */
+    bool person;
+    struct dtm_user user;
+    struct dtm_session session;
     /* body */
     struct dtm_buf body;
     size_t body_max;
@@ -121,6 +138,10 @@ struct dtm_server_env {
     struct dtm_connlog *connlog;
     /* S3: the audit trail (downloads of records, rejected keys); NULL = none */
     struct dtm_audit *audit;
+    /* T5.3: the alert engine (alert/alert.h): raise and clear from any thread; NULL = none */
+    struct dtm_alerts *alerts;
+    /* T4.1: early warning (alert/warn.h): every completed request feeds it; NULL = none */
+    struct dtm_warn *warn;
 };
 
 const struct dtm_server_env *dtm_http_env(const struct dtm_req *r);
@@ -168,6 +189,10 @@ int dtm_http_problem_v(struct dtm_req *r, int status, const char *code, const ch
     __attribute__((format(printf, 6, 0)));
 /* Maps an engine result code to a problem response (the one place that does so). */
 int dtm_http_error(struct dtm_req *r, int rc);
+/* T2.2: the caller's bucket of failed authentications, for a handler that authenticates by
+ * itself (POST /oauth/token): failed = false only looks, true charges a failure. True when the
+ * address is over its limit (429 with Retry-After answered). */
+bool dtm_http_auth_limited(struct dtm_req *r, bool failed);
 
 /* Suspends the request until dtm_http_resume; then on_resume(r) is called on a worker thread to
  * queue the answer. Call before handing the request to another thread. */

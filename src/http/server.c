@@ -3,6 +3,7 @@
 #include "http/http.h"
 #include "audit/audit.h"
 #include "connlog/connlog.h"
+#include "alert/warn.h"
 
 #include <arpa/inet.h>
 #include <gnutls/abstract.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -70,6 +72,11 @@ static void init_request_prefix(void)
 
 /* Bytes of an over-limit body read and dropped before hanging up on the sender. */
 #define DISCARD_MAX ((size_t)64 << 20)
+
+/* T2.3: header fields of one request at most (431 above). Their total size is bounded by the
+ * connection's memory (MHD_OPTION_CONNECTION_MEMORY_LIMIT): libmicrohttpd answers 431 itself
+ * past it, and 414 for a request line that does not fit. */
+#define MAX_REQUEST_HEADERS 64
 
 static _Thread_local struct dtm_store *tl_store;
 static _Thread_local struct dtm_server *tl_store_owner;
@@ -191,15 +198,68 @@ int dtm_http_add_header(struct dtm_req *r, const char *name, const char *value)
     return DTM_OK;
 }
 
+/* T2.3: the security headers of every answer of ours (libmicrohttpd's own early refusals —
+ * 400 for a broken request line, 431 for oversized headers, 414 — carry none, and no data).
+ * The Content-Security-Policy depends on what is answered: API answers (JSON, CSV, XML,
+ * problems …) are never to be rendered, scripted or framed, so they get a policy that allows
+ * nothing. An answer that needs another one (the future dashboard's HTML at /) gets a row here —
+ * the first row whose path prefix and content-type prefix both match wins — or sets its own
+ * Content-Security-Policy with dtm_http_add_header, which is then kept. */
+static const struct csp_rule {
+    const char *path_prefix;  /* NULL = any path */
+    const char *content_type; /* prefix; NULL = any */
+    const char *policy;
+} csp_rules[] = {
+    {NULL, NULL, "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
+};
+
+static bool extra_header_set(const struct dtm_req *r, const char *name)
+{
+    for (size_t i = 0; i < r->nextra; i++)
+        if (strcasecmp(r->extra_name[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void security_headers(struct dtm_req *r, struct MHD_Response *resp, const char *content_type)
+{
+    /* NULL on a plain connection (the daemon of a connection is a worker of the pool) */
+    const union MHD_ConnectionInfo *tls =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!extra_header_set(r, "Content-Security-Policy"))
+        for (size_t i = 0; i < DTM_ARRAY_LEN(csp_rules); i++) {
+            const struct csp_rule *c = &csp_rules[i];
+            if ((!c->path_prefix ||
+                 strncmp(r->path, c->path_prefix, strlen(c->path_prefix)) == 0) &&
+                (!c->content_type ||
+                 strncasecmp(content_type, c->content_type, strlen(c->content_type)) == 0)) {
+                MHD_add_response_header(resp, "Content-Security-Policy", c->policy);
+                break;
+            }
+        }
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+    /* RFC 6797 §7.2: HSTS only over TLS (a browser ignores it on plain HTTP) */
+    if (tls && tls->tls_session)
+        MHD_add_response_header(resp, "Strict-Transport-Security",
+                                "max-age=31536000; includeSubDomains");
+}
+
 /* Adds the common headers, queues resp and releases it. */
 static int queue_response(struct dtm_req *r, int status, const char *content_type,
                           struct MHD_Response *resp, size_t len)
 {
     enum MHD_Result ok;
+    bool cache_set = false; /* a handler's own Cache-Control (the public JWK set) */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (size_t i = 0; i < r->nextra; i++)
+        cache_set |= strcmp(r->extra_name[i], MHD_HTTP_HEADER_CACHE_CONTROL) == 0;
+    if (!cache_set)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    security_headers(r, resp, content_type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_LANGUAGE, dtm_lang_code(r->lang));
     for (size_t i = 0; i < r->nextra; i++)
         MHD_add_response_header(resp, r->extra_name[i], r->extra_value[i]);
@@ -540,17 +600,232 @@ static bool rate_limited(struct dtm_req *r, enum dtm_rl_kind kind, int64_t cost)
     return true;
 }
 
+bool dtm_http_auth_limited(struct dtm_req *r, bool failed)
+{
+    struct dtm_rl_answer keep = r->rl;
+    if (rate_limited(r, DTM_RL_AUTH_FAIL, failed ? 1 : 0))
+        return true;
+    r->rl = keep; /* the headers keep telling the request's own bucket */
+    return false;
+}
+
+/* ---- T2.4: OAuth access tokens (gate/jwt.c) as `Authorization: Bearer <JWT>` */
+
+/* The token of an Authorization: Bearer header (RFC 6750 §2.1); empty when there is none. */
+static struct dtm_str bearer_token(struct dtm_req *r)
+{
+    struct dtm_str a = dtm_str_trim(dtm_http_header(r, MHD_HTTP_HEADER_AUTHORIZATION));
+    if (a.n <= 7 || !dtm_str_ieqc((struct dtm_str){a.p, 7}, "Bearer "))
+        return DTM_STR_NULL;
+    return dtm_str_trim((struct dtm_str){a.p + 7, a.n - 7});
+}
+
+/* 401 for a token that is not (or no longer) valid (RFC 6750 §3.1). */
+static int bearer_refused(struct dtm_req *r)
+{
+    dtm_http_add_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                        "Bearer realm=\"dtm\", error=\"invalid_token\"");
+    dtm_http_problem(r, 401, "invalid_token", "Authentication required",
+                     "The access token is not valid or has expired; get a new one from POST "
+                     "/oauth/token.");
+    return DTM_HTTP_ASYNC;
+}
+
+/* A token's scopes narrow its system's role (RFC 6750 §3.1 insufficient_scope, 403): sending
+ * needs `ingest`, and a token naming datasets sends only those (the first path parameter, or
+ * ?dataset= for batches). Reads are narrowed where the dataset is known (dtm_api_scope). */
+static bool token_refuses(struct dtm_req *r)
+{
+    struct dtm_str ds;
+    if (!r->token.valid || r->route->access != DTM_ACCESS_SOURCE)
+        return false;
+    ds = r->nparams ? r->params[0] : dtm_str_c(dtm_http_query(r, "dataset"));
+    if (dtm_token_allows(&r->token, true, ds))
+        return false;
+    dtm_http_add_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                        "Bearer realm=\"dtm\", error=\"insufficient_scope\", scope=\"ingest\"");
+    if (!r->token.ingest)
+        dtm_http_problem(r, 403, "insufficient_scope", "Forbidden",
+                         "The access token's scope does not allow sending data; ask POST "
+                         "/oauth/token for scope ingest.");
+    else
+        dtm_http_problem(r, 403, "insufficient_scope", "Forbidden",
+                         "The access token's scope does not allow sending data to dataset %.*s; "
+                         "ask POST /oauth/token for scope dataset:%.*s.",
+                         (int)DTM_MIN(ds.n, 64), ds.p ? ds.p : "", (int)DTM_MIN(ds.n, 64),
+                         ds.p ? ds.p : "");
+    return true;
+}
+
+/* ---- people (CONTRACT §3; gate/session.c) */
+
+bool dtm_access_admits_systems(enum dtm_access a)
+{
+    return a == DTM_ACCESS_SYSTEM || a == DTM_ACCESS_SOURCE || a == DTM_ACCESS_SYSTEM_OR_PEOPLE ||
+           a == DTM_ACCESS_SYSTEM_OR_ANALYST || a == DTM_ACCESS_SYSTEM_OR_READER ||
+           a == DTM_ACCESS_SYSTEM_OR_OPERATOR;
+}
+
+bool dtm_access_admits_role(enum dtm_access a, const char *role)
+{
+    bool admin = strcmp(role, "admin") == 0, oper = strcmp(role, "operator") == 0,
+         analyst = strcmp(role, "analyst") == 0, auditor = strcmp(role, "auditor") == 0;
+    if (!admin && !oper && !analyst && !auditor)
+        return false;
+    switch (a) {
+    case DTM_ACCESS_PEOPLE:
+    case DTM_ACCESS_SYSTEM_OR_PEOPLE:
+        return true;
+    case DTM_ACCESS_ADMIN:
+        return admin;
+    case DTM_ACCESS_OPERATOR:
+    case DTM_ACCESS_SYSTEM_OR_OPERATOR:
+        return admin || oper;
+    case DTM_ACCESS_ANALYST:
+    case DTM_ACCESS_SYSTEM_OR_ANALYST:
+        return admin || oper || analyst;
+    case DTM_ACCESS_AUDITOR:
+        return admin || auditor;
+    case DTM_ACCESS_SYSTEM_OR_READER:
+        return admin || analyst || auditor;
+    default:
+        return false;
+    }
+}
+
+struct session_write {
+    uint8_t id_hash[32];
+    int64_t at;
+    bool del;
+};
+
+static int session_write_txn(void *ctx, struct dtm_store *st)
+{
+    struct session_write *w = ctx;
+    return w->del ? st->ops->session_delete(st, w->id_hash)
+                  : st->ops->session_touch(st, w->id_hash, w->at);
+}
+
+static void person_unauthenticated(struct dtm_req *r, const char *detail)
+{
+    dtm_http_add_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Cookie realm=\"dtm\"");
+    dtm_http_problem(r, 401, "unauthenticated", "Authentication required", "%s",
+                     dtm_tr(r->lang, detail));
+}
+
+/* The people's path of gate(): the session cookie, its timeouts, the account, the role, MFA for
+ * admins, and CSRF on state-changing methods. Answers itself on failure (DTM_HTTP_ASYNC). */
+static int gate_person(struct dtm_req *r)
+{
+    static const char ended[] = "Your session has ended or is not valid; sign in again (POST "
+                                "/api/v1/session).";
+    const struct dtm_server_env *env = r->srv->env;
+    const struct dtm_conf *c = env->conf;
+    const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, DTM_SESSION_COOKIE);
+    struct session_write w = {0};
+    struct dtm_store *st;
+    int64_t now = dtm_now_us(), idle = c->session_idle_timeout * 1000000;
+    char ip[64];
+    int rc;
+    if (!cookie || !*cookie) {
+        if (!rate_limited(r, DTM_RL_IP, 1))
+            person_unauthenticated(r, "Sign in first: POST /api/v1/session with your user name "
+                                      "and password.");
+        return DTM_HTTP_ASYNC;
+    }
+    if (rate_limited(r, DTM_RL_AUTH_FAIL, 0))
+        return DTM_HTTP_ASYNC;
+    if (strlen(cookie) >= DTM_SESSION_ID_MAX) {
+        if (!rate_limited(r, DTM_RL_AUTH_FAIL, 1))
+            person_unauthenticated(r, ended);
+        return DTM_HTTP_ASYNC;
+    }
+    if (!(st = dtm_http_store(r)))
+        return DTM_ESTORE;
+    dtm_session_hash(dtm_str_c(cookie), w.id_hash);
+    rc = st->ops->session_get(st, w.id_hash, &r->session);
+    if (rc == DTM_ENOTFOUND) {
+        if (!rate_limited(r, DTM_RL_AUTH_FAIL, 1))
+            person_unauthenticated(r, ended);
+        return DTM_HTTP_ASYNC;
+    }
+    if (rc)
+        return rc;
+    rc = st->ops->user_get(st, r->session.username, &r->user);
+    if (rc && rc != DTM_ENOTFOUND)
+        return rc;
+    if (rc == DTM_ENOTFOUND || r->user.disabled || now >= r->session.expires_at ||
+        now - r->session.last_seen > idle) {
+        const char *why = rc == DTM_ENOTFOUND                 ? "account_removed"
+                          : r->user.disabled                  ? "account_disabled"
+                          : now - r->session.last_seen > idle ? "idle_timeout"
+                                                              : "absolute_timeout";
+        char d[96];
+        w.del = true;
+        dtm_gate_write_async(env->writer, session_write_txn, &w, sizeof(w));
+        dtm_http_client_ip(r, ip, sizeof(ip));
+        snprintf(d, sizeof(d), "{\"reason\":\"%s\"}", why);
+        dtm_audit_record(env->audit,
+                         &(struct dtm_audit_event){"user", r->session.username, "session.expired",
+                                                   r->session.username, d, ip});
+        person_unauthenticated(r, ended);
+        return DTM_HTTP_ASYNC;
+    }
+    r->person = true;
+    if (rate_limited(r, DTM_RL_IP, 1))
+        return DTM_HTTP_ASYNC;
+    /* activity: last_seen is written at most every quarter of the idle timeout (or minute) */
+    if (now - r->session.last_seen > DTM_MIN(idle / 4, 60 * 1000000LL)) {
+        w.at = now;
+        dtm_gate_write_async(env->writer, session_write_txn, &w, sizeof(w));
+    }
+    if (!dtm_access_admits_role(r->route->access, r->user.role)) {
+        dtm_http_problem(r, 403, "forbidden", "Forbidden",
+                         "Your role (%s) does not allow this request.", r->user.role);
+        return DTM_HTTP_ASYNC;
+    }
+    /* CONTRACT §3, T4.3: an admin acts only after enrolling TOTP */
+    if (strcmp(r->user.role, "admin") == 0 && !r->user.mfa_enabled &&
+        r->route->access != DTM_ACCESS_PEOPLE) {
+        dtm_http_problem(r, 403, "mfa_required", "Multi-factor authentication required",
+                         "Administrators must enrol an authenticator app before any other action: "
+                         "POST /api/v1/session/mfa, then POST /api/v1/session/mfa/confirm with "
+                         "a code.");
+        return DTM_HTTP_ASYNC;
+    }
+    /* CSRF: a state-changing request made with the cookie carries the session's token */
+    if (r->method == DTM_POST || r->method == DTM_PUT || r->method == DTM_PATCH ||
+        r->method == DTM_DELETE) {
+        struct dtm_str t = dtm_http_header(r, "X-CSRF-Token");
+        size_t n = strlen(r->session.csrf);
+        if (t.n != n || n == 0 || !dtm_ct_equal(t.p, r->session.csrf, n)) {
+            dtm_http_problem(r, 403, "csrf", "Forbidden",
+                             "A request that changes anything with a session cookie must carry "
+                             "the header X-CSRF-Token with the csrf_token given at sign-in.");
+            return DTM_HTTP_ASYNC;
+        }
+    }
+    return DTM_OK;
+}
+
 /* Authenticates and authorises by the route's access rule, and charges the caller's bucket.
  * Queues the problem on failure. */
 static int gate(struct dtm_req *r)
 {
     int rc;
-    struct dtm_str key;
+    struct dtm_str key, bearer = DTM_STR_NULL;
     struct dtm_store *st;
     if (r->route->access == DTM_ACCESS_PUBLIC)
         return rate_limited(r, DTM_RL_IP, 1) ? DTM_HTTP_ASYNC : DTM_OK;
     key = dtm_http_header(r, "X-API-Key");
     if (key.n == 0)
+        bearer = bearer_token(r);
+    /* people: a session cookie on a route that admits them, with no system credential */
+    if (key.n == 0 && bearer.n == 0 && r->route->access >= DTM_ACCESS_PEOPLE &&
+        (!dtm_access_admits_systems(r->route->access) ||
+         MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, DTM_SESSION_COOKIE)))
+        return gate_person(r);
+    if (key.n == 0 && bearer.n == 0)
         return rate_limited(r, DTM_RL_IP, 1) ? DTM_HTTP_ASYNC : DTM_EAUTH;
     /* Key guessing: while an address is over its limit of failed authentications, no key it
      * sends is even checked, so a right guess looks like a wrong one. */
@@ -559,12 +834,20 @@ static int gate(struct dtm_req *r)
     st = dtm_http_store(r);
     if (!st)
         return DTM_ESTORE;
-    rc = dtm_gate_api_key_cached(r->srv->env->key_cache, st, key, dtm_now_us(), &r->key, &r->sys);
+    if (bearer.n) {
+        rc = dtm_token_verify(st, r->srv->env->conf, bearer, dtm_now_us(), &r->token, &r->sys);
+        if (rc == DTM_OK) /* logs and connection logs name the token by its jti */
+            snprintf(r->key.id, sizeof(r->key.id), "%s", r->token.jti);
+    } else {
+        rc = dtm_gate_api_key_cached(r->srv->env->key_cache, st, key, dtm_now_us(), &r->key,
+                                     &r->sys);
+    }
     if (rc == DTM_EAUTH && r->key.id[0])
         key_rejected(r); /* found, but revoked or expired */
-    /* people's logins, failures and MFA (issue 5) are audited here when sessions come */
     if (rc == DTM_EAUTH && rate_limited(r, DTM_RL_AUTH_FAIL, 1))
         return DTM_HTTP_ASYNC;
+    if (rc == DTM_EAUTH && bearer.n)
+        return bearer_refused(r);
     if (rc)
         return rc;
     r->authenticated = true;
@@ -572,7 +855,7 @@ static int gate(struct dtm_req *r)
         r->srv->env->seen(r->srv->env->writer, r->sys.code, dtm_now_us());
     if (rate_limited(r, DTM_RL_SYSTEM, 1))
         return DTM_HTTP_ASYNC;
-    if (r->route->access >= DTM_ACCESS_PEOPLE) {
+    if (!dtm_access_admits_systems(r->route->access)) {
         dtm_http_problem(r, 403, "forbidden", "Forbidden",
                          "This resource is for signed-in people, not connected systems.");
         return DTM_HTTP_ASYNC; /* answered */
@@ -584,6 +867,8 @@ static int gate(struct dtm_req *r)
                          r->sys.role);
         return DTM_HTTP_ASYNC; /* answered */
     }
+    if (token_refuses(r))
+        return DTM_HTTP_ASYNC; /* answered */
     return DTM_OK;
 }
 
@@ -609,6 +894,10 @@ static void access_log(struct dtm_req *r)
         dtm_buf_json_strc(&f, r->sys.code);
         dtm_buf_addc(&f, ",\"key_id\":");
         dtm_buf_json_strc(&f, r->key.id);
+    }
+    if (r->person) {
+        dtm_buf_addc(&f, ",\"user\":");
+        dtm_buf_json_strc(&f, r->user.username);
     }
     if (r->records >= 0)
         dtm_buf_printf(&f, ",\"records\":%lld", (long long)r->records);
@@ -643,6 +932,26 @@ static void connection_log(struct dtm_req *r)
             snprintf(row.error_reason, sizeof(row.error_reason), "http_%d", r->status);
     }
     dtm_connlog_add(env->connlog, &row);
+}
+
+/* T4.1: every answered request feeds the early-warning rules (alert/warn.h): its status, the
+ * client's address and the authenticated system. Cheap and non-blocking (one stripe of a
+ * fixed table; alerts are only queued). Refused sign-ins are counted by their handler. */
+static void warn_request(struct dtm_req *r)
+{
+    const union MHD_ConnectionInfo *ci;
+    struct dtm_warn_request rq = {0};
+    if (!r->srv->env->warn)
+        return;
+    ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    rq.status = r->status;
+    rq.peer = ci ? ci->client_addr : NULL;
+    rq.system = r->authenticated ? r->sys.code : NULL;
+    if (r->status == 401 && r->route && strcmp(r->route->name, "session_post") != 0)
+        rq.auth_failure = strcmp(r->route->name, "oauth_token") == 0 ||
+                          dtm_http_header(r, "X-API-Key").n > 0 ||
+                          dtm_http_header(r, MHD_HTTP_HEADER_AUTHORIZATION).n > 0;
+    dtm_warn_request(r->srv->env->warn, &rq);
 }
 
 static void req_free(struct dtm_req *r)
@@ -699,6 +1008,11 @@ static bool begin(struct dtm_req *r)
     const struct dtm_conf *c = r->srv->env->conf;
     struct dtm_str cl;
     int64_t len = -1;
+    if (MHD_get_connection_values(r->conn, MHD_HEADER_KIND, NULL, NULL) > MAX_REQUEST_HEADERS) {
+        dtm_http_problem(r, 431, "too_many_headers", "Request header fields too large",
+                         "A request may carry at most %d header fields.", MAX_REQUEST_HEADERS);
+        return true;
+    }
     if (st && rate_limited(r, DTM_RL_IP, 1))
         return true; /* scanning for paths is throttled like any anonymous call */
     if (st == 404) {
@@ -738,6 +1052,84 @@ static bool begin(struct dtm_req *r)
         }
     }
     return false;
+}
+
+/* T2.3: strict content types. A body sent to a route must be of a type the route reads, else
+ * 415 naming the types it reads (RFC 9110 §15.5.16); a charset, when given, must be UTF-8. The
+ * default is JSON; a route that reads something else gets a row here (by its path pattern).
+ * types NULL: the handler checks the type itself (ingest and batches read the four decoder
+ * formats and name them in their own 415). Checked once the body is in, so that a client that
+ * sends at once is not reset in the middle of its body. */
+static const struct media_rule {
+    const char *pattern;
+    const char *types; /* ", "-separated */
+} media_rules[] = {
+    {"/api/v1/ingest/{dataset}", NULL},
+    {"/api/v1/batches", NULL},
+    {"/oauth/token", "application/x-www-form-urlencoded"},
+    {"/soap", "text/xml, application/soap+xml"},
+};
+
+static bool media_type_in(struct dtm_str mime, const char *types)
+{
+    const char *t = types;
+    while (*t) {
+        size_t n = strcspn(t, ",");
+        if (mime.n == n && strncasecmp(mime.p, t, n) == 0)
+            return true;
+        t += n;
+        while (*t == ',' || *t == ' ')
+            t++;
+    }
+    return false;
+}
+
+/* True when the body's Content-Type is refused (415 answered). */
+static bool media_refused(struct dtm_req *r)
+{
+    const char *types = "application/json";
+    struct dtm_str ct, mime, rest;
+    const char *semi;
+    if (r->route->body_max == 0 || r->route->on_body || r->body.n == 0)
+        return false;
+    for (size_t i = 0; i < DTM_ARRAY_LEN(media_rules); i++)
+        if (strcmp(r->route->pattern, media_rules[i].pattern) == 0)
+            types = media_rules[i].types;
+    if (!types)
+        return false;
+    ct = dtm_http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+    semi = ct.n ? memchr(ct.p, ';', ct.n) : NULL;
+    mime = dtm_str_trim(semi ? (struct dtm_str){ct.p, (size_t)(semi - ct.p)} : ct);
+    rest = semi ? (struct dtm_str){semi + 1, ct.n - (size_t)(semi - ct.p) - 1} : DTM_STR_NULL;
+    if (mime.n && media_type_in(mime, types)) {
+        /* parameters: only charset matters, and it must be UTF-8 (or its subset ASCII) */
+        while (rest.n) {
+            const char *next = memchr(rest.p, ';', rest.n);
+            struct dtm_str param = {rest.p, next ? (size_t)(next - rest.p) : rest.n};
+            const char *eq = memchr(param.p, '=', param.n);
+            rest = next ? (struct dtm_str){next + 1, rest.n - param.n - 1} : DTM_STR_NULL;
+            if (eq && dtm_str_ieqc(dtm_str_trim((struct dtm_str){param.p, (size_t)(eq - param.p)}),
+                                   "charset")) {
+                struct dtm_str v =
+                    dtm_str_trim((struct dtm_str){eq + 1, param.n - (size_t)(eq - param.p) - 1});
+                if (v.n >= 2 && v.p[0] == '"' && v.p[v.n - 1] == '"')
+                    v = (struct dtm_str){v.p + 1, v.n - 2};
+                if (!dtm_str_ieqc(v, "utf-8") && !dtm_str_ieqc(v, "utf8") &&
+                    !dtm_str_ieqc(v, "us-ascii"))
+                    goto refuse;
+            }
+        }
+        return false;
+    }
+refuse:
+    if (ct.n == 0)
+        dtm_http_problem(r, 415, "unsupported_media_type", "Unsupported media type",
+                         "The body needs a Content-Type header: %s (UTF-8).", types);
+    else
+        dtm_http_problem(r, 415, "unsupported_media_type", "Unsupported media type",
+                         "This resource reads a body of type %s (UTF-8); got '%.*s'.", types,
+                         (int)DTM_MIN(ct.n, 100), ct.p);
+    return true;
 }
 
 /* ---- slow clients */
@@ -874,6 +1266,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->suspended) {
         r->suspended = false;
         rc = r->on_resume(r);
+    } else if (media_refused(r)) {
+        return MHD_YES;
     } else {
         rc = r->route->handler(r);
     }
@@ -896,6 +1290,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         r->status = 499; /* the client went away before the answer */
     access_log(r);
     connection_log(r);
+    warn_request(r);
     req_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);

@@ -27,6 +27,10 @@ struct dtm_ingest_in {
     /* Batches: a broken line of a line-based format (NDJSON, CSV) is one rejected row (error
      * code "malformed") instead of the end of the input. */
     bool rows_continue;
+    /* Batches: called with the decoder's offset before each record (a sealed spool opens the
+     * input ahead of the decoder, batch/spool.c); non-zero stops the step with that error. */
+    int (*ahead)(void *ctx, size_t offset);
+    void *ahead_ctx;
 };
 
 struct dtm_ingest_out {

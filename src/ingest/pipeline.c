@@ -146,6 +146,8 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
         int r;
         if (rows == max_rows)
             goto out;
+        if (in->ahead && (out->rc = in->ahead(in->ahead_ctx, dtm_decoder_offset(dec))))
+            break;
         r = dtm_decoder_next(dec, rin, &out->derr);
         if (r == 0)
             break;
@@ -233,8 +235,23 @@ int dtm_ingest_step(const struct dtm_ingest_in *in, struct dtm_decoder *dec,
         dtm_ingest_key_hash(in->keys, ds->code, keyvals, ds->nkey, sr->key_hash);
         dtm_hmac_sha256(in->keys->content_key, 32, json.p, json.n, h);
         memcpy(sr->content_hash, h, 16);
-        sr->content.p = dtm_arena_strndup(arena, json.p, json.n);
-        sr->content.n = json.n;
+        if (in->store && in->store->keys) {
+            /* T4.2: sealed here, in the pipeline's thread (not the single writer's), the key
+             * hash (dataset and data key) as associated data */
+            uint8_t *sealed = dtm_arena_alloc(arena, json.n + DTM_SEAL_OVERHEAD);
+            int src = sealed ? dtm_datakey_seal_to(in->store->keys, sr->key_hash, 16, json.p,
+                                                   json.n, sealed)
+                             : DTM_ENOMEM;
+            if (src) {
+                out->rc = src;
+                break;
+            }
+            sr->content.p = (const char *)sealed;
+            sr->content.n = json.n + DTM_SEAL_OVERHEAD;
+        } else {
+            sr->content.p = dtm_arena_strndup(arena, json.p, json.n);
+            sr->content.n = json.n;
+        }
         sr->system_code = sys_idx >= 0 ? rec->v[sys_idx].text
                           : in->caller ? dtm_str_c(in->caller->code)
                                        : DTM_STR("");

@@ -1,8 +1,16 @@
-/* ingest/writer.c — the one thread that writes records. It takes every queued job, writes them
- * all in one transaction (receipts, records with history, idempotency answers, last-seen
- * times, and one delta per touched row of the live rollups), commits — one fsync for many
- * requests (group commit) — and only then calls each job's done(), which resumes the waiting HTTP
- * request. */
+/* ingest/writer.c — the one thread that writes records, and the one that writes the live rollups
+ * beside it.
+ *
+ * The record writer takes every queued job, writes them all in one transaction (receipts, records
+ * with history, idempotency answers, last-seen times), commits — one fsync for many requests
+ * (group commit) — while adding each record's contribution to an in-memory accumulator. The
+ * accumulator, drained into a compact run of deltas, goes with the committed jobs to the rollup
+ * thread, which applies it to the rollups' own file (store: `cubes`) — on the other core, while
+ * the record writer commits the next group — and only then calls each job's done(), which
+ * resumes the waiting HTTP request: a statistic counts a record the moment its 2xx is sent.
+ * When the rollup thread falls behind (a large batch), several group commits' runs are applied
+ * in one transaction with the deltas of each cube row merged first: it does less work per
+ * record the more there is. Its queue is bounded; the record writer waits when it is full. */
 #include "ingest/ingest.h"
 #include "stats/stats.h"
 
@@ -13,6 +21,19 @@
 #include <time.h>
 
 #define TOUCH_SLOTS 4096
+/* Bytes of delta runs waiting for the rollup thread before the record writer waits (~80 000
+ * cube rows) */
+#define CUBE_QUEUE_MAX (8u << 20)
+
+/* One group commit's deltas and its jobs, waiting for the rollup thread. The deltas are a run
+ * per drain of the accumulator (each allocated to its size: no doubling of one large buffer). */
+struct cube_item {
+    struct cube_item *next;
+    struct dtm_buf *runs;
+    size_t nruns, cap, bytes;
+    struct dtm_write_job *jobs;
+    int64_t last_seq; /* the commit's last receipt, 0 if none */
+};
 
 struct touch {
     char code[DTM_CODE_MAX];
@@ -21,6 +42,7 @@ struct touch {
 
 struct dtm_writer {
     pthread_t thread;
+    bool running;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     struct dtm_write_job *head, *tail;
@@ -37,7 +59,16 @@ struct dtm_writer {
     int64_t last_purge;
     bool relaxed;               /* the store connection commits without fsync */
     struct dtm_cube_acc *cubes; /* this group commit's rollup deltas */
+    struct cube_item *item;     /* … drained here when the accumulator is full */
     struct dtm_buf old;         /* the replaced version of an updated record */
+    /* the rollup thread; its queue is under `lock` */
+    struct dtm_store *cube_store;
+    pthread_t cube_thread;
+    bool cube_running, cube_stopping;
+    pthread_cond_t cube_wake, cube_room;
+    struct cube_item *cq_head, *cq_tail;
+    size_t cq_bytes;
+    int64_t cube_last_purge;
 };
 
 static int keep_old(void *ctx, const struct dtm_record_version *v)
@@ -136,6 +167,40 @@ void dtm_writer_touch(struct dtm_writer *w, const char *system_code, int64_t whe
     pthread_mutex_unlock(&w->lock);
 }
 
+static void item_reset(struct cube_item *it)
+{
+    for (size_t i = 0; i < it->nruns; i++)
+        dtm_buf_free(&it->runs[i]);
+    it->nruns = it->bytes = 0;
+}
+
+static void item_free(struct cube_item *it)
+{
+    if (!it)
+        return;
+    item_reset(it);
+    free(it->runs);
+    free(it);
+}
+
+/* Moves the accumulator's rows into a new run of the item. */
+static int item_drain(struct cube_item *it, struct dtm_cube_acc *acc)
+{
+    struct dtm_buf *b;
+    int rc;
+    if ((rc = dtm_array_reserve(&it->runs, it->nruns, &it->cap, sizeof(*it->runs))))
+        return rc;
+    b = &it->runs[it->nruns];
+    dtm_buf_init(b, (size_t)1 << 30);
+    if ((rc = dtm_cube_acc_drain(acc, b)) || b->n == 0) {
+        dtm_buf_free(b);
+        return rc;
+    }
+    it->nruns++;
+    it->bytes += b->n;
+    return DTM_OK;
+}
+
 /* Writes one job's records inside the open transaction. */
 static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now, int64_t *seq)
 {
@@ -188,7 +253,7 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now,
             return rc;
         if ((rc = roll_up(w, &j->recs[i], o)))
             return rc;
-        if (dtm_cube_acc_full(w->cubes) && (rc = dtm_cube_acc_flush(w->cubes, st)))
+        if (dtm_cube_acc_full(w->cubes) && (rc = item_drain(w->item, w->cubes)))
             return rc;
         if (o == DTM_PUT_DUPLICATE) {
             j->receipt.duplicates++;
@@ -226,18 +291,128 @@ static int flush_touches(struct dtm_writer *w, struct touch *t, size_t n)
     return DTM_OK;
 }
 
+static void jobs_done(struct dtm_write_job *batch, int rc)
+{
+    for (struct dtm_write_job *j = batch; j;) {
+        struct dtm_write_job *next = j->next;
+        if (rc)
+            j->rc = DTM_ESTORE;
+        j->done(j); /* may free j */
+        j = next;
+    }
+}
+
+/* The rollup thread: applies every waiting group commit's deltas in one transaction on its own
+ * connection, then answers their jobs. */
+static void *cube_run(void *arg)
+{
+    struct dtm_writer *w = arg;
+    struct dtm_store *st = w->cube_store;
+    struct dtm_cube_scratch sc;
+    const struct dtm_buf **runs = NULL;
+    size_t cap = 0;
+    dtm_cube_scratch_init(&sc);
+    for (;;) {
+        struct cube_item *items, *it;
+        size_t n = 0, bytes;
+        int64_t last = 0, now;
+        int rc;
+        pthread_mutex_lock(&w->lock);
+        while (!w->cq_head && !w->cube_stopping)
+            pthread_cond_wait(&w->cube_wake, &w->lock);
+        if (!w->cq_head) {
+            pthread_mutex_unlock(&w->lock);
+            break;
+        }
+        items = w->cq_head;
+        w->cq_head = w->cq_tail = NULL;
+        bytes = w->cq_bytes;
+        pthread_cond_broadcast(&w->cube_room); /* the record writer may write the next group */
+        pthread_mutex_unlock(&w->lock);
+
+        rc = DTM_OK;
+        for (it = items; it && rc == DTM_OK; it = it->next) {
+            for (size_t r = 0; r < it->nruns && rc == DTM_OK; r++)
+                if ((rc = dtm_array_reserve(&runs, n, &cap, sizeof(*runs))) == DTM_OK)
+                    runs[n++] = &it->runs[r];
+            if (it->last_seq > last)
+                last = it->last_seq;
+        }
+        now = dtm_now_us();
+        if (rc == DTM_OK)
+            rc = st->ops->cube_begin ? st->ops->cube_begin(st) : st->ops->begin(st);
+        if (rc == DTM_OK)
+            rc = dtm_cube_runs_apply(st, runs, n, &sc);
+        if (rc == DTM_OK && last > 0 && st->ops->cube_applied)
+            rc = st->ops->cube_applied(st, last);
+        if (rc == DTM_OK && now - w->cube_last_purge > 600 * 1000000LL) {
+            /* hour rows that left the recent days are never read again */
+            if (st->ops->cube_purge)
+                rc = st->ops->cube_purge(st, DTM_GRAIN_HOUR,
+                                         dtm_cube_bucket(DTM_GRAIN_HOUR, dtm_cube_hour_floor(now)) -
+                                             24);
+            w->cube_last_purge = now;
+        }
+        if (rc == DTM_OK)
+            rc = st->ops->commit(st);
+        if (rc) {
+            bool lagging;
+            st->ops->rollback(st);
+            /* the records are committed: their jobs succeed; the cubes that now miss them are
+             * marked incomplete, so the planner scans until `dtm serve` rebuilds them */
+            if (!st->ops->cube_check || st->ops->cube_check(st, &lagging) != DTM_OK)
+                dtm_log(DTM_LOG_ERROR, "cannot mark the rollups incomplete", NULL);
+            dtm_logf(DTM_LOG_ERROR, "rollup deltas not applied; rollups marked incomplete",
+                     "\"runs\":%zu", n);
+        }
+        for (it = items; it;) {
+            struct cube_item *next = it->next;
+            jobs_done(it->jobs, DTM_OK);
+            item_free(it);
+            it = next;
+        }
+        pthread_mutex_lock(&w->lock);
+        w->cq_bytes -= bytes;
+        pthread_cond_broadcast(&w->cube_room);
+        pthread_mutex_unlock(&w->lock);
+    }
+    free(runs);
+    dtm_cube_scratch_free(&sc);
+    return NULL;
+}
+
+/* Hands a committed group's deltas and jobs to the rollup thread. */
+static void cube_enqueue(struct dtm_writer *w, struct cube_item *it)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->cq_tail)
+        w->cq_tail->next = it;
+    else
+        w->cq_head = it;
+    w->cq_tail = it;
+    w->cq_bytes += it->bytes;
+    pthread_cond_signal(&w->cube_wake);
+    pthread_mutex_unlock(&w->lock);
+}
+
 static void *run(void *arg)
 {
     struct dtm_writer *w = arg;
     static struct touch touches[TOUCH_SLOTS]; /* only this thread uses it */
     for (;;) {
         struct dtm_write_job *batch, *j, *last;
-        int64_t seq = 0;
+        int64_t seq = 0, first_seq = 0;
         size_t ntouch, records = 0, jobs = 0;
         int64_t now;
         int rc = DTM_OK;
 
         pthread_mutex_lock(&w->lock);
+        /* the rollup thread is behind by more than its queue holds and has not even taken the
+         * waiting runs: wait (jobs gather meanwhile and make the next group commit larger).
+         * While it applies what it took, the next group is written: one group in each thread,
+         * whatever the size of a group's runs. */
+        while (w->cq_head && w->cq_bytes > CUBE_QUEUE_MAX)
+            pthread_cond_wait(&w->cube_room, &w->lock);
         while (!w->head && !w->stopping) {
             if (w->ntouches) {
                 /* only last-seen times pending: give jobs half a second to join them */
@@ -291,24 +466,23 @@ static void *run(void *arg)
                 w->relaxed = relaxed;
         }
         dtm_cube_acc_set_now(w->cubes, now);
-        rc = w->store->ops->begin(w->store);
+        if (batch && !w->item && !(w->item = calloc(1, sizeof(*w->item))))
+            rc = DTM_ENOMEM;
+        if (rc == DTM_OK)
+            rc = w->store->ops->begin(w->store);
         if (rc == DTM_OK && batch)
             rc = w->store->ops->receipt_next_seq(w->store, &seq);
+        first_seq = seq;
         for (j = batch; j && rc == DTM_OK; j = j->next) {
             j->rc = DTM_OK;
             rc = write_job(w, j, now, &seq);
         }
-        if (rc == DTM_OK)
-            rc = dtm_cube_acc_flush(w->cubes, w->store);
+        if (rc == DTM_OK && batch)
+            rc = item_drain(w->item, w->cubes);
         if (rc == DTM_OK)
             rc = flush_touches(w, touches, ntouch);
         if (rc == DTM_OK && now - w->last_purge > 600 * 1000000LL) {
             rc = w->store->ops->idem_purge(w->store, now - 30LL * 86400 * 1000000);
-            /* hour rows that left the recent days are never read again */
-            if (rc == DTM_OK && w->store->ops->cube_purge)
-                rc = w->store->ops->cube_purge(
-                    w->store, DTM_GRAIN_HOUR,
-                    dtm_cube_bucket(DTM_GRAIN_HOUR, dtm_cube_hour_floor(now)) - 24);
             w->last_purge = now;
         }
         if (rc == DTM_OK)
@@ -316,15 +490,17 @@ static void *run(void *arg)
         if (rc) {
             w->store->ops->rollback(w->store);
             dtm_cube_acc_clear(w->cubes);
+            if (w->item)
+                item_reset(w->item);
             dtm_logf(DTM_LOG_ERROR, "group commit failed; requests answered 503",
                      "\"jobs\":%zu,\"records\":%zu", jobs, records);
-        }
-        for (j = batch; j;) {
-            struct dtm_write_job *next = j->next;
-            if (rc)
-                j->rc = DTM_ESTORE;
-            j->done(j); /* may free j */
-            j = next;
+            jobs_done(batch, rc);
+        } else if (batch) {
+            /* answered by the rollup thread once the deltas are in */
+            w->item->jobs = batch;
+            w->item->last_seq = seq > first_seq ? seq - 1 : 0;
+            cube_enqueue(w, w->item);
+            w->item = NULL;
         }
         /* Touches lost to a failed commit are not retried: the next traffic sets them again. A
          * second of rest after a failure keeps a broken disk from spinning the CPU. */
@@ -373,16 +549,29 @@ int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *er
     w->commit_max = (size_t)c->commit_max_records;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
-    if ((rc = dtm_store_open(c, &w->store, err, errsz))) {
+    pthread_cond_init(&w->cube_wake, NULL);
+    pthread_cond_init(&w->cube_room, NULL);
+    w->cube_last_purge = dtm_now_us();
+    if ((rc = dtm_store_open(c, &w->cube_store, err, errsz))) {
         dtm_cube_acc_free(w->cubes);
         free(w);
         return rc;
     }
-    if (w->store->ops->tune_writer && (rc = w->store->ops->tune_writer(w->store))) {
-        snprintf(err, errsz, "cannot configure the writer's store connection");
-        w->store->ops->close(w->store);
+    if (pthread_create(&w->cube_thread, NULL, cube_run, w) != 0) {
+        snprintf(err, errsz, "cannot start the rollup thread");
+        w->cube_store->ops->close(w->cube_store);
         dtm_cube_acc_free(w->cubes);
         free(w);
+        return DTM_EIO;
+    }
+    w->cube_running = true;
+    if ((rc = dtm_store_open(c, &w->store, err, errsz))) {
+        dtm_writer_free(w);
+        return rc;
+    }
+    if (w->store->ops->tune_writer && (rc = w->store->ops->tune_writer(w->store))) {
+        snprintf(err, errsz, "cannot configure the writer's store connection");
+        dtm_writer_free(w);
         return rc;
     }
     if (w->store->ops->maintain && dtm_store_open(c, &w->maint_store, err, errsz) == DTM_OK) {
@@ -395,11 +584,10 @@ int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *er
     }
     if (pthread_create(&w->thread, NULL, run, w) != 0) {
         snprintf(err, errsz, "cannot start the writer thread");
-        w->store->ops->close(w->store);
-        dtm_cube_acc_free(w->cubes);
-        free(w);
+        dtm_writer_free(w);
         return DTM_EIO;
     }
+    w->running = true;
     *out = w;
     return DTM_OK;
 }
@@ -416,14 +604,29 @@ void dtm_writer_stop(struct dtm_writer *w)
     w->stopping = true;
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
+    if (w->running)
+        pthread_join(w->thread, NULL);
+    w->running = false;
+    if (w->cube_running) {
+        /* after the record writer: its last commits' deltas are applied and answered */
+        pthread_mutex_lock(&w->lock);
+        w->cube_stopping = true;
+        pthread_cond_signal(&w->cube_wake);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->cube_thread, NULL);
+        w->cube_running = false;
+    }
+    if (w->cube_store)
+        w->cube_store->ops->close(w->cube_store);
+    w->cube_store = NULL;
     if (w->maint_running) {
         pthread_join(w->maint_thread, NULL);
         w->maint_store->ops->maintain(w->maint_store); /* leave a short WAL behind */
         w->maint_store->ops->close(w->maint_store);
         w->maint_running = false;
     }
-    w->store->ops->close(w->store);
+    if (w->store)
+        w->store->ops->close(w->store);
     w->store = NULL;
 }
 
@@ -433,8 +636,11 @@ void dtm_writer_free(struct dtm_writer *w)
         return;
     dtm_writer_stop(w);
     dtm_cube_acc_free(w->cubes);
+    item_free(w->item);
     dtm_buf_free(&w->old);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->cube_wake);
+    pthread_cond_destroy(&w->cube_room);
     free(w);
 }

@@ -8,8 +8,9 @@
  * Safety (T-XML): no network (XML_PARSE_NONET), entities never substituted (no
  * XML_PARSE_NOENT), no DTD loading or validation, and any DOCTYPE at all is refused with
  * "xml_dtd" before libxml2 sees the document — that shuts out XXE and billion-laughs payloads
- * whatever libxml2's own limits are. libxml2 errors are captured per reader (structured error
- * handler), never through libxml2's global error state, so several threads can decode at once.
+ * whatever libxml2's own limits are; and the process-wide external entity loader refuses every
+ * load. libxml2 errors are captured per reader (structured error handler), never through
+ * libxml2's global error state, so several threads can decode at once.
  *
  * Positions: libxml2 gives errors as line and character column, converted here to a byte
  * offset. For errors of our own (nested element, unknown root, …) we need the byte where an
@@ -53,9 +54,22 @@ struct xml_decoder {
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
+/* Defence in depth (T2.3): whatever a document or a future caller's options ask for, libxml2
+ * in this process loads no external entity, DTD or XInclude — not from a file, not over the
+ * network. */
+static xmlParserInputPtr no_external_entities(const char *url, const char *id,
+                                              xmlParserCtxtPtr ctxt)
+{
+    (void)url;
+    (void)id;
+    (void)ctxt;
+    return NULL;
+}
+
 static void xml_init(void)
 {
     xmlInitParser(); /* must run once before threads use libxml2 */
+    xmlSetExternalEntityLoader(no_external_entities);
 }
 
 static struct dtm_decoder *xml_open(const char *p, size_t n)

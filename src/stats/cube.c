@@ -57,6 +57,11 @@ int64_t dtm_cube_bucket_start(int grain, int64_t bucket)
     return bucket * (grain == DTM_GRAIN_HOUR ? HOUR_US : DAY_US) - OFFSET_US;
 }
 
+int64_t dtm_cube_hour_ceiling(int64_t now_us)
+{
+    return dtm_cube_bucket_start(DTM_GRAIN_HOUR, dtm_cube_bucket(DTM_GRAIN_HOUR, now_us) + 25);
+}
+
 int64_t dtm_cube_hour_floor(int64_t now_us)
 {
     return dtm_cube_bucket_start(DTM_GRAIN_DAY,
@@ -509,7 +514,8 @@ struct dtm_cube_acc {
     struct cache cache[32];
     size_t ncache;
     struct dtm_buf key, blob;
-    int64_t hour_floor; /* records from here on also go to hour rows */
+    int64_t hour_floor;   /* records from here on also go to hour rows … */
+    int64_t hour_ceiling; /* … until here */
 };
 
 struct dtm_cube_acc *dtm_cube_acc_new(void)
@@ -586,6 +592,7 @@ bool dtm_cube_acc_full(const struct dtm_cube_acc *a)
 void dtm_cube_acc_set_now(struct dtm_cube_acc *a, int64_t now_us)
 {
     a->hour_floor = dtm_cube_hour_floor(now_us);
+    a->hour_ceiling = dtm_cube_hour_ceiling(now_us);
 }
 
 int dtm_cube_acc_prepare(struct dtm_cube_acc *a, struct dtm_store *st, const struct dtm_dataset *ds)
@@ -758,7 +765,8 @@ static int contribute(struct dtm_cube_acc *a, int64_t cube, int grain, int64_t b
         }
     }
     if (!e) {
-        size_t nm = DTM_MIN(ds->nmeasures, (size_t)DTM_CUBE_MEASURES);
+        /* a gap mark counts records, nothing else */
+        size_t nm = grain == DTM_GRAIN_GAP ? 0 : DTM_MIN(ds->nmeasures, (size_t)DTM_CUBE_MEASURES);
         if (!(e = dtm_arena_alloc(&a->arena, sizeof(*e))))
             return DTM_ENOMEM;
         memset(e, 0, sizeof(*e));
@@ -808,7 +816,9 @@ static int acc_add(struct dtm_cube_acc *a, const struct dtm_facts *f, int64_t ev
     for (size_t i = 0; i < a->ncache; i++)
         if (a->cache[i].ds == ds)
             c = &a->cache[i];
-    bool hourly = event_time != INT64_MIN && event_time >= a->hour_floor;
+    bool hourly =
+        event_time != INT64_MIN && event_time >= a->hour_floor && event_time < a->hour_ceiling;
+    bool gap = event_time != INT64_MIN && event_time >= a->hour_ceiling;
     if (!c)
         return DTM_EINVAL; /* dtm_cube_acc_prepare was not called for this dataset */
     for (size_t k = 0; k < ds->ncubes && k < DTM_CUBE_MAX; k++) {
@@ -821,6 +831,12 @@ static int acc_add(struct dtm_cube_acc *a, const struct dtm_facts *f, int64_t ev
         for (int g = hourly ? DTM_GRAIN_HOUR : DTM_GRAIN_DAY; g <= DTM_GRAIN_DAY; g++)
             if ((rc = contribute(a, c->ids[k], g, dtm_cube_bucket(g, event_time), f, sign)))
                 return rc;
+        if (gap) {
+            dtm_buf_reset(&a->key);
+            if ((rc = contribute(a, c->ids[k], DTM_GRAIN_GAP,
+                                 dtm_cube_bucket(DTM_GRAIN_HOUR, event_time), f, sign)))
+                return rc;
+        }
     }
     return DTM_OK;
 }
@@ -831,9 +847,58 @@ int dtm_cube_acc_add(struct dtm_cube_acc *a, const struct dtm_facts *f, int64_t 
     return acc_add(a, f, event_time, sign, UINT32_MAX);
 }
 
-static int cmp_entry(const void *x, const void *y)
+/* ---- deltas handed to the rollup thread (ingest/writer.c)
+ *
+ * A drained accumulator is a flat run of rows, each: u32 size of the rest | i64 cube | i64 bucket |
+ * u8 grain | u32 keylen | key | i64 n | u32 agglen | agg (native byte order: the bytes never
+ * leave the process). About 100 bytes a row instead of the accumulator's 300. */
+
+struct dtm_cube_flat {
+    int64_t cube, bucket, n;
+    int grain;
+    uint32_t keylen, agglen;
+    const uint8_t *key, *agg;
+};
+
+int dtm_cube_acc_drain(struct dtm_cube_acc *a, struct dtm_buf *out)
 {
-    const struct entry *a = *(const struct entry *const *)x, *b = *(const struct entry *const *)y;
+    int rc = DTM_OK;
+    for (size_t i = 0; i < a->n && rc == DTM_OK; i++) {
+        struct entry *e = a->all[i];
+        bool empty = e->agg.count == 0;
+        uint32_t size, agglen;
+        uint8_t grain = (uint8_t)e->grain;
+        for (uint32_t m = 0; m < e->agg.nm; m++)
+            normalize(&e->agg.m[m]);
+        for (uint32_t m = 0; m < e->agg.nm && empty; m++)
+            empty = e->agg.m[m].n == 0 && e->agg.m[m].nh == 0 && e->agg.m[m].sum == 0;
+        if (empty)
+            continue; /* a record moved within the same row: nothing changes */
+        dtm_buf_reset(&a->blob);
+        dtm_cube_agg_encode(&e->agg, &a->blob);
+        if ((rc = a->blob.err))
+            break;
+        agglen = (uint32_t)a->blob.n;
+        size = 8 + 8 + 1 + 4 + e->keylen + 8 + 4 + agglen;
+        dtm_buf_add(out, &size, 4);
+        dtm_buf_add(out, &e->cube, 8);
+        dtm_buf_add(out, &e->bucket, 8);
+        dtm_buf_add(out, &grain, 1);
+        dtm_buf_add(out, &e->keylen, 4);
+        if (e->keylen)
+            dtm_buf_add(out, e->key, e->keylen);
+        dtm_buf_add(out, &e->agg.count, 8);
+        dtm_buf_add(out, &agglen, 4);
+        dtm_buf_add(out, a->blob.p, agglen);
+        rc = out->err;
+    }
+    acc_reset(a);
+    return rc;
+}
+
+static int cmp_flat(const void *x, const void *y)
+{
+    const struct dtm_cube_flat *a = x, *b = y;
     int c;
     if (a->cube != b->cube)
         return a->cube < b->cube ? -1 : 1;
@@ -845,34 +910,105 @@ static int cmp_entry(const void *x, const void *y)
     return c ? c : (int)a->keylen - (int)b->keylen;
 }
 
+/* Reads the rows of one drained run into rows[] (grown as needed). */
+static int flat_rows(const struct dtm_buf *run, struct dtm_cube_flat **rows, size_t *n, size_t *cap)
+{
+    const uint8_t *p = (const uint8_t *)run->p, *end = p + run->n;
+    while (p < end) {
+        struct dtm_cube_flat f;
+        uint32_t size;
+        uint8_t grain;
+        if (end - p < 4)
+            return DTM_EINVAL;
+        memcpy(&size, p, 4);
+        p += 4;
+        if ((size_t)(end - p) < size || size < 33)
+            return DTM_EINVAL;
+        memcpy(&f.cube, p, 8);
+        memcpy(&f.bucket, p + 8, 8);
+        memcpy(&grain, p + 16, 1);
+        memcpy(&f.keylen, p + 17, 4);
+        if (f.keylen > size - 33)
+            return DTM_EINVAL;
+        f.key = p + 21;
+        memcpy(&f.n, p + 21 + f.keylen, 8);
+        memcpy(&f.agglen, p + 29 + f.keylen, 4);
+        if (f.agglen != size - 33 - f.keylen)
+            return DTM_EINVAL;
+        f.agg = p + 33 + f.keylen;
+        f.grain = grain;
+        if (dtm_array_reserve(rows, *n, cap, sizeof(**rows)))
+            return DTM_ENOMEM;
+        (*rows)[(*n)++] = f;
+        p += size;
+    }
+    return DTM_OK;
+}
+
+int dtm_cube_runs_apply(struct dtm_store *st, const struct dtm_buf *const *runs, size_t nruns,
+                        struct dtm_cube_scratch *sc)
+{
+    struct dtm_cube_flat *rows;
+    size_t n = 0;
+    int rc = DTM_OK;
+    for (size_t i = 0; i < nruns && rc == DTM_OK; i++)
+        rc = flat_rows(runs[i], &sc->rows, &n, &sc->cap);
+    if (rc || n == 0)
+        return rc;
+    rows = sc->rows;
+    /* in key order: consecutive upserts touch neighbouring pages, and the deltas of one row from
+     * several group commits are merged first (one upsert each) */
+    qsort(rows, n, sizeof(*rows), cmp_flat);
+    for (size_t i = 0; i < n && rc == DTM_OK;) {
+        size_t j = i + 1;
+        int64_t count = rows[i].n;
+        const void *agg = rows[i].agg;
+        size_t agglen = rows[i].agglen;
+        for (; j < n && cmp_flat(&rows[i], &rows[j]) == 0; j++) {
+            struct dtm_buf *dst = agg == sc->merged[0].p ? &sc->merged[1] : &sc->merged[0];
+            dtm_buf_reset(dst);
+            if ((rc = dtm_agg_merge(agg, agglen, rows[j].agg, rows[j].agglen, dst)))
+                return rc;
+            count += rows[j].n;
+            agg = dst->p;
+            agglen = dst->n;
+        }
+        rc = st->ops->cube_apply(st, rows[i].cube, rows[i].grain, rows[i].bucket, rows[i].key,
+                                 rows[i].keylen, count, agg, agglen);
+        i = j;
+    }
+    return rc;
+}
+
+void dtm_cube_scratch_init(struct dtm_cube_scratch *sc)
+{
+    memset(sc, 0, sizeof(*sc));
+    dtm_buf_init(&sc->merged[0], 1 << 24);
+    dtm_buf_init(&sc->merged[1], 1 << 24);
+}
+
+void dtm_cube_scratch_free(struct dtm_cube_scratch *sc)
+{
+    free(sc->rows);
+    dtm_buf_free(&sc->merged[0]);
+    dtm_buf_free(&sc->merged[1]);
+    memset(sc, 0, sizeof(*sc));
+}
+
 int dtm_cube_acc_flush(struct dtm_cube_acc *a, struct dtm_store *st)
 {
-    struct entry **all = a->all;
-    size_t k = a->n;
-    int rc = DTM_OK;
+    struct dtm_cube_scratch sc;
+    struct dtm_buf run;
+    const struct dtm_buf *runs[1] = {&run};
+    int rc;
     if (!a->n)
         return DTM_OK;
-    /* in key order: consecutive upserts touch neighbouring pages */
-    qsort(all, k, sizeof(*all), cmp_entry);
-    for (size_t i = 0; i < k && rc == DTM_OK; i++) {
-        struct entry *e = all[i];
-        bool empty = e->agg.count == 0;
-        for (uint32_t m = 0; m < e->agg.nm; m++)
-            normalize(&e->agg.m[m]);
-        for (uint32_t m = 0; m < e->agg.nm && empty; m++)
-            empty = e->agg.m[m].n == 0 && e->agg.m[m].nh == 0 && e->agg.m[m].sum == 0;
-        if (empty)
-            continue; /* a record moved within the same row: nothing changes */
-        dtm_buf_reset(&a->blob);
-        dtm_cube_agg_encode(&e->agg, &a->blob);
-        if (a->blob.err) {
-            rc = a->blob.err;
-            break;
-        }
-        rc = st->ops->cube_apply(st, e->cube, e->grain, e->bucket, e->key, e->keylen, e->agg.count,
-                                 a->blob.p, a->blob.n);
-    }
-    acc_reset(a);
+    dtm_buf_init(&run, (size_t)1 << 30);
+    dtm_cube_scratch_init(&sc);
+    if ((rc = dtm_cube_acc_drain(a, &run)) == DTM_OK)
+        rc = dtm_cube_runs_apply(st, runs, 1, &sc);
+    dtm_cube_scratch_free(&sc);
+    dtm_buf_free(&run);
     return rc;
 }
 

@@ -641,6 +641,12 @@ static bool choose_cube(struct dtm_store *st, const struct dtm_query *q, struct 
     *from_b = q->from == INT64_MIN ? (q->to == INT64_MAX ? INT64_MIN : INT64_MIN + 1)
                                    : dtm_cube_bucket(grain, q->from);
     *to_b = q->to == INT64_MAX ? INT64_MAX : dtm_cube_bucket(grain, q->to);
+    if (grain == DTM_GRAIN_HOUR && st->ops->cube_gap_any) {
+        /* an hour whose records went to the day row only (dated too far ahead) */
+        bool gap = true;
+        if (st->ops->cube_gap_any(st, *cube, *from_b, *to_b, &gap) || gap)
+            return false;
+    }
     return true;
 }
 
@@ -728,6 +734,7 @@ static int cube_read(struct dtm_store *st, const struct dtm_query *q, struct sca
 struct part {
     struct scan s;
     struct dtm_store *st;
+    int64_t mid; /* this part reads the ids from here on, the caller's those before */
     int rc;
 };
 
@@ -735,8 +742,8 @@ static void *part_run(void *arg)
 {
     struct part *p = arg;
     const struct dtm_query *q = p->s.q;
-    p->rc =
-        p->st->ops->record_scan_part(p->st, q->ds->code, q->from, q->to, 1, 2, one_record, &p->s);
+    p->rc = p->st->ops->record_scan_part(p->st, q->ds->code, q->from, q->to, p->mid, INT64_MAX,
+                                         one_record, &p->s);
     return NULL;
 }
 
@@ -790,18 +797,23 @@ static int scan_in_parts(struct dtm_store *st, const struct dtm_query *q, struct
     int rc;
     if (!p)
         return DTM_ENOMEM;
-    if (st->ops->reopen(st, &p->st) != DTM_OK) {
+    /* one split point for both parts (records that arrive meanwhile fall on either side) */
+    if (!st->ops->record_id_split || st->ops->record_id_split(st, &p->mid) != DTM_OK ||
+        st->ops->reopen(st, &p->st) != DTM_OK) {
         free(p);
-        return st->ops->record_scan_part(st, q->ds->code, q->from, q->to, 0, 1, one_record, s);
+        return st->ops->record_scan_part(st, q->ds->code, q->from, q->to, INT64_MIN, INT64_MAX,
+                                         one_record, s);
     }
     p->s.q = q;
     p->s.arena = arena2;
     memcpy(p->s.flen, s->flen, sizeof(s->flen));
     dtm_buf_init(&p->s.key, 1 << 20);
     if (pthread_create(&t, NULL, part_run, p) != 0) {
-        rc = st->ops->record_scan_part(st, q->ds->code, q->from, q->to, 0, 1, one_record, s);
+        rc = st->ops->record_scan_part(st, q->ds->code, q->from, q->to, INT64_MIN, INT64_MAX,
+                                       one_record, s);
     } else {
-        rc = st->ops->record_scan_part(st, q->ds->code, q->from, q->to, 0, 2, one_record, s);
+        rc = st->ops->record_scan_part(st, q->ds->code, q->from, q->to, INT64_MIN, p->mid,
+                                       one_record, s);
         pthread_join(t, NULL);
         if (rc == DTM_OK)
             rc = p->rc;

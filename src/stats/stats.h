@@ -153,12 +153,20 @@ void dtm_export_append(const struct dtm_export_row *row, enum dtm_export_format 
 
 #define DTM_CUBE_MAX 16      /* cubes of one dataset kept */
 #define DTM_CUBE_MEASURES 16 /* measures of one dataset kept in cubes */
-enum { DTM_GRAIN_HOUR = 0, DTM_GRAIN_DAY = 1 };
+/* DTM_GRAIN_GAP is not a grain of rows but a mark: "this hour bucket of the cube had
+ * contributions that went to the day row only" (a record dated too far ahead, see
+ * dtm_cube_hour_ceiling); the planner answers no hourly question across a marked hour from the
+ * cube. */
+enum { DTM_GRAIN_HOUR = 0, DTM_GRAIN_DAY = 1, DTM_GRAIN_GAP = 2 };
 #define DTM_CUBE_HOUR_DAYS 3 /* hour rows for today and the two days before (≥ 48 h) */
 
 /* The first instant whose records go to hour rows at time now: the start of the local day
  * DTM_CUBE_HOUR_DAYS - 1 days ago. Hour rows are complete from there on. */
 int64_t dtm_cube_hour_floor(int64_t now_us);
+/* The first instant whose records no longer go to hour rows at time now: the hour 24 h ahead
+ * (clock skew and scheduled records fit; a record dated next year does not keep an hour row
+ * that no purge would reach before then). Their hours are marked (DTM_GRAIN_GAP). */
+int64_t dtm_cube_hour_ceiling(int64_t now_us);
 
 /* What a record contributes to its dataset's cubes: its dimension values (in ds->dims order;
  * p NULL = absent) and measure values (ds->measures order, bit i of mpresent = present). */
@@ -256,8 +264,9 @@ int dtm_cube_rebuild(struct dtm_store *st, const struct dtm_dataset *ds, int64_t
 struct dtm_cube_acc;
 struct dtm_cube_acc *dtm_cube_acc_new(void);
 void dtm_cube_acc_set_now(struct dtm_cube_acc *a, int64_t now_us); /* moves the hour floor */
-/* Holds DTM_CUBE_ACC_MAX rows: flush it (within the same transaction) to bound memory. */
-#define DTM_CUBE_ACC_MAX 65536
+/* Holds DTM_CUBE_ACC_MAX rows (~300 bytes each): drain (or flush) it then to bound memory. A
+ * row drained twice in one commit costs the rollup thread one merge, not one more upsert. */
+#define DTM_CUBE_ACC_MAX 16384
 bool dtm_cube_acc_full(const struct dtm_cube_acc *a);
 void dtm_cube_acc_free(struct dtm_cube_acc *a);
 int dtm_cube_acc_prepare(struct dtm_cube_acc *a, struct dtm_store *st,
@@ -265,6 +274,22 @@ int dtm_cube_acc_prepare(struct dtm_cube_acc *a, struct dtm_store *st,
 int dtm_cube_acc_add(struct dtm_cube_acc *a, const struct dtm_facts *f, int64_t event_time,
                      int sign);
 int dtm_cube_acc_flush(struct dtm_cube_acc *a, struct dtm_store *st);
+/* Moves the accumulator's rows, encoded, to the end of out (a "run", about 100 bytes a row) and
+ * empties it: the record writer hands runs to the rollup thread, which applies them. */
+int dtm_cube_acc_drain(struct dtm_cube_acc *a, struct dtm_buf *out);
+/* Memory the rollup thread reuses from one round to the next. */
+struct dtm_cube_flat;
+struct dtm_cube_scratch {
+    struct dtm_cube_flat *rows;
+    size_t cap;
+    struct dtm_buf merged[2];
+};
+void dtm_cube_scratch_init(struct dtm_cube_scratch *sc);
+void dtm_cube_scratch_free(struct dtm_cube_scratch *sc);
+/* Applies runs (from dtm_cube_acc_drain) to the store inside its open transaction: all their rows
+ * in key order, the deltas of one cube row merged into a single upsert. */
+int dtm_cube_runs_apply(struct dtm_store *st, const struct dtm_buf *const *runs, size_t nruns,
+                        struct dtm_cube_scratch *sc);
 void dtm_cube_acc_clear(struct dtm_cube_acc *a);
 
 /* ---- time buckets (UTC+07:00) */

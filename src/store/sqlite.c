@@ -2,6 +2,7 @@
  * when it returns, CONTRACT §5), prepared statements cached per connection, versioned schema
  * migrations. */
 #include "store/store.h"
+#include "gate/gate.h"
 #include "stats/stats.h"
 
 #include <sqlite3.h>
@@ -11,6 +12,8 @@
 
 enum stmt_id {
     Q_BEGIN,
+    Q_LOCK_MAIN,
+    Q_LOCK_CUBES,
     Q_COMMIT,
     Q_ROLLBACK,
     Q_SYS_ADD,
@@ -30,7 +33,26 @@ enum stmt_id {
     Q_KEY_EXPIRE,
     Q_KEY_REVOKE,
     Q_CLIENT_ADD,
+    Q_CLIENT_GET,
+    Q_SIGNKEY_ADD,
+    Q_SIGNKEY_RETIRE,
+    Q_SIGNKEY_LIST,
     Q_USER_ADD,
+    Q_USER_GET,
+    Q_USER_LIST,
+    Q_USER_UPDATE,
+    Q_USER_DEL,
+    Q_USER_DEL_SESSIONS,
+    Q_USER_DEL_RECOVERY,
+    Q_USER_MFA_STEP,
+    Q_SESS_PUT,
+    Q_SESS_GET,
+    Q_SESS_TOUCH,
+    Q_SESS_DEL,
+    Q_SESS_DEL_USER,
+    Q_SESS_PURGE,
+    Q_RECOV_ADD,
+    Q_RECOV_USE,
     Q_RCPT_NEXT,
     Q_RCPT_PUT,
     Q_RCPT_GET,
@@ -69,6 +91,13 @@ enum stmt_id {
     Q_CUBE_CLEAR,
     Q_CUBE_MARK,
     Q_CUBE_LIST,
+    Q_CUBE_APPLIED,
+    Q_CUBE_LAG,
+    Q_CUBE_ALL_INCOMPLETE,
+    Q_CUBE_GAP_ADD,
+    Q_CUBE_GAP_ANY,
+    Q_CUBE_GAP_CLEAR,
+    Q_CUBE_GAP_PURGE,
     Q_CUBE_SEEK,
     Q_CUBE_PURGE,
     Q_GRANT_PUT,
@@ -84,17 +113,22 @@ enum stmt_id {
     Q_AUDIT_HEAD,
     Q_AUDIT_PUT,
     Q_AUDIT_LIST,
+    Q_DK_ADD,
+    Q_DK_GET,
+    Q_DK_LIST,
+    Q_DK_UPDATE,
     Q_COUNT
 };
 
 /* The columns of a stored version, in the order version_rows() reads them (a current version
- * has no replaced_at). */
-#define VERSION_COLS "revision,receipt_seq,received_at,0,content"
+ * has no replaced_at; the key hash is the associated data of sealed content, T4.2). */
+#define VERSION_COLS "revision,receipt_seq,received_at,0,content,key_hash"
 
 /* record_page: a current record, its position and the sender of its current version. The time
  * index (ds, event_time) gives the order; the receipt is found by its primary key. */
 #define PAGE_COLS                                                                                  \
-    "SELECT r.id,r.event_time,r.system_code,coalesce(c.system_code,''),r.content FROM records r "  \
+    "SELECT r.id,r.event_time,r.system_code,coalesce(c.system_code,''),r.content,r.key_hash "      \
+    "FROM records r "                                                                              \
     "LEFT JOIN receipts c ON c.seq=r.receipt_seq "
 #define PAGE_TIMED                                                                                 \
     "WHERE r.ds=?1 AND r.event_time>=?2 AND r.event_time<?3 AND (r.event_time>?4 OR r.id>?5)"
@@ -106,7 +140,13 @@ enum stmt_id {
     "SELECT id FROM records WHERE ds=?1 AND event_time<?2 ORDER BY event_time,id LIMIT ?3"
 
 static const char *const sql[Q_COUNT] = {
-    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    /* BEGIN IMMEDIATE would take the write lock of every attached file — the rollups' too, so
+     * the record writer and the rollup thread would take turns. A deferred BEGIN and a write that
+     * changes nothing take the one file's lock at once instead (the same guarantee as IMMEDIATE
+     * for it: no "busy" later in the transaction). */
+    [Q_BEGIN] = "BEGIN",
+    [Q_LOCK_MAIN] = "DELETE FROM main.schema_version WHERE 0",
+    [Q_LOCK_CUBES] = "DELETE FROM cubes.cube_state WHERE 0",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_SYS_ADD] = "INSERT INTO systems(code,name,org,role,parent,masked,created_at,tier) "
@@ -138,7 +178,39 @@ static const char *const sql[Q_COUNT] = {
     [Q_KEY_REVOKE] = "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL",
     [Q_CLIENT_ADD] = "INSERT INTO oauth_clients(client_id,system_code,secret_hash,created_at) "
                      "VALUES(?,?,?,?)",
+    [Q_CLIENT_GET] = "SELECT client_id,system_code,secret_hash,created_at,revoked_at "
+                     "FROM oauth_clients WHERE client_id=?",
+    [Q_SIGNKEY_ADD] = "INSERT INTO signing_keys(kid,alg,public_jwk,public_pem,nonce,sealed,"
+                      "created_at) VALUES(?,?,?,?,?,?,?)",
+    [Q_SIGNKEY_RETIRE] = "UPDATE signing_keys SET retired_at=? WHERE retired_at IS NULL",
+    [Q_SIGNKEY_LIST] = "SELECT kid,alg,public_jwk,public_pem,nonce,sealed,created_at,retired_at "
+                       "FROM signing_keys WHERE retired_at IS NULL OR retired_at>? "
+                       "ORDER BY created_at DESC,kid",
     [Q_USER_ADD] = "INSERT INTO users(username,role,password_hash,created_at) VALUES(?,?,?,?)",
+#define USER_COLS                                                                                  \
+    "SELECT username,role,password_hash,created_at,coalesce(password_changed_at,0),disabled,"      \
+    "mfa_enabled,mfa_last_step,mfa_secret FROM users"
+    [Q_USER_GET] = USER_COLS " WHERE username=?",
+    [Q_USER_LIST] = USER_COLS " ORDER BY username",
+    /* a new TOTP seed starts its replay guard afresh */
+    [Q_USER_UPDATE] = "UPDATE users SET role=?2,password_hash=?3,password_changed_at=?4,"
+                      "disabled=?5,mfa_enabled=?6,mfa_secret=?7,mfa_last_step=CASE WHEN "
+                      "mfa_secret IS ?7 THEN mfa_last_step ELSE 0 END WHERE username=?1",
+    [Q_USER_DEL] = "DELETE FROM users WHERE username=?",
+    [Q_USER_DEL_SESSIONS] = "DELETE FROM sessions WHERE username=?",
+    [Q_USER_DEL_RECOVERY] = "DELETE FROM mfa_recovery WHERE username=?",
+    [Q_USER_MFA_STEP] = "UPDATE users SET mfa_last_step=?2 WHERE username=?1 AND mfa_last_step<?2",
+    [Q_SESS_PUT] = "INSERT INTO sessions(id_hash,username,csrf,created_at,last_seen,expires_at,"
+                   "source_ip) VALUES(?,?,?,?,?,?,?)",
+    [Q_SESS_GET] = "SELECT username,csrf,created_at,last_seen,expires_at,source_ip FROM sessions "
+                   "WHERE id_hash=?",
+    [Q_SESS_TOUCH] = "UPDATE sessions SET last_seen=?2 WHERE id_hash=?1 AND last_seen<?2",
+    [Q_SESS_DEL] = "DELETE FROM sessions WHERE id_hash=?",
+    [Q_SESS_DEL_USER] = "DELETE FROM sessions WHERE username=?1 AND (?2 IS NULL OR id_hash<>?2)",
+    [Q_SESS_PURGE] = "DELETE FROM sessions WHERE expires_at<=?1 OR last_seen<?2",
+    [Q_RECOV_ADD] = "INSERT OR IGNORE INTO mfa_recovery(username,hash) VALUES(?,?)",
+    [Q_RECOV_USE] = "UPDATE mfa_recovery SET used_at=?3 WHERE username=?1 AND hash=?2 AND "
+                    "used_at IS NULL",
     [Q_RCPT_NEXT] = "SELECT coalesce(max(seq),0)+1 FROM receipts",
     [Q_RCPT_PUT] = "INSERT INTO receipts(seq,tag,dataset,system_code,request_id,received_at,"
                    "accepted,duplicates,updated,rejected,first_id,last_id) "
@@ -157,7 +229,7 @@ static const char *const sql[Q_COUNT] = {
                        "(SELECT record_id FROM record_history WHERE replaced_by=?1) AND id NOT "
                        "BETWEEN coalesce((SELECT first_id FROM receipts WHERE seq=?1),0) AND "
                        "coalesce((SELECT last_id FROM receipts WHERE seq=?1),-1) "
-                       "ORDER BY 6 LIMIT ?2",
+                       "ORDER BY 7 LIMIT ?2",
     [Q_REC_INSERT] = "INSERT INTO records(ds,key_hash,system_code,event_time,revision,"
                      "receipt_seq,content_hash,content,received_at) VALUES(?,?,?,?,1,?,?,?,?) "
                      "ON CONFLICT(ds,key_hash) DO NOTHING",
@@ -170,8 +242,8 @@ static const char *const sql[Q_COUNT] = {
                      "content=?,event_time=?,system_code=?,received_at=? WHERE id=?",
     [Q_REC_GET] = "SELECT id,revision,receipt_seq,received_at,content FROM records "
                   "WHERE ds=? AND key_hash=?",
-    [Q_REC_GET_HISTORY] = "SELECT revision,receipt_seq,received_at,replaced_at,content FROM "
-                          "record_history WHERE record_id=? ORDER BY revision DESC",
+    [Q_REC_GET_HISTORY] = "SELECT revision,receipt_seq,received_at,replaced_at,content,?2 FROM "
+                          "record_history WHERE record_id=?1 ORDER BY revision DESC",
     [Q_IDEM_GET] = "SELECT request_hash,status,body,created_at FROM idempotency "
                    "WHERE system_code=? AND key=? AND created_at>=?",
     [Q_IDEM_PUT] = "INSERT INTO idempotency(system_code,key,request_hash,status,body,created_at) "
@@ -179,6 +251,13 @@ static const char *const sql[Q_COUNT] = {
                    "request_hash=excluded.request_hash,status=excluded.status,"
                    "body=excluded.body,created_at=excluded.created_at",
     [Q_IDEM_PURGE] = "DELETE FROM idempotency WHERE created_at<?",
+    [Q_DK_ADD] = "INSERT INTO data_keys(id,wrapped,kek_id,created_at,retired_at,sealed) "
+                 "VALUES(?,?,?,?,?,?)",
+    [Q_DK_GET] = "SELECT id,wrapped,kek_id,created_at,coalesce(retired_at,0),sealed FROM data_keys "
+                 "WHERE id=?",
+    [Q_DK_LIST] = "SELECT id,wrapped,kek_id,created_at,coalesce(retired_at,0),sealed FROM "
+                  "data_keys ORDER BY id",
+    [Q_DK_UPDATE] = "UPDATE data_keys SET wrapped=?2,kek_id=?3,retired_at=?4,sealed=?5 WHERE id=?1",
     [Q_REC_SCAN] = "SELECT " VERSION_COLS " FROM records "
                    "WHERE ds=? AND event_time>=? AND event_time<? ORDER BY event_time,id",
     [Q_REC_SCAN_ALL] = "SELECT " VERSION_COLS " FROM records "
@@ -219,21 +298,35 @@ static const char *const sql[Q_COUNT] = {
                         "VALUES(?,?,?,?,?,?,?,?)",
     [Q_BATCH_ERRS] = "SELECT seq,row,line,field,code,arg,rule FROM batch_errors "
                      "WHERE batch_id=? AND seq>? ORDER BY seq LIMIT ?",
-    [Q_CUBE_GET] = "SELECT id,complete FROM cube_ids WHERE ds=? AND dims=?",
-    [Q_CUBE_ADD] = "INSERT INTO cube_ids(ds,dims,complete) VALUES(?,?,?)",
+    [Q_CUBE_GET] = "SELECT id,complete FROM cubes.cube_ids WHERE ds=? AND dims=?",
+    [Q_CUBE_ADD] = "INSERT INTO cubes.cube_ids(ds,dims,complete) VALUES(?,?,?)",
     [Q_DS_HAS_RECORDS] = "SELECT 1 FROM records WHERE ds=? LIMIT 1",
-    [Q_CUBE_APPLY] = "INSERT INTO cube_rows(cube,grain,bucket,dims,n,agg) VALUES(?,?,?,?,?,?)"
+    [Q_CUBE_APPLY] = "INSERT INTO cubes.cube_rows(cube,grain,bucket,dims,n,agg) VALUES(?,?,?,?,?,?)"
                      " ON CONFLICT(cube,grain,bucket,dims) DO UPDATE SET n=n+excluded.n,"
                      " agg=dtm_agg_merge(agg,excluded.agg)",
-    [Q_CUBE_SCAN] = "SELECT bucket,dims,n,agg FROM cube_rows WHERE cube=? AND grain=? AND bucket>=?"
-                    " AND bucket<? ORDER BY cube,grain,bucket,dims",
-    [Q_CUBE_CLEAR] = "DELETE FROM cube_rows WHERE cube=?",
-    [Q_CUBE_MARK] = "UPDATE cube_ids SET complete=? WHERE id=?",
-    [Q_CUBE_LIST] = "SELECT id FROM cube_ids ORDER BY id",
-    [Q_CUBE_SEEK] = "SELECT bucket,dims,n,agg FROM cube_rows WHERE cube=? AND grain=? AND bucket=?"
-                    " AND dims>=? AND dims<? ORDER BY dims",
+    [Q_CUBE_SCAN] =
+        "SELECT bucket,dims,n,agg FROM cubes.cube_rows WHERE cube=? AND grain=? AND bucket>=?"
+        " AND bucket<? ORDER BY cube,grain,bucket,dims",
+    [Q_CUBE_CLEAR] = "DELETE FROM cubes.cube_rows WHERE cube=?",
+    [Q_CUBE_MARK] = "UPDATE cubes.cube_ids SET complete=? WHERE id=?",
+    [Q_CUBE_LIST] = "SELECT id FROM cubes.cube_ids ORDER BY id",
+    [Q_CUBE_APPLIED] = "INSERT INTO cubes.cube_state(k,v) VALUES('applied_seq',?1) "
+                       "ON CONFLICT(k) DO UPDATE SET v=max(v,excluded.v)",
+    /* the rollups miss records when the last receipt is past the last applied delta */
+    [Q_CUBE_LAG] = "SELECT coalesce((SELECT max(seq) FROM receipts),0),"
+                   "coalesce((SELECT v FROM cubes.cube_state WHERE k='applied_seq'),0)",
+    [Q_CUBE_ALL_INCOMPLETE] = "UPDATE cubes.cube_ids SET complete=0",
+    [Q_CUBE_GAP_ADD] = "INSERT INTO cubes.cube_gaps(cube,bucket) VALUES(?,?) "
+                       "ON CONFLICT(cube,bucket) DO NOTHING",
+    [Q_CUBE_GAP_ANY] =
+        "SELECT 1 FROM cubes.cube_gaps WHERE cube=? AND bucket>=? AND bucket<? LIMIT 1",
+    [Q_CUBE_GAP_CLEAR] = "DELETE FROM cubes.cube_gaps WHERE cube=?",
+    [Q_CUBE_GAP_PURGE] = "DELETE FROM cubes.cube_gaps WHERE cube=? AND bucket<?",
+    [Q_CUBE_SEEK] =
+        "SELECT bucket,dims,n,agg FROM cubes.cube_rows WHERE cube=? AND grain=? AND bucket=?"
+        " AND dims>=? AND dims<? ORDER BY dims",
     /* per cube: a range of the primary key, not a scan of the table */
-    [Q_CUBE_PURGE] = "DELETE FROM cube_rows WHERE cube=? AND grain=? AND bucket<?",
+    [Q_CUBE_PURGE] = "DELETE FROM cubes.cube_rows WHERE cube=? AND grain=? AND bucket<?",
     [Q_GRANT_PUT] = "INSERT INTO grants(system_code,dataset,granted_at) VALUES(?,?,?) "
                     "ON CONFLICT(system_code,dataset) DO NOTHING",
     [Q_GRANT_DEL] = "DELETE FROM grants WHERE system_code=? AND dataset=?",
@@ -248,8 +341,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_REC_PAGE_NOTIME] = PAGE_COLS PAGE_NOTIME PAGE_NOTIME_ORDER,
     [Q_PURGE_HISTORY] = "DELETE FROM record_history WHERE record_id IN (" PURGE_IDS ")",
     [Q_PURGE_RECORDS] = "DELETE FROM records WHERE id IN (" PURGE_IDS ")",
-    [Q_PURGE_CUBES] = "DELETE FROM cube_rows WHERE cube IN (SELECT id FROM cube_ids WHERE ds=?1) "
-                      "AND bucket<(CASE grain WHEN 0 THEN ?2 ELSE ?3 END) AND bucket>?4",
+    [Q_PURGE_CUBES] =
+        "DELETE FROM cubes.cube_rows WHERE cube IN (SELECT id FROM cubes.cube_ids WHERE ds=?1) "
+        "AND bucket<(CASE grain WHEN 0 THEN ?2 ELSE ?3 END) AND bucket>?4",
     [Q_AUDIT_HEAD] = "SELECT seq,hash FROM audit_log ORDER BY seq DESC LIMIT 1",
     [Q_AUDIT_PUT] = "INSERT INTO audit_log(seq,at,actor_kind,actor,action,target,detail,source_ip,"
                     "prev_hash,hash) VALUES(?,?,?,?,?,?,?,?,?,?)",
@@ -367,7 +461,99 @@ static const char *const migrations[] = {
     /* 9: a system's rate-limit tier (T2.2: bronze | silver | gold; NULL = [ratelimit]
      * default_tier) */
     "ALTER TABLE systems ADD COLUMN tier TEXT;",
+    /* 12: alerts (T5.3; alert/) with their delivery to each channel, and the vulnerability
+     * register (T4.4) */
+    "CREATE TABLE alerts(id INTEGER PRIMARY KEY, rule TEXT NOT NULL, key TEXT NOT NULL,"
+    " severity TEXT NOT NULL, state TEXT NOT NULL, title TEXT NOT NULL, detail TEXT NOT NULL,"
+    " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " acknowledged_by TEXT NOT NULL DEFAULT '', acknowledged_at INTEGER NOT NULL DEFAULT 0,"
+    " resolved_by TEXT NOT NULL DEFAULT '', resolved_at INTEGER NOT NULL DEFAULT 0,"
+    " suppressed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX alerts_rule_key ON alerts(rule, key, state);"
+    "CREATE TABLE alert_deliveries(alert_id INTEGER NOT NULL REFERENCES alerts(id),"
+    " event TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL, error TEXT NOT NULL, updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY(alert_id, event, channel)) WITHOUT ROWID;"
+    "CREATE TABLE vulnerabilities(id INTEGER PRIMARY KEY, title TEXT NOT NULL,"
+    " severity TEXT NOT NULL, found TEXT NOT NULL, remediation_plan TEXT NOT NULL,"
+    " deadline TEXT NOT NULL, status TEXT NOT NULL, created_by TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);",
+    /* 10: people (CONTRACT §3; gate/session.c): accounts can be disabled and carry their TOTP
+     * seed (sealed with AES-256-GCM, gate/totp.c) and its replay guard; sessions stored by the
+     * SHA-256 of their id; MFA recovery codes by their SHA-256, each usable once */
+    "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE users ADD COLUMN password_changed_at INTEGER;"
+    "ALTER TABLE users ADD COLUMN mfa_enabled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE users ADD COLUMN mfa_last_step INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE users ADD COLUMN mfa_secret BLOB;"
+    "CREATE TABLE sessions(id_hash BLOB PRIMARY KEY, username TEXT NOT NULL,"
+    " csrf TEXT NOT NULL, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL, source_ip TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
+    "CREATE INDEX sessions_user ON sessions(username);"
+    "CREATE TABLE mfa_recovery(username TEXT NOT NULL, hash BLOB NOT NULL, used_at INTEGER,"
+    " PRIMARY KEY(username, hash)) WITHOUT ROWID;",
+    /* 11: the keys that sign OAuth access tokens (T2.4; gate/jwt.c): ES256, the private key
+     * sealed with AES-256-GCM under a key derived from the master key (nonce per row, the kid as
+     * associated data); retired keys stay published until the tokens they signed expired */
+    "CREATE TABLE signing_keys(kid TEXT PRIMARY KEY, alg TEXT NOT NULL,"
+    " public_jwk TEXT NOT NULL, public_pem TEXT NOT NULL, nonce BLOB NOT NULL,"
+    " sealed BLOB NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);",
+    /* 14: the live rollups moved to their own file (CUBES_SCHEMA, attached as `cubes`), written
+     * by their own thread beside the record writer (ingest/writer.c) */
+    "DROP TABLE IF EXISTS main.cube_rows;"
+    "DROP TABLE IF EXISTS main.cube_ids;",
+    /* 13: data keys (T4.2; gate/datakey.c): random AES-256 keys that seal record content, spool
+     * files and secrets, each wrapped (AES-256-GCM) under the master key whose id is kek_id;
+     * sealed counts the seals reserved under it; retired keys still open what they sealed */
+    "CREATE TABLE data_keys(id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, kek_id TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, retired_at INTEGER, sealed INTEGER NOT NULL DEFAULT 0);",
 };
+
+/* The rollups' file (DATA_DIR/dtm.cubes.db beside dtm.db), attached to every connection as
+ * `cubes`. Rollups can be derived again from the records, so the file commits without fsync
+ * (synchronous=NORMAL: a power cut may lose its last commits, never its consistency) and its
+ * cube_state row `applied_seq` says up to which receipt the deltas are in: when the records are
+ * ahead after a crash, the cubes are rebuilt at the next `dtm serve` (s_cube_check). */
+static const char cubes_schema[] =
+    "PRAGMA cubes.journal_mode=WAL;"
+    "PRAGMA cubes.synchronous=NORMAL;"
+    "PRAGMA cubes.cache_size=-8192;"
+    "CREATE TABLE IF NOT EXISTS cubes.cube_ids(id INTEGER PRIMARY KEY, ds INTEGER NOT NULL,"
+    " dims TEXT NOT NULL, complete INTEGER NOT NULL, UNIQUE(ds, dims));"
+    "CREATE TABLE IF NOT EXISTS cubes.cube_rows(cube INTEGER NOT NULL, grain INTEGER NOT NULL,"
+    " bucket INTEGER NOT NULL, dims BLOB NOT NULL, n INTEGER NOT NULL, agg BLOB NOT NULL,"
+    " PRIMARY KEY(cube, grain, bucket, dims)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS cubes.cube_state(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cubes.cube_gaps(cube INTEGER NOT NULL, bucket INTEGER NOT NULL,"
+    " PRIMARY KEY(cube, bucket)) WITHOUT ROWID;";
+
+/* "DIR/dtm.db" → "DIR/dtm.cubes.db"; an in-memory database gets an in-memory rollup file */
+static void cubes_path(const char *db, char *out, size_t outsz)
+{
+    size_t n = strlen(db);
+    if (strcmp(db, ":memory:") == 0)
+        snprintf(out, outsz, ":memory:");
+    else if (n > 3 && strcmp(db + n - 3, ".db") == 0)
+        snprintf(out, outsz, "%.*s.cubes.db", (int)(n - 3), db);
+    else
+        snprintf(out, outsz, "%s.cubes", db);
+}
+
+static int attach_cubes(sqlite3 *db, const char *path)
+{
+    char cp[DTM_PATH_MAX + 16];
+    sqlite3_stmt *st = NULL;
+    int rc;
+    cubes_path(path, cp, sizeof(cp));
+    if (sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS cubes", -1, &st, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    sqlite3_bind_text(st, 1, cp, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return SQLITE_ERROR;
+    return sqlite3_exec(db, cubes_schema, NULL, NULL, NULL);
+}
 
 /* dataset code → id, remembered per connection (an id never changes once committed) */
 #define DS_CACHE 16
@@ -382,6 +568,7 @@ struct sqlite_store {
     } ds[DS_CACHE];
     size_t nds;
     int64_t new_min, new_max; /* ids of the records created since the last receipt_put */
+    struct dtm_buf plain;     /* T4.2: the last sealed content opened (open_content) */
 };
 
 #define DB(s) (((struct sqlite_store *)(s))->db)
@@ -506,8 +693,33 @@ static int ds_id(struct dtm_store *s, const char *code, bool create, int64_t *id
     return DTM_OK;
 }
 
+/* T4.2: content sealed by the ingest pipeline (gate/datakey.c) is opened into the connection's
+ * buffer (valid until the next row), the record's key hash as associated data: a blob moved to
+ * another row does not open. Content stored before T4.2 is plain JSON, handed out as is. */
+static int open_content(struct dtm_store *s, const void *key_hash, size_t khlen, struct dtm_str *c)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    int rc;
+    if (!dtm_datakey_sealed(c->p, c->n))
+        return DTM_OK;
+    dtm_buf_reset(&q->plain);
+    if (!s->keys || khlen != 16)
+        rc = DTM_EINVAL;
+    else if ((rc = dtm_buf_reserve(&q->plain, c->n)) == DTM_OK)
+        rc = dtm_datakey_open_to(s->keys, key_hash, 16, (const uint8_t *)c->p, c->n,
+                                 (uint8_t *)q->plain.p);
+    if (rc) {
+        dtm_logf(DTM_LOG_ERROR, "cannot open sealed record content", "\"error\":\"%s\"",
+                 dtm_rc_name(rc));
+        return DTM_ESTORE;
+    }
+    c->p = q->plain.p;
+    c->n -= DTM_SEAL_OVERHEAD;
+    return DTM_OK;
+}
+
 /* Runs st, whose columns are VERSION_COLS (revision, receipt_seq, received_at, replaced_at,
- * content), and hands each row to cb. */
+ * content, key_hash), and hands each row to cb. */
 static int version_rows(struct dtm_store *s, sqlite3_stmt *st, dtm_version_cb cb, void *ctx,
                         const char *what)
 {
@@ -520,7 +732,9 @@ static int version_rows(struct dtm_store *s, sqlite3_stmt *st, dtm_version_cb cb
             .replaced_at = sqlite3_column_int64(st, 3),
             .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
         };
-        if ((rc = cb(ctx, &v))) {
+        if ((rc = open_content(s, sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5),
+                               &v.content)) ||
+            (rc = cb(ctx, &v))) {
             sqlite3_reset(st);
             return rc;
         }
@@ -537,6 +751,7 @@ static void s_close(struct dtm_store *s)
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(q->st[i]);
     sqlite3_close(q->db);
+    dtm_buf_free(&q->plain);
     free(q);
 }
 
@@ -594,10 +809,28 @@ static int s_ready(struct dtm_store *s)
     return DTM_OK;
 }
 
-static int s_begin(struct dtm_store *s)
+/* A transaction holding the write lock of one file (main or cubes) from its start. */
+static int begin_locked(struct dtm_store *s, int lock)
 {
     sqlite3_stmt *st = stmt(s, Q_BEGIN);
-    return st ? exec_done(s, st, "begin") : DTM_ESTORE;
+    int rc = st ? exec_done(s, st, "begin") : DTM_ESTORE;
+    if (rc)
+        return rc;
+    if (!(st = stmt(s, lock)) || (rc = exec_done(s, st, "begin_lock"))) {
+        sqlite3_exec(DB(s), "ROLLBACK", NULL, NULL, NULL);
+        return rc ? rc : DTM_ESTORE;
+    }
+    return DTM_OK;
+}
+
+static int s_begin(struct dtm_store *s)
+{
+    return begin_locked(s, Q_LOCK_MAIN);
+}
+
+static int s_cube_begin(struct dtm_store *s)
+{
+    return begin_locked(s, Q_LOCK_CUBES);
 }
 
 static int s_commit(struct dtm_store *s)
@@ -864,6 +1097,90 @@ static int s_client_add(struct dtm_store *s, const char *client_id, const char *
     return exec_done(s, st, "client_add");
 }
 
+static int s_client_get(struct dtm_store *s, const char *client_id, struct dtm_oauth_client *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_CLIENT_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, client_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        col_text(st, 0, out->client_id, sizeof(out->client_id));
+        col_text(st, 1, out->system_code, sizeof(out->system_code));
+        if (sqlite3_column_bytes(st, 2) == 32)
+            memcpy(out->secret_hash, sqlite3_column_blob(st, 2), 32);
+        out->created_at = sqlite3_column_int64(st, 3);
+        out->revoked_at = sqlite3_column_int64(st, 4);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return DTM_ENOTFOUND;
+    return rc == SQLITE_ROW ? DTM_OK : fail(s, "client_get");
+}
+
+static int s_signing_key_add(struct dtm_store *s, const struct dtm_signing_key *k)
+{
+    sqlite3_stmt *st = stmt(s, Q_SIGNKEY_ADD);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, k->kid);
+    bind_text(st, 2, k->alg);
+    bind_text(st, 3, k->public_jwk);
+    bind_text(st, 4, k->public_pem);
+    sqlite3_bind_blob(st, 5, k->nonce, sizeof(k->nonce), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, k->sealed, (int)k->sealed_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, k->created_at);
+    return exec_done(s, st, "signing_key_add");
+}
+
+static int s_signing_key_retire(struct dtm_store *s, int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, Q_SIGNKEY_RETIRE);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, now);
+    return exec_done(s, st, "signing_key_retire");
+}
+
+static int s_signing_key_list(struct dtm_store *s, int64_t retired_after, dtm_signing_key_cb cb,
+                              void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_SIGNKEY_LIST);
+    struct dtm_signing_key *k;
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    if (!(k = malloc(sizeof(*k))))
+        return DTM_ENOMEM;
+    sqlite3_bind_int64(st, 1, retired_after);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 5);
+        memset(k, 0, sizeof(*k));
+        col_text(st, 0, k->kid, sizeof(k->kid));
+        col_text(st, 1, k->alg, sizeof(k->alg));
+        col_text(st, 2, k->public_jwk, sizeof(k->public_jwk));
+        col_text(st, 3, k->public_pem, sizeof(k->public_pem));
+        if (sqlite3_column_bytes(st, 4) == (int)sizeof(k->nonce))
+            memcpy(k->nonce, sqlite3_column_blob(st, 4), sizeof(k->nonce));
+        if (n > 0 && (size_t)n <= sizeof(k->sealed)) {
+            memcpy(k->sealed, sqlite3_column_blob(st, 5), (size_t)n);
+            k->sealed_len = (size_t)n;
+        }
+        k->created_at = sqlite3_column_int64(st, 6);
+        k->retired_at = sqlite3_column_int64(st, 7);
+        if ((rc = cb(ctx, k))) {
+            sqlite3_reset(st);
+            free(k);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    free(k);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "signing_key_list");
+}
+
 static int s_user_add(struct dtm_store *s, const char *username, const char *role,
                       const char *password_hash, int64_t now)
 {
@@ -875,6 +1192,234 @@ static int s_user_add(struct dtm_store *s, const char *username, const char *rol
     bind_text(st, 3, password_hash);
     sqlite3_bind_int64(st, 4, now);
     return exec_done(s, st, "user_add");
+}
+
+static void read_user(sqlite3_stmt *st, struct dtm_user *u)
+{
+    const void *b;
+    int n;
+    memset(u, 0, sizeof(*u));
+    col_text(st, 0, u->username, sizeof(u->username));
+    col_text(st, 1, u->role, sizeof(u->role));
+    col_text(st, 2, u->password_hash, sizeof(u->password_hash));
+    u->created_at = sqlite3_column_int64(st, 3);
+    u->password_changed_at = sqlite3_column_int64(st, 4);
+    u->disabled = sqlite3_column_int(st, 5) != 0;
+    u->mfa_enabled = sqlite3_column_int(st, 6) != 0;
+    u->mfa_last_step = sqlite3_column_int64(st, 7);
+    b = sqlite3_column_blob(st, 8);
+    n = sqlite3_column_bytes(st, 8);
+    if (b && n > 0 && (size_t)n <= sizeof(u->mfa_secret)) {
+        memcpy(u->mfa_secret, b, (size_t)n);
+        u->mfa_secret_len = (size_t)n;
+    }
+}
+
+static int s_user_get(struct dtm_store *s, const char *username, struct dtm_user *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_USER_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, username);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_user(st, out);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return DTM_OK;
+    return rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "user_get");
+}
+
+static int s_user_list(struct dtm_store *s, dtm_user_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_USER_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_user u;
+        read_user(st, &u);
+        if ((rc = cb(ctx, &u))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "user_list");
+}
+
+static int s_user_update(struct dtm_store *s, const struct dtm_user *u)
+{
+    sqlite3_stmt *st = stmt(s, Q_USER_UPDATE);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, u->username);
+    bind_text(st, 2, u->role);
+    bind_text(st, 3, u->password_hash);
+    bind_opt_i64(st, 4, u->password_changed_at, 0);
+    sqlite3_bind_int(st, 5, u->disabled);
+    sqlite3_bind_int(st, 6, u->mfa_enabled);
+    if (u->mfa_secret_len)
+        sqlite3_bind_blob(st, 7, u->mfa_secret, (int)u->mfa_secret_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 7);
+    if ((rc = exec_done(s, st, "user_update")))
+        return rc;
+    return sqlite3_changes(DB(s)) ? DTM_OK : DTM_ENOTFOUND;
+}
+
+/* Runs a statement with one text parameter; *changed = rows changed. */
+static int exec_text1(struct dtm_store *s, enum stmt_id id, const char *v, int *changed)
+{
+    sqlite3_stmt *st = stmt(s, id);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, v);
+    if ((rc = exec_done(s, st, sql[id])))
+        return rc;
+    if (changed)
+        *changed = sqlite3_changes(DB(s));
+    return DTM_OK;
+}
+
+static int s_user_delete(struct dtm_store *s, const char *username)
+{
+    int rc, n = 0;
+    if ((rc = exec_text1(s, Q_USER_DEL_SESSIONS, username, NULL)) ||
+        (rc = exec_text1(s, Q_USER_DEL_RECOVERY, username, NULL)) ||
+        (rc = exec_text1(s, Q_USER_DEL, username, &n)))
+        return rc;
+    return n ? DTM_OK : DTM_ENOTFOUND;
+}
+
+static int s_user_mfa_step(struct dtm_store *s, const char *username, int64_t step)
+{
+    sqlite3_stmt *st = stmt(s, Q_USER_MFA_STEP);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, username);
+    sqlite3_bind_int64(st, 2, step);
+    if ((rc = exec_done(s, st, "user_mfa_step")))
+        return rc;
+    return sqlite3_changes(DB(s)) ? DTM_OK : DTM_ECONFLICT;
+}
+
+static int s_session_put(struct dtm_store *s, const struct dtm_session *se)
+{
+    sqlite3_stmt *st = stmt(s, Q_SESS_PUT);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_blob(st, 1, se->id_hash, 32, SQLITE_STATIC);
+    bind_text(st, 2, se->username);
+    bind_text(st, 3, se->csrf);
+    sqlite3_bind_int64(st, 4, se->created_at);
+    sqlite3_bind_int64(st, 5, se->last_seen);
+    sqlite3_bind_int64(st, 6, se->expires_at);
+    bind_text(st, 7, se->source_ip);
+    return exec_done(s, st, "session_put");
+}
+
+static int s_session_get(struct dtm_store *s, const uint8_t id_hash[32], struct dtm_session *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_SESS_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        memcpy(out->id_hash, id_hash, 32);
+        col_text(st, 0, out->username, sizeof(out->username));
+        col_text(st, 1, out->csrf, sizeof(out->csrf));
+        out->created_at = sqlite3_column_int64(st, 2);
+        out->last_seen = sqlite3_column_int64(st, 3);
+        out->expires_at = sqlite3_column_int64(st, 4);
+        col_text(st, 5, out->source_ip, sizeof(out->source_ip));
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return DTM_OK;
+    return rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "session_get");
+}
+
+static int s_session_touch(struct dtm_store *s, const uint8_t id_hash[32], int64_t last_seen)
+{
+    sqlite3_stmt *st = stmt(s, Q_SESS_TOUCH);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, last_seen);
+    return exec_done(s, st, "session_touch");
+}
+
+static int s_session_delete(struct dtm_store *s, const uint8_t id_hash[32])
+{
+    sqlite3_stmt *st = stmt(s, Q_SESS_DEL);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_blob(st, 1, id_hash, 32, SQLITE_STATIC);
+    return exec_done(s, st, "session_delete");
+}
+
+static int s_session_delete_user(struct dtm_store *s, const char *username, const uint8_t *keep)
+{
+    sqlite3_stmt *st = stmt(s, Q_SESS_DEL_USER);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, username);
+    if (keep)
+        sqlite3_bind_blob(st, 2, keep, 32, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    return exec_done(s, st, "session_delete_user");
+}
+
+static int s_session_purge(struct dtm_store *s, int64_t now, int64_t idle_before)
+{
+    sqlite3_stmt *st = stmt(s, Q_SESS_PURGE);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, idle_before);
+    return exec_done(s, st, "session_purge");
+}
+
+static int s_recovery_set(struct dtm_store *s, const char *username, const uint8_t (*hashes)[32],
+                          size_t n)
+{
+    int rc;
+    if ((rc = exec_text1(s, Q_USER_DEL_RECOVERY, username, NULL)))
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = stmt(s, Q_RECOV_ADD);
+        if (!st)
+            return DTM_ESTORE;
+        bind_text(st, 1, username);
+        sqlite3_bind_blob(st, 2, hashes[i], 32, SQLITE_STATIC);
+        if ((rc = exec_done(s, st, "recovery_set")))
+            return rc;
+    }
+    return DTM_OK;
+}
+
+static int s_recovery_use(struct dtm_store *s, const char *username, const uint8_t hash[32],
+                          int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, Q_RECOV_USE);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, username);
+    sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    if ((rc = exec_done(s, st, "recovery_use")))
+        return rc;
+    return sqlite3_changes(DB(s)) ? DTM_OK : DTM_ENOTFOUND;
 }
 
 static int s_receipt_next_seq(struct dtm_store *s, int64_t *seq)
@@ -968,7 +1513,7 @@ static int s_record_put(struct dtm_store *s, const char *dataset, const struct d
             .receipt_seq = sqlite3_column_int64(st, 3),
             .received_at = sqlite3_column_int64(st, 4),
             .content = {sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5)}};
-        if ((rc = replaced(ctx, &v))) {
+        if ((rc = open_content(s, r->key_hash, 16, &v.content)) || (rc = replaced(ctx, &v))) {
             sqlite3_reset(st);
             return rc;
         }
@@ -1058,13 +1603,15 @@ static int s_record_get(struct dtm_store *s, const char *dataset, const uint8_t 
         .received_at = sqlite3_column_int64(st, 3),
         .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
     };
-    rc = cb(ctx, &cur);
+    if ((rc = open_content(s, key_hash, 16, &cur.content)) == DTM_OK)
+        rc = cb(ctx, &cur);
     sqlite3_reset(st);
     if (rc)
         return rc;
     if (!(st = stmt(s, Q_REC_GET_HISTORY)))
         return DTM_ESTORE;
     sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_blob(st, 2, key_hash, 16, SQLITE_STATIC);
     return version_rows(s, st, cb, ctx, "record_history");
 }
 
@@ -1143,7 +1690,7 @@ static int s_maintain(struct dtm_store *s)
 
 static int s_tune_writer(struct dtm_store *s)
 {
-    if (sqlite3_exec(DB(s), "PRAGMA cache_size=-65536;", NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(DB(s), "PRAGMA main.cache_size=-65536;", NULL, NULL, NULL) != SQLITE_OK)
         return fail(s, "tune_writer");
     return DTM_OK;
 }
@@ -1183,29 +1730,34 @@ static int s_record_scan_table(struct dtm_store *s, const char *dataset, int64_t
     return version_rows(s, st, cb, ctx, "record_scan_table");
 }
 
-static int s_record_scan_part(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
-                              int part, int nparts, dtm_version_cb cb, void *ctx)
+static int s_record_id_split(struct dtm_store *s, int64_t *mid)
 {
-    bool all = from == INT64_MIN && to == INT64_MAX;
-    sqlite3_stmt *st;
-    int64_t ds, lo, hi, step;
-    int rc = ds_id(s, dataset, false, &ds);
-    if (rc)
-        return rc == DTM_ENOTFOUND ? DTM_OK : rc;
-    if (!(st = stmt(s, Q_REC_ID_RANGE)))
+    sqlite3_stmt *st = stmt(s, Q_REC_ID_RANGE);
+    if (!st)
         return DTM_ESTORE;
     if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
         sqlite3_reset(st);
-        return DTM_OK; /* no record at all */
+        return DTM_ENOTFOUND; /* no record at all */
     }
-    lo = sqlite3_column_int64(st, 0);
-    hi = sqlite3_column_int64(st, 1) + 1;
+    *mid = sqlite3_column_int64(st, 0) +
+           (sqlite3_column_int64(st, 1) - sqlite3_column_int64(st, 0) + 1) / 2;
     sqlite3_reset(st);
-    step = (hi - lo + nparts - 1) / nparts;
+    return DTM_OK;
+}
+
+static int s_record_scan_part(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
+                              int64_t id_from, int64_t id_to, dtm_version_cb cb, void *ctx)
+{
+    bool all = from == INT64_MIN && to == INT64_MAX;
+    sqlite3_stmt *st;
+    int64_t ds;
+    int rc = ds_id(s, dataset, false, &ds);
+    if (rc)
+        return rc == DTM_ENOTFOUND ? DTM_OK : rc;
     if (!(st = stmt(s, all ? Q_REC_SCAN_PART_ALL : Q_REC_SCAN_PART)))
         return DTM_ESTORE;
-    sqlite3_bind_int64(st, 1, lo + step * part);
-    sqlite3_bind_int64(st, 2, part == nparts - 1 ? hi : lo + step * (part + 1));
+    sqlite3_bind_int64(st, 1, id_from);
+    sqlite3_bind_int64(st, 2, id_to);
     sqlite3_bind_int64(st, 3, ds);
     if (!all) {
         sqlite3_bind_int64(st, 4, from);
@@ -1217,7 +1769,10 @@ static int s_record_scan_part(struct dtm_store *s, const char *dataset, int64_t 
 static int s_reopen(struct dtm_store *s, struct dtm_store **out)
 {
     char err[256];
-    return dtm_store_sqlite_open(((struct sqlite_store *)s)->path, out, err, sizeof(err));
+    int rc = dtm_store_sqlite_open(((struct sqlite_store *)s)->path, out, err, sizeof(err));
+    if (rc == DTM_OK)
+        (*out)->keys = s->keys; /* T4.2 */
+    return rc;
 }
 
 static void bind_batch(sqlite3_stmt *st, const struct dtm_batch *b)
@@ -1379,8 +1934,9 @@ static int s_batch_errors(struct dtm_store *s, const char *batch_id, int64_t aft
 
 static int s_set_durable(struct dtm_store *s, bool durable)
 {
-    if (sqlite3_exec(DB(s), durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL,
-                     NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(DB(s),
+                     durable ? "PRAGMA main.synchronous=FULL" : "PRAGMA main.synchronous=NORMAL",
+                     NULL, NULL, NULL) != SQLITE_OK)
         return fail(s, "set_durable");
     return DTM_OK;
 }
@@ -1434,8 +1990,15 @@ static int s_cube_id(struct dtm_store *s, const char *dataset, const char *dims,
 static int s_cube_apply(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
                         const void *dims, size_t dimslen, int64_t n, const void *agg, size_t agglen)
 {
-    sqlite3_stmt *st = stmt(s, Q_CUBE_APPLY);
-    if (!st)
+    sqlite3_stmt *st;
+    if (grain == DTM_GRAIN_GAP) {
+        if (!(st = stmt(s, Q_CUBE_GAP_ADD)))
+            return DTM_ESTORE;
+        sqlite3_bind_int64(st, 1, cube);
+        sqlite3_bind_int64(st, 2, bucket);
+        return exec_done(s, st, "cube_gap_add");
+    }
+    if (!(st = stmt(s, Q_CUBE_APPLY)))
         return DTM_ESTORE;
     sqlite3_bind_int64(st, 1, cube);
     sqlite3_bind_int(st, 2, grain);
@@ -1509,6 +2072,11 @@ static int s_cube_reset(struct dtm_store *s, int64_t cube, bool complete)
     sqlite3_bind_int64(st, 1, cube);
     if ((rc = exec_done(s, st, "cube_clear")))
         return rc;
+    if (!(st = stmt(s, Q_CUBE_GAP_CLEAR)))
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, cube);
+    if ((rc = exec_done(s, st, "cube_gap_clear")))
+        return rc;
     if (!(st = stmt(s, Q_CUBE_MARK)))
         return DTM_ESTORE;
     sqlite3_bind_int(st, 1, complete);
@@ -1537,8 +2105,66 @@ static int s_cube_purge(struct dtm_store *s, int grain, int64_t before)
         sqlite3_bind_int64(st, 3, before);
         if ((rc = exec_done(s, st, "cube_purge")))
             return rc;
+        if (grain != DTM_GRAIN_HOUR)
+            continue;
+        if (!(st = stmt(s, Q_CUBE_GAP_PURGE)))
+            return DTM_ESTORE;
+        sqlite3_bind_int64(st, 1, ids[i]);
+        sqlite3_bind_int64(st, 2, before);
+        if ((rc = exec_done(s, st, "cube_gap_purge")))
+            return rc;
     }
     return DTM_OK;
+}
+
+static int s_cube_gap_any(struct dtm_store *s, int64_t cube, int64_t from, int64_t to, bool *any)
+{
+    sqlite3_stmt *st = stmt(s, Q_CUBE_GAP_ANY);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, cube);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fail(s, "cube_gap_any");
+    *any = rc == SQLITE_ROW;
+    return DTM_OK;
+}
+
+static int s_cube_applied(struct dtm_store *s, int64_t seq)
+{
+    sqlite3_stmt *st = stmt(s, Q_CUBE_APPLIED);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, seq);
+    return exec_done(s, st, "cube_applied");
+}
+
+static int s_cube_check(struct dtm_store *s, bool *lagging)
+{
+    sqlite3_stmt *st = stmt(s, Q_CUBE_LAG);
+    int64_t last = 0, applied = 0;
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        last = sqlite3_column_int64(st, 0);
+        applied = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return fail(s, "cube_lag");
+    *lagging = applied < last;
+    if (!*lagging)
+        return DTM_OK;
+    if (!(st = stmt(s, Q_CUBE_ALL_INCOMPLETE)))
+        return DTM_ESTORE;
+    if ((rc = exec_done(s, st, "cube_incomplete")))
+        return rc;
+    return s_cube_applied(s, last);
 }
 
 /* dtm_agg_merge(stored, delta) for the cube upsert */
@@ -1683,7 +2309,9 @@ static int page_query(struct dtm_store *s, int64_t ds, bool timed, int64_t from,
             .content = {sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)},
         };
         (*n)++;
-        if ((rc = cb(ctx, &row))) {
+        if ((rc = open_content(s, sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5),
+                               &row.content)) ||
+            (rc = cb(ctx, &row))) {
             stopped = true;
             break;
         }
@@ -1851,6 +2479,431 @@ static int s_audit_list(struct dtm_store *s, const struct dtm_audit_filter *f, i
     return rc == SQLITE_DONE ? DTM_OK : fail(s, "audit_list");
 }
 
+/* ---- alerts and the vulnerability register (alert/, issue 5 items 8 and 10): few rows, so
+ * their statements are prepared per call */
+
+static sqlite3_stmt *prep(struct dtm_store *s, const char *text)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(DB(s), text, -1, &st, NULL) != SQLITE_OK) {
+        fail(s, text);
+        return NULL;
+    }
+    return st;
+}
+
+/* Runs a statement that returns no rows, then finalizes it. */
+static int run_done(struct dtm_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st), out = DTM_OK;
+    if (rc != SQLITE_DONE)
+        out = rc == SQLITE_CONSTRAINT ? DTM_EEXIST : fail(s, what);
+    sqlite3_finalize(st);
+    return out;
+}
+
+#define ALERT_COLS                                                                                 \
+    "id,rule,key,severity,state,title,detail,first_seen,last_seen,count,acknowledged_by,"          \
+    "acknowledged_at,resolved_by,resolved_at,suppressed"
+
+static void read_alert(sqlite3_stmt *st, struct dtm_alert *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, a->rule, sizeof(a->rule));
+    col_text(st, 2, a->key, sizeof(a->key));
+    col_text(st, 3, a->severity, sizeof(a->severity));
+    col_text(st, 4, a->state, sizeof(a->state));
+    col_text(st, 5, a->title, sizeof(a->title));
+    col_text(st, 6, a->detail, sizeof(a->detail));
+    a->first_seen = sqlite3_column_int64(st, 7);
+    a->last_seen = sqlite3_column_int64(st, 8);
+    a->count = sqlite3_column_int64(st, 9);
+    col_text(st, 10, a->acknowledged_by, sizeof(a->acknowledged_by));
+    a->acknowledged_at = sqlite3_column_int64(st, 11);
+    col_text(st, 12, a->resolved_by, sizeof(a->resolved_by));
+    a->resolved_at = sqlite3_column_int64(st, 13);
+    a->suppressed = sqlite3_column_int(st, 14) != 0;
+}
+
+/* Binds the members alert_update writes, from ?2 on. */
+static void bind_alert_state(sqlite3_stmt *st, const struct dtm_alert *a)
+{
+    bind_text(st, 2, a->severity);
+    bind_text(st, 3, a->state);
+    bind_text(st, 4, a->title);
+    bind_text(st, 5, a->detail[0] ? a->detail : "{}");
+    sqlite3_bind_int64(st, 6, a->last_seen);
+    sqlite3_bind_int64(st, 7, a->count);
+    bind_text(st, 8, a->acknowledged_by);
+    sqlite3_bind_int64(st, 9, a->acknowledged_at);
+    bind_text(st, 10, a->resolved_by);
+    sqlite3_bind_int64(st, 11, a->resolved_at);
+    sqlite3_bind_int(st, 12, a->suppressed);
+}
+
+static int s_alert_insert(struct dtm_store *s, struct dtm_alert *a)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO alerts(severity,state,title,detail,last_seen,count,"
+                               "acknowledged_by,acknowledged_at,resolved_by,resolved_at,"
+                               "suppressed,rule,key,first_seen) "
+                               "VALUES(?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_alert_state(st, a);
+    bind_text(st, 13, a->rule);
+    bind_text(st, 14, a->key);
+    sqlite3_bind_int64(st, 15, a->first_seen);
+    if ((rc = run_done(s, st, "alert_insert")) == DTM_OK)
+        a->id = sqlite3_last_insert_rowid(DB(s));
+    return rc;
+}
+
+static int s_alert_update(struct dtm_store *s, const struct dtm_alert *a)
+{
+    sqlite3_stmt *st = prep(s, "UPDATE alerts SET severity=?2,state=?3,title=?4,detail=?5,"
+                               "last_seen=?6,count=?7,acknowledged_by=?8,acknowledged_at=?9,"
+                               "resolved_by=?10,resolved_at=?11,suppressed=?12 WHERE id=?1");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, a->id);
+    bind_alert_state(st, a);
+    if ((rc = run_done(s, st, "alert_update")) == DTM_OK && sqlite3_changes(DB(s)) == 0)
+        rc = DTM_ENOTFOUND;
+    return rc;
+}
+
+/* Steps a statement that returns at most one alert, then finalizes it. */
+static int one_alert(struct dtm_store *s, sqlite3_stmt *st, struct dtm_alert *out, const char *what)
+{
+    int rc = sqlite3_step(st), out_rc = DTM_ENOTFOUND;
+    if (rc == SQLITE_ROW) {
+        read_alert(st, out);
+        out_rc = DTM_OK;
+    } else if (rc != SQLITE_DONE) {
+        out_rc = fail(s, what);
+    }
+    sqlite3_finalize(st);
+    return out_rc;
+}
+
+static int s_alert_get(struct dtm_store *s, int64_t id, struct dtm_alert *out)
+{
+    sqlite3_stmt *st = prep(s, "SELECT " ALERT_COLS " FROM alerts WHERE id=?1");
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, id);
+    return one_alert(s, st, out, "alert_get");
+}
+
+static int s_alert_open(struct dtm_store *s, const char *rule, const char *key,
+                        struct dtm_alert *out)
+{
+    sqlite3_stmt *st = prep(s, "SELECT " ALERT_COLS " FROM alerts WHERE rule=?1 AND key=?2 AND "
+                               "state IN ('firing','acknowledged') ORDER BY id DESC LIMIT 1");
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, rule);
+    bind_text(st, 2, key);
+    return one_alert(s, st, out, "alert_open");
+}
+
+static int s_alert_last_resolved(struct dtm_store *s, const char *rule, const char *key,
+                                 int64_t *at)
+{
+    sqlite3_stmt *st = prep(s, "SELECT coalesce(max(resolved_at),0) FROM alerts WHERE rule=?1 AND "
+                               "key=?2 AND state='resolved'");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, rule);
+    bind_text(st, 2, key);
+    *at = 0;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *at = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? DTM_OK : fail(s, "alert_last_resolved");
+}
+
+static int s_alert_list(struct dtm_store *s, const struct dtm_alert_filter *f, int64_t before_id,
+                        size_t limit, dtm_alert_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = prep(s, "SELECT " ALERT_COLS " FROM alerts WHERE id<?1 AND "
+                               "(?2 IS NULL OR state=?2) AND (?3 IS NULL OR severity=?3) AND "
+                               "(?4 IS NULL OR rule=?4) AND last_seen>=?5 AND last_seen<?6 "
+                               "ORDER BY id DESC LIMIT ?7");
+    struct dtm_alert *a;
+    int rc, out = DTM_OK;
+    if (!st)
+        return DTM_ESTORE;
+    if (!(a = malloc(sizeof(*a)))) {
+        sqlite3_finalize(st);
+        return DTM_ENOMEM;
+    }
+    sqlite3_bind_int64(st, 1, before_id > 0 ? before_id : INT64_MAX);
+    if (f && f->state)
+        bind_text(st, 2, f->state);
+    if (f && f->severity)
+        bind_text(st, 3, f->severity);
+    if (f && f->rule)
+        bind_text(st, 4, f->rule);
+    sqlite3_bind_int64(st, 5, f ? f->from : INT64_MIN);
+    sqlite3_bind_int64(st, 6, f ? f->to : INT64_MAX);
+    sqlite3_bind_int64(st, 7, limit ? (int64_t)limit : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_alert(st, a);
+        if ((out = cb(ctx, a)))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "alert_list");
+    sqlite3_finalize(st);
+    free(a);
+    return out;
+}
+
+static int s_alert_delivery_put(struct dtm_store *s, const struct dtm_alert_delivery *d)
+{
+    sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO alert_deliveries(alert_id,channel,status,"
+                               "attempts,error,updated_at,event) VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, d->alert_id);
+    bind_text(st, 2, d->channel);
+    bind_text(st, 3, d->status);
+    sqlite3_bind_int64(st, 4, d->attempts);
+    bind_text(st, 5, d->error);
+    sqlite3_bind_int64(st, 6, d->updated_at);
+    bind_text(st, 7, d->event[0] ? d->event : "fired");
+    return run_done(s, st, "alert_delivery_put");
+}
+
+/* alert_id < 0: every pending delivery */
+static int deliveries(struct dtm_store *s, int64_t alert_id, dtm_alert_delivery_cb cb, void *ctx)
+{
+    sqlite3_stmt *st =
+        prep(s, alert_id >= 0 ? "SELECT alert_id,channel,status,attempts,error,updated_at,"
+                                "event FROM alert_deliveries WHERE alert_id=?1 "
+                                "ORDER BY event,channel"
+                              : "SELECT alert_id,channel,status,attempts,error,updated_at,"
+                                "event FROM alert_deliveries WHERE status='pending' "
+                                "ORDER BY alert_id,event,channel");
+    struct dtm_alert_delivery d;
+    int rc, out = DTM_OK;
+    if (!st)
+        return DTM_ESTORE;
+    if (alert_id >= 0)
+        sqlite3_bind_int64(st, 1, alert_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&d, 0, sizeof(d));
+        d.alert_id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, d.channel, sizeof(d.channel));
+        col_text(st, 2, d.status, sizeof(d.status));
+        d.attempts = sqlite3_column_int64(st, 3);
+        col_text(st, 4, d.error, sizeof(d.error));
+        d.updated_at = sqlite3_column_int64(st, 5);
+        col_text(st, 6, d.event, sizeof(d.event));
+        if ((out = cb(ctx, &d)))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "alert_deliveries");
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int s_alert_deliveries(struct dtm_store *s, int64_t alert_id, dtm_alert_delivery_cb cb,
+                              void *ctx)
+{
+    return deliveries(s, alert_id < 0 ? 0 : alert_id, cb, ctx);
+}
+
+static int s_alert_deliveries_pending(struct dtm_store *s, dtm_alert_delivery_cb cb, void *ctx)
+{
+    return deliveries(s, -1, cb, ctx);
+}
+
+#define VULN_COLS                                                                                  \
+    "id,title,severity,found,remediation_plan,deadline,status,created_by,created_at,updated_at"
+
+static void read_vuln(sqlite3_stmt *st, struct dtm_vuln *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, v->title, sizeof(v->title));
+    col_text(st, 2, v->severity, sizeof(v->severity));
+    col_text(st, 3, v->found, sizeof(v->found));
+    col_text(st, 4, v->remediation_plan, sizeof(v->remediation_plan));
+    col_text(st, 5, v->deadline, sizeof(v->deadline));
+    col_text(st, 6, v->status, sizeof(v->status));
+    col_text(st, 7, v->created_by, sizeof(v->created_by));
+    v->created_at = sqlite3_column_int64(st, 8);
+    v->updated_at = sqlite3_column_int64(st, 9);
+}
+
+static void bind_vuln(sqlite3_stmt *st, const struct dtm_vuln *v)
+{
+    bind_text(st, 2, v->title);
+    bind_text(st, 3, v->severity);
+    bind_text(st, 4, v->found);
+    bind_text(st, 5, v->remediation_plan);
+    bind_text(st, 6, v->deadline);
+    bind_text(st, 7, v->status);
+    sqlite3_bind_int64(st, 8, v->updated_at);
+}
+
+static int s_vuln_insert(struct dtm_store *s, struct dtm_vuln *v)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO vulnerabilities(title,severity,found,remediation_plan,"
+                               "deadline,status,updated_at,created_by,created_at) "
+                               "VALUES(?2,?3,?4,?5,?6,?7,?8,?9,?10)");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_vuln(st, v);
+    bind_text(st, 9, v->created_by);
+    sqlite3_bind_int64(st, 10, v->created_at);
+    if ((rc = run_done(s, st, "vuln_insert")) == DTM_OK)
+        v->id = sqlite3_last_insert_rowid(DB(s));
+    return rc;
+}
+
+static int s_vuln_update(struct dtm_store *s, const struct dtm_vuln *v)
+{
+    sqlite3_stmt *st = prep(s, "UPDATE vulnerabilities SET title=?2,severity=?3,found=?4,"
+                               "remediation_plan=?5,deadline=?6,status=?7,updated_at=?8 "
+                               "WHERE id=?1");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, v->id);
+    bind_vuln(st, v);
+    if ((rc = run_done(s, st, "vuln_update")) == DTM_OK && sqlite3_changes(DB(s)) == 0)
+        rc = DTM_ENOTFOUND;
+    return rc;
+}
+
+static int s_vuln_get(struct dtm_store *s, int64_t id, struct dtm_vuln *out)
+{
+    sqlite3_stmt *st = prep(s, "SELECT " VULN_COLS " FROM vulnerabilities WHERE id=?1");
+    int rc, out_rc = DTM_ENOTFOUND;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_vuln(st, out);
+        out_rc = DTM_OK;
+    } else if (rc != SQLITE_DONE) {
+        out_rc = fail(s, "vuln_get");
+    }
+    sqlite3_finalize(st);
+    return out_rc;
+}
+
+static int s_vuln_list(struct dtm_store *s, dtm_vuln_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = prep(s, "SELECT " VULN_COLS " FROM vulnerabilities ORDER BY id");
+    struct dtm_vuln *v;
+    int rc, out = DTM_OK;
+    if (!st)
+        return DTM_ESTORE;
+    if (!(v = malloc(sizeof(*v)))) {
+        sqlite3_finalize(st);
+        return DTM_ENOMEM;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_vuln(st, v);
+        if ((out = cb(ctx, v)))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "vuln_list");
+    sqlite3_finalize(st);
+    free(v);
+    return out;
+}
+
+/* ---- data keys (T4.2; gate/datakey.c) */
+
+static void read_datakey(sqlite3_stmt *st, struct dtm_datakey_row *k)
+{
+    size_t n = (size_t)sqlite3_column_bytes(st, 1);
+    memset(k, 0, sizeof(*k));
+    k->id = sqlite3_column_int64(st, 0);
+    k->wrapped_len = DTM_MIN(n, sizeof(k->wrapped));
+    if (k->wrapped_len)
+        memcpy(k->wrapped, sqlite3_column_blob(st, 1), k->wrapped_len);
+    col_text(st, 2, k->kek_id, sizeof(k->kek_id));
+    k->created_at = sqlite3_column_int64(st, 3);
+    k->retired_at = sqlite3_column_int64(st, 4);
+    k->sealed = sqlite3_column_int64(st, 5);
+}
+
+static int s_datakey_add(struct dtm_store *s, const struct dtm_datakey_row *k)
+{
+    sqlite3_stmt *st = stmt(s, Q_DK_ADD);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, k->id);
+    sqlite3_bind_blob(st, 2, k->wrapped, (int)k->wrapped_len, SQLITE_STATIC);
+    bind_text(st, 3, k->kek_id);
+    sqlite3_bind_int64(st, 4, k->created_at);
+    bind_opt_i64(st, 5, k->retired_at, 0);
+    sqlite3_bind_int64(st, 6, k->sealed);
+    return exec_done(s, st, "datakey_add");
+}
+
+static int s_datakey_get(struct dtm_store *s, int64_t id, struct dtm_datakey_row *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_DK_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_datakey(st, out);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return DTM_ENOTFOUND;
+    return rc == SQLITE_ROW ? DTM_OK : fail(s, "datakey_get");
+}
+
+static int s_datakey_list(struct dtm_store *s, dtm_datakey_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_DK_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_datakey_row k;
+        read_datakey(st, &k);
+        if ((rc = cb(ctx, &k))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "datakey_list");
+}
+
+static int s_datakey_update(struct dtm_store *s, const struct dtm_datakey_row *k)
+{
+    sqlite3_stmt *st = stmt(s, Q_DK_UPDATE);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, k->id);
+    sqlite3_bind_blob(st, 2, k->wrapped, (int)k->wrapped_len, SQLITE_STATIC);
+    bind_text(st, 3, k->kek_id);
+    bind_opt_i64(st, 4, k->retired_at, 0);
+    sqlite3_bind_int64(st, 5, k->sealed);
+    return exec_done(s, st, "datakey_update");
+}
+
 static const struct dtm_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = s_close,
@@ -1874,7 +2927,24 @@ static const struct dtm_store_ops sqlite_ops = {
     .key_expire_all = s_key_expire_all,
     .key_revoke = s_key_revoke,
     .client_add = s_client_add,
+    .client_get = s_client_get,
+    .signing_key_add = s_signing_key_add,
+    .signing_key_retire = s_signing_key_retire,
+    .signing_key_list = s_signing_key_list,
     .user_add = s_user_add,
+    .user_get = s_user_get,
+    .user_list = s_user_list,
+    .user_update = s_user_update,
+    .user_delete = s_user_delete,
+    .user_mfa_step = s_user_mfa_step,
+    .session_put = s_session_put,
+    .session_get = s_session_get,
+    .session_touch = s_session_touch,
+    .session_delete = s_session_delete,
+    .session_delete_user = s_session_delete_user,
+    .session_purge = s_session_purge,
+    .recovery_set = s_recovery_set,
+    .recovery_use = s_recovery_use,
     .receipt_next_seq = s_receipt_next_seq,
     .receipt_put = s_receipt_put,
     .record_put = s_record_put,
@@ -1887,6 +2957,7 @@ static const struct dtm_store_ops sqlite_ops = {
     .record_scan = s_record_scan,
     .record_scan_table = s_record_scan_table,
     .record_scan_part = s_record_scan_part,
+    .record_id_split = s_record_id_split,
     .reopen = s_reopen,
     .batch_put = s_batch_put,
     .batch_update = s_batch_update,
@@ -1898,11 +2969,19 @@ static const struct dtm_store_ops sqlite_ops = {
     .maintain = s_maintain,
     .tune_writer = s_tune_writer,
     .set_durable = s_set_durable,
+    .datakey_add = s_datakey_add,
+    .datakey_get = s_datakey_get,
+    .datakey_list = s_datakey_list,
+    .datakey_update = s_datakey_update,
     .cube_id = s_cube_id,
     .cube_apply = s_cube_apply,
     .cube_scan = s_cube_scan,
     .cube_reset = s_cube_reset,
     .cube_purge = s_cube_purge,
+    .cube_applied = s_cube_applied,
+    .cube_begin = s_cube_begin,
+    .cube_gap_any = s_cube_gap_any,
+    .cube_check = s_cube_check,
     .grant_put = s_grant_put,
     .grant_delete = s_grant_delete,
     .grant_check = s_grant_check,
@@ -1912,6 +2991,19 @@ static const struct dtm_store_ops sqlite_ops = {
     .audit_append = s_audit_append,
     .audit_head = s_audit_head,
     .audit_list = s_audit_list,
+    .alert_insert = s_alert_insert,
+    .alert_update = s_alert_update,
+    .alert_get = s_alert_get,
+    .alert_open = s_alert_open,
+    .alert_last_resolved = s_alert_last_resolved,
+    .alert_list = s_alert_list,
+    .alert_delivery_put = s_alert_delivery_put,
+    .alert_deliveries = s_alert_deliveries,
+    .alert_deliveries_pending = s_alert_deliveries_pending,
+    .vuln_insert = s_vuln_insert,
+    .vuln_update = s_vuln_update,
+    .vuln_get = s_vuln_get,
+    .vuln_list = s_vuln_list,
 };
 
 int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz)
@@ -1928,6 +3020,7 @@ int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, s
     }
     q->super.ops = &sqlite_ops;
     snprintf(q->path, sizeof(q->path), "%s", path);
+    dtm_buf_init(&q->plain, 64 << 20);
     if (sqlite3_open_v2(path, &q->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -1942,7 +3035,8 @@ int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, s
     sqlite3_create_function(q->db, "dtm_agg_merge", 2,
                             SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
                             sql_agg_merge, NULL, NULL);
-    if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
+        attach_cubes(q->db, path) != SQLITE_OK) {
         snprintf(err, errsz, "cannot configure database %s: %s", path, sqlite3_errmsg(q->db));
         sqlite3_close(q->db);
         free(q);

@@ -1,5 +1,6 @@
 /* store/store.c — picks the backend named in the configuration. */
 #include "store/store.h"
+#include "gate/gate.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -8,8 +9,12 @@ int dtm_store_open(const struct dtm_conf *c, struct dtm_store **out, char *err, 
 {
     char path[DTM_PATH_MAX];
     if (strcmp(c->backend, "sqlite") == 0) {
+        int rc;
         dtm_conf_path(c, c->database, path, sizeof(path));
-        return dtm_store_sqlite_open(path, out, err, errsz);
+        rc = dtm_store_sqlite_open(path, out, err, errsz);
+        if (rc == DTM_OK)
+            (*out)->keys = dtm_datakeys_get(c); /* T4.2: sealed content opens on reading */
+        return rc;
     }
     snprintf(err, errsz, "unknown storage backend '%s' (known: sqlite)", c->backend);
     return DTM_EINVAL;

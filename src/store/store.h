@@ -3,7 +3,8 @@
  * connection: the writer thread owns one, each HTTP worker thread opens one for reads, each CLI
  * command opens one. Only the writer (and CLI commands) write. SQL is kept portable
  * (ON CONFLICT … DO NOTHING, no SQLite-only functions in shared statements); every statement
- * is parameterised. Record content is opaque bytes to the store. */
+ * is parameterised. Record content is opaque bytes to the store, except that content sealed
+ * by the ingest pipeline (T4.2) is opened with s->keys before any callback sees it. */
 #ifndef DTM_STORE_H
 #define DTM_STORE_H
 
@@ -39,7 +40,8 @@ struct dtm_store_record {
     uint8_t content_hash[16]; /* keyed hash of the canonical content */
     struct dtm_str system_code;
     int64_t event_time;     /* µs of the dataset's time field; INT64_MIN = none */
-    struct dtm_str content; /* canonical JSON */
+    struct dtm_str content; /* canonical JSON, sealed (T4.2: dtm_datakey_seal_to, the key hash
+                               as associated data) unless the store has no keys */
     /* what the record adds to its dataset's cubes (struct dtm_facts, stats/stats.h); opaque to
      * the store; NULL = nothing */
     const void *facts;
@@ -142,6 +144,29 @@ struct dtm_grant {
 };
 typedef int (*dtm_grant_cb)(void *ctx, const struct dtm_grant *g);
 
+/* OAuth 2.0 (T2.4, CONTRACT §3; gate/jwt.c): a client of the client-credentials grant (the
+ * secret is stored only as its SHA-256), and a key that signs access tokens (ES256). The
+ * private half is sealed with AES-256-GCM under the keyring's signing key (nonce per key, the
+ * kid as associated data); the public half is kept as a JWK and as PEM. */
+struct dtm_oauth_client {
+    char client_id[DTM_CODE_MAX];
+    char system_code[DTM_CODE_MAX];
+    uint8_t secret_hash[32];
+    int64_t created_at, revoked_at; /* µs; revoked_at 0 = live */
+};
+#define DTM_SIGNING_SEALED_MAX 1024
+struct dtm_signing_key {
+    char kid[DTM_ID_MAX];
+    char alg[8];          /* ES256 */
+    char public_jwk[512]; /* {"kty":"EC","crv":"P-256","x":…,"y":…,"kid":…,"use":"sig",…} */
+    char public_pem[512]; /* SubjectPublicKeyInfo */
+    uint8_t nonce[12];    /* AES-256-GCM nonce of sealed */
+    uint8_t sealed[DTM_SIGNING_SEALED_MAX]; /* PKCS#8 PEM of the private key, then the tag */
+    size_t sealed_len;
+    int64_t created_at, retired_at; /* µs; retired_at 0 = the current key */
+};
+typedef int (*dtm_signing_key_cb)(void *ctx, const struct dtm_signing_key *k);
+
 /* A current record as record_page hands it out: its position (event time, id) for a cursor,
  * its system, the system that sent its current version (the sender of the receipt; "" for a
  * local import without --system), and its content. */
@@ -182,6 +207,95 @@ typedef int (*dtm_audit_cb)(void *ctx, const struct dtm_audit_entry *e);
 /* Computes e->hash once e->seq and e->prev_hash are set (audit/audit.c). */
 typedef int (*dtm_audit_seal_fn)(void *ctx, struct dtm_audit_entry *e);
 
+/* Alerts (T5.3, issue 5 item 8; alert/alert.h): one row per occurrence of a rule and key —
+ * raises of an open one (firing or acknowledged) only bump count and last_seen. Times in µs,
+ * 0 = not yet. */
+#define DTM_ALERT_DETAIL_MAX 2048
+struct dtm_alert {
+    int64_t id;
+    char rule[64];
+    char key[256];
+    char severity[12]; /* info | warning | critical */
+    char state[16];    /* firing | acknowledged | resolved */
+    char title[256];
+    char detail[DTM_ALERT_DETAIL_MAX]; /* JSON object, never a secret */
+    int64_t first_seen, last_seen, count;
+    char acknowledged_by[128];
+    int64_t acknowledged_at;
+    char resolved_by[128]; /* a user, or "" when its rule cleared it */
+    int64_t resolved_at;
+    bool suppressed; /* raised within the suppression window: recorded, not notified */
+};
+/* alert_list's filters: state and severity equal (NULL = any), last_seen in [from, to). */
+struct dtm_alert_filter {
+    const char *state;
+    const char *severity;
+    const char *rule;
+    int64_t from, to;
+};
+/* The delivery of an alert's notification to one channel (alert/deliver.c). */
+struct dtm_alert_delivery {
+    int64_t alert_id;
+    char event[12]; /* fired | resolved (the notification of its resolution) */
+    char channel[64];
+    char status[12]; /* pending | delivered | failed */
+    int64_t attempts;
+    char error[160]; /* the last failure ("HTTP 500", a libcurl sentence); never a secret */
+    int64_t updated_at;
+};
+/* An item of the vulnerability register (T4.4, issue 5 item 10). Dates are "YYYY-MM-DD". */
+struct dtm_vuln {
+    int64_t id;
+    char title[256];
+    char severity[12]; /* low | medium | high | critical */
+    char found[12];
+    char remediation_plan[4096];
+    char deadline[12];
+    char status[16]; /* open | in_progress | fixed | accepted */
+    char created_by[128];
+    int64_t created_at, updated_at;
+};
+typedef int (*dtm_alert_cb)(void *ctx, const struct dtm_alert *a);
+typedef int (*dtm_alert_delivery_cb)(void *ctx, const struct dtm_alert_delivery *d);
+typedef int (*dtm_vuln_cb)(void *ctx, const struct dtm_vuln *v);
+
+/* A person (CONTRACT §3; gate/session.c): role admin | operator | analyst | auditor. */
+#define DTM_USERNAME_MAX 64
+struct dtm_user {
+    char username[DTM_USERNAME_MAX];
+    char role[16];
+    char password_hash[160]; /* Argon2id (libsodium's encoded string) */
+    int64_t created_at, password_changed_at;
+    bool disabled;
+    bool mfa_enabled;       /* TOTP confirmed: needed at every login */
+    int64_t mfa_last_step;  /* the last TOTP time step accepted (replay guard) */
+    uint8_t mfa_secret[96]; /* the TOTP seed sealed with AES-256-GCM (gate/totp.c) */
+    size_t mfa_secret_len;  /* 0 = none (enrolment not started) */
+};
+typedef int (*dtm_user_cb)(void *ctx, const struct dtm_user *u);
+/* A signed-in person's session: the id (256 random bits in the cookie) is stored only as its
+ * SHA-256. */
+struct dtm_session {
+    uint8_t id_hash[32];
+    char username[DTM_USERNAME_MAX];
+    char csrf[48];                             /* the X-CSRF-Token of the session */
+    int64_t created_at, last_seen, expires_at; /* µs; expires_at: the absolute timeout */
+    char source_ip[64];
+};
+
+/* A data key (T4.2; gate/datakey.c) as stored: wrapped under the KEK named by kek_id. sealed
+ * counts the seals reserved under it (processes reserve them by the million), retired_at the
+ * time it stopped sealing (0 = the current key); a retired key still opens what it sealed. */
+#define DTM_WRAPPED_MAX 128
+struct dtm_datakey_row {
+    int64_t id;
+    uint8_t wrapped[DTM_WRAPPED_MAX];
+    size_t wrapped_len;
+    char kek_id[24];
+    int64_t created_at, retired_at, sealed;
+};
+typedef int (*dtm_datakey_cb)(void *ctx, const struct dtm_datakey_row *k);
+
 struct dtm_store;
 
 struct dtm_store_ops {
@@ -221,10 +335,42 @@ struct dtm_store_ops {
     int (*key_revoke)(struct dtm_store *s, const char *id, int64_t now);
     int (*client_add)(struct dtm_store *s, const char *client_id, const char *system_code,
                       const uint8_t secret_hash[32], int64_t now);
+    /* DTM_ENOTFOUND when no such client. */
+    int (*client_get)(struct dtm_store *s, const char *client_id, struct dtm_oauth_client *out);
+    /* OAuth signing keys (migration 11): signing_key_retire marks every current key retired at
+     * now; signing_key_list hands out the current keys and those retired after retired_after,
+     * newest first. */
+    int (*signing_key_add)(struct dtm_store *s, const struct dtm_signing_key *k);
+    int (*signing_key_retire)(struct dtm_store *s, int64_t now);
+    int (*signing_key_list)(struct dtm_store *s, int64_t retired_after, dtm_signing_key_cb cb,
+                            void *ctx);
 
-    /* people (the first admin; the rest comes with the security issue) */
+    /* people (CONTRACT §3; gate/session.c) */
     int (*user_add)(struct dtm_store *s, const char *username, const char *role,
                     const char *password_hash, int64_t now);
+    int (*user_get)(struct dtm_store *s, const char *username, struct dtm_user *out);
+    int (*user_list)(struct dtm_store *s, dtm_user_cb cb, void *ctx);
+    /* writes role, password_hash, password_changed_at, disabled, mfa_enabled, mfa_secret */
+    int (*user_update)(struct dtm_store *s, const struct dtm_user *u);
+    /* the user, their sessions and recovery codes; DTM_ENOTFOUND when absent */
+    int (*user_delete)(struct dtm_store *s, const char *username);
+    /* TOTP replay guard: records step as used when it is later than the last one used;
+     * DTM_ECONFLICT when it is not (the code was used already). */
+    int (*user_mfa_step)(struct dtm_store *s, const char *username, int64_t step);
+    int (*session_put)(struct dtm_store *s, const struct dtm_session *se);
+    int (*session_get)(struct dtm_store *s, const uint8_t id_hash[32], struct dtm_session *out);
+    int (*session_touch)(struct dtm_store *s, const uint8_t id_hash[32], int64_t last_seen);
+    int (*session_delete)(struct dtm_store *s, const uint8_t id_hash[32]);
+    /* every session of a user but keep (NULL = all) */
+    int (*session_delete_user)(struct dtm_store *s, const char *username, const uint8_t *keep);
+    /* sessions past their absolute timeout or idle since before idle_before (µs) */
+    int (*session_purge)(struct dtm_store *s, int64_t now, int64_t idle_before);
+    /* replaces a user's MFA recovery codes (SHA-256 hashes; n = 0: none) */
+    int (*recovery_set)(struct dtm_store *s, const char *username, const uint8_t (*hashes)[32],
+                        size_t n);
+    /* marks an unused code as used: DTM_OK, or DTM_ENOTFOUND (unknown or used already) */
+    int (*recovery_use)(struct dtm_store *s, const char *username, const uint8_t hash[32],
+                        int64_t now);
 
     /* records: the writer calls these inside begin/commit */
     /* The first free receipt sequence number; call inside the write transaction (which holds the
@@ -260,11 +406,14 @@ struct dtm_store_ops {
      * May be NULL. */
     int (*record_scan_table)(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
                              dtm_version_cb cb, void *ctx);
-    /* Part `part` of `nparts` of that scan (the table split into ranges of its storage order):
-     * the parts together are the whole scan, so threads can read them at once (records without
-     * a time too when the range is open on both sides). May be NULL. */
+    /* The part of that scan whose records' ids (storage order) are in [id_from, id_to), so
+     * threads can read parts at once (records without a time too when the range is open on both
+     * sides). The parts' bounds come from one record_id_split: computed by each thread on its own
+     * snapshot, they would leave a gap whenever records arrive in between. May be NULL. */
     int (*record_scan_part)(struct dtm_store *s, const char *dataset, int64_t from, int64_t to,
-                            int part, int nparts, dtm_version_cb cb, void *ctx);
+                            int64_t id_from, int64_t id_to, dtm_version_cb cb, void *ctx);
+    /* The id halfway between the smallest and the largest record id (DTM_ENOTFOUND: none). */
+    int (*record_id_split)(struct dtm_store *s, int64_t *mid);
     /* Another connection to the same storage (for a second reading thread). May be NULL. */
     int (*reopen)(struct dtm_store *s, struct dtm_store **out);
 
@@ -326,7 +475,8 @@ struct dtm_store_ops {
      * when absent and not created. */
     int (*cube_id)(struct dtm_store *s, const char *dataset, const char *dims, bool create,
                    int64_t *id, bool *complete);
-    /* Adds a delta (count n, encoded aggregate agg) to a cube row, creating it. */
+    /* Adds a delta (count n, encoded aggregate agg) to a cube row, creating it; grain
+     * DTM_GRAIN_GAP (stats/stats.h) marks the hour bucket instead (dims, n and agg unused). */
     int (*cube_apply)(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
                       const void *dims, size_t dimslen, int64_t n, const void *agg, size_t agglen);
     /* Rows of a cube and grain with from <= bucket < to, in key order; with a prefix (prefixlen
@@ -337,6 +487,16 @@ struct dtm_store_ops {
     int (*cube_purge)(struct dtm_store *s, int grain, int64_t before);
     /* Forgets every row of a cube and marks it complete or not (a rebuild starts). */
     int (*cube_reset)(struct dtm_store *s, int64_t cube, bool complete);
+    /* Whether an hour bucket in [from, to) of the cube is marked (DTM_GRAIN_GAP). */
+    int (*cube_gap_any)(struct dtm_store *s, int64_t cube, int64_t from, int64_t to, bool *any);
+    /* A transaction for the rollup writer thread: it holds the rollups' write lock only (begin
+     * holds the records'), so both writers work at once. May be NULL (begin is used). */
+    int (*cube_begin)(struct dtm_store *s);
+    /* The rollups hold the deltas of every receipt up to seq (kept as a maximum). */
+    int (*cube_applied)(struct dtm_store *s, int64_t seq);
+    /* After a crash the rollups may miss the last receipts' deltas: then every cube is marked
+     * incomplete (to be rebuilt) and *lagging set. */
+    int (*cube_check)(struct dtm_store *s, bool *lagging);
 
     /* Background upkeep, called about every 200 ms from its own thread and connection (SQLite:
      * WAL checkpoints, kept off the writer's path). May be NULL. */
@@ -349,10 +509,48 @@ struct dtm_store_ops {
      * crash loses nothing, a power cut may lose them). Called outside a transaction. May be
      * NULL. */
     int (*set_durable)(struct dtm_store *s, bool durable);
+
+    /* data keys (T4.2; gate/datakey.c). datakey_add inserts with the row's id (DTM_EEXIST when
+     * taken); datakey_get: DTM_ENOTFOUND when none; datakey_list: by id; datakey_update sets
+     * wrapped, kek_id, retired_at and sealed of the row with that id. */
+    int (*datakey_add)(struct dtm_store *s, const struct dtm_datakey_row *k);
+    int (*datakey_get)(struct dtm_store *s, int64_t id, struct dtm_datakey_row *out);
+    int (*datakey_list)(struct dtm_store *s, dtm_datakey_cb cb, void *ctx);
+    int (*datakey_update)(struct dtm_store *s, const struct dtm_datakey_row *k);
+
+    /* Alerts (alert/): alert_insert sets a->id; alert_update writes every member but rule, key
+     * and first_seen by id (DTM_ENOTFOUND when none); alert_open finds the open alert (firing
+     * or acknowledged) of a rule and key (DTM_ENOTFOUND when none); alert_last_resolved gives
+     * the latest resolved_at of the rule and key (0 = never); alert_list: newest first, ids
+     * below before_id (0 = from the newest), at most limit. cb may return a positive value to
+     * stop early (returned as is). alert_delivery_put inserts or replaces by (alert, event,
+     * channel). */
+    int (*alert_insert)(struct dtm_store *s, struct dtm_alert *a);
+    int (*alert_update)(struct dtm_store *s, const struct dtm_alert *a);
+    int (*alert_get)(struct dtm_store *s, int64_t id, struct dtm_alert *out);
+    int (*alert_open)(struct dtm_store *s, const char *rule, const char *key,
+                      struct dtm_alert *out);
+    int (*alert_last_resolved)(struct dtm_store *s, const char *rule, const char *key, int64_t *at);
+    int (*alert_list)(struct dtm_store *s, const struct dtm_alert_filter *f, int64_t before_id,
+                      size_t limit, dtm_alert_cb cb, void *ctx);
+    int (*alert_delivery_put)(struct dtm_store *s, const struct dtm_alert_delivery *d);
+    int (*alert_deliveries)(struct dtm_store *s, int64_t alert_id, dtm_alert_delivery_cb cb,
+                            void *ctx);
+    /* Every delivery still pending (status "pending"), by alert id then channel. */
+    int (*alert_deliveries_pending)(struct dtm_store *s, dtm_alert_delivery_cb cb, void *ctx);
+    /* The vulnerability register: vuln_insert sets v->id; vuln_update by id (DTM_ENOTFOUND
+     * when none); vuln_list by id. */
+    int (*vuln_insert)(struct dtm_store *s, struct dtm_vuln *v);
+    int (*vuln_update)(struct dtm_store *s, const struct dtm_vuln *v);
+    int (*vuln_get)(struct dtm_store *s, int64_t id, struct dtm_vuln *out);
+    int (*vuln_list)(struct dtm_store *s, dtm_vuln_cb cb, void *ctx);
 };
 
 struct dtm_store {
     const struct dtm_store_ops *ops;
+    /* T4.2: opens sealed record content before a callback sees it (gate/datakey.c; set by
+     * dtm_store_open); NULL = content is handed out as stored */
+    struct dtm_datakeys *keys;
 };
 
 /* Opens a connection to the configured backend. The caller closes it with s->ops->close(s).

@@ -345,20 +345,82 @@ def open_db(data_dir):
     return con
 
 
-def stored_containing(data_dir, needle):
-    """Stored JSON (records.content), parsed, of the rows whose content contains needle."""
+# ---- encryption at rest (T4.2): record content is sealed with AES-256-GCM under data keys
+# wrapped by the master key (gate/datakey.c). These helpers open it the way the server does,
+# from the files alone (an independent implementation of the format).
+
+
+def master_kek(path):
+    """The key-encryption key of a master key file (32 bytes before T4.2, else "DTK1" | KEK |
+    sealed root)."""
+    b = Path(path).read_bytes()
+    if len(b) == 32:
+        return b
+    assert len(b) == 96 and b[:4] == b"DTK1", f"unexpected master key format ({len(b)} bytes)"
+    return b[4:36]
+
+
+def kek_id(kek):
+    import hashlib
+    import hmac
+    return hmac.new(kek, b"dtm kek id v1", hashlib.sha256).hexdigest()[:16]
+
+
+def unwrap_data_keys(con, keks):
+    """data key id → key, unwrapped with the KEKs given (kek_id → KEK)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    out = {}
+    for kid, wrapped, kek in con.execute("SELECT id, wrapped, kek_id FROM data_keys"):
+        aad = b"dtm data key v1" + int(kid).to_bytes(4, "big")
+        out[kid] = AESGCM(keks[kek]).decrypt(bytes(wrapped[:12]), bytes(wrapped[12:]), aad)
+    return out
+
+
+def data_keys(data_dir, con):
+    keks = {}
+    for name in ("master.key", "master.key.next"):
+        p = Path(data_dir) / name
+        if p.exists():
+            k = master_kek(p)
+            keks[kek_id(k)] = k
+    return unwrap_data_keys(con, keks)
+
+
+def open_sealed(keys, blob, aad):
+    """The plaintext of a sealed blob (version 1 | key id | nonce | ciphertext | tag); content
+    stored before T4.2 (plain JSON) as is."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    blob, aad = bytes(blob), bytes(aad)
+    if blob[:1] != b"\x01":
+        return blob
+    kid = int.from_bytes(blob[1:5], "big")
+    return AESGCM(keys[kid]).decrypt(blob[5:17], blob[17:], aad)
+
+
+def stored_contents(data_dir, dataset=None):
+    """Stored JSON of the current records (of one dataset, or all), opened and parsed."""
+    return [json.loads(t) for t in stored_texts(data_dir, dataset)]
+
+
+def stored_texts(data_dir, dataset=None):
+    """Stored JSON texts of the current records (of one dataset, or all), opened."""
     con = open_db(data_dir)
     try:
-        rows = con.execute("SELECT content FROM records WHERE instr(CAST(content AS TEXT), ?) > 0",
-                           (needle,)).fetchall()
+        keys = data_keys(data_dir, con)
+        if dataset:
+            rows = con.execute("SELECT content, key_hash FROM records WHERE ds=(SELECT id FROM "
+                               "dataset_ids WHERE code=?)", (dataset,)).fetchall()
+        else:
+            rows = con.execute("SELECT content, key_hash FROM records").fetchall()
     finally:
         con.close()
-    out = []
-    for (c,) in rows:
-        if isinstance(c, (bytes, bytearray)):
-            c = c.decode("utf-8")
-        out.append(json.loads(c))
-    return out
+    return [open_sealed(keys, c, kh).decode("utf-8") for (c, kh) in rows]
+
+
+def stored_containing(data_dir, needle):
+    """Stored JSON (records.content, opened), parsed, of the rows whose content contains
+    needle."""
+    return [json.loads(t) for t in stored_texts(data_dir) if needle in t]
 
 
 def stored_by_txn(data_dir, txn_id):

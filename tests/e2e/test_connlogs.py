@@ -29,13 +29,7 @@ def counts_by(server, who, system, group):
 
 
 def connlog_rows(data_dir):
-    con = T.open_db(data_dir)
-    try:
-        rows = con.execute("SELECT content FROM records WHERE ds=(SELECT id FROM dataset_ids "
-                           "WHERE code='connection_logs')").fetchall()
-    finally:
-        con.close()
-    return [json.loads(c if isinstance(c, str) else c.decode()) for (c,) in rows]
+    return T.stored_contents(data_dir, "connection_logs")  # opened (T4.2: sealed at rest)
 
 
 def test_calls_become_connection_logs(server, sys_factory):

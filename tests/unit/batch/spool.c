@@ -2,7 +2,9 @@
  * size, and two gzip members one after the other), the size limit counted after decompression
  * (a gzip bomb stops at max), broken and truncated gzip, an abandoned upload leaving nothing, and
  * the file mapping with pages given back (the content stays readable). Also the decoder offset
- * that batch progress and page dropping rely on. */
+ * that batch progress and page dropping rely on. T4.2: the spool file is sealed (no plaintext on
+ * disk; altered, reordered or truncated files do not open). */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include <zlib.h>
 
 #include "batch/batch.h"
+#include "gate/gate.h"
 
 static char dir[256];
 
@@ -28,8 +31,18 @@ static void conf(struct dtm_conf *c)
 static int setup(void **state)
 {
     (void)state;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    char path[DTM_PATH_MAX], err[256];
     snprintf(dir, sizeof(dir), "/tmp/dtm-unit-spool-XXXXXX");
     assert_non_null(mkdtemp(dir));
+    /* T4.2: spool files are sealed under the data dir's data keys */
+    conf(&c);
+    dtm_conf_path(&c, "master.key", path, sizeof(path));
+    assert_int_equal(dtm_keyring_create(path, err, sizeof(err)), DTM_OK);
+    assert_int_equal(dtm_store_open(&c, &st, err, sizeof(err)), DTM_OK);
+    assert_int_equal(st->ops->migrate(st), DTM_OK);
+    st->ops->close(st);
     return 0;
 }
 
@@ -65,7 +78,8 @@ static char *read_data(const struct dtm_conf *c, const char *id, size_t *n)
     struct dtm_mapped m;
     char *copy;
     dtm_spool_path(c, id, path, sizeof(path));
-    assert_int_equal(dtm_map_file(path, &m), DTM_OK);
+    assert_int_equal(dtm_spool_map(c, path, &m), DTM_OK);
+    assert_int_equal(dtm_map_ensure(&m, m.n), DTM_OK);
     copy = malloc(m.n + 1);
     memcpy(copy, m.p, m.n);
     copy[m.n] = '\0';
@@ -193,11 +207,14 @@ static void test_map_drop_keeps_content_readable(void **state)
     conf(&c);
     for (size_t i = 0; i < sizeof(text); i++)
         text[i] = (char)('0' + i % 10);
-    assert_int_equal(dtm_spool_open(&c, "map", false, 1 << 20, &s), DTM_OK);
-    assert_int_equal(dtm_spool_write(s, text, sizeof(text)), DTM_OK);
-    assert_int_equal(dtm_spool_finish(s, &bytes), DTM_OK);
-    dtm_spool_close(s);
-    dtm_spool_path(&c, "map", path, sizeof(path));
+    (void)s;
+    (void)bytes;
+    /* a plain file (the spool itself is sealed: test_sealed) */
+    snprintf(path, sizeof(path), "%s/plain.txt", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, sizeof(text), f), sizeof(text));
+    fclose(f);
     assert_int_equal(dtm_map_file(path, &m), DTM_OK);
     dtm_map_drop(&m, 200001);
     assert_int_equal(m.dropped % 4096, 0);
@@ -248,6 +265,61 @@ static void test_priorities(void **state)
     assert_string_equal(dtm_batch_priority_name(9), "normal");
 }
 
+/* T4.2: what the spool file holds, and what happens when it is altered */
+static void test_sealed(void **state)
+{
+    struct dtm_conf c;
+    struct dtm_spool *s;
+    struct dtm_mapped m;
+    char path[DTM_PATH_MAX], cmd[DTM_PATH_MAX + 64];
+    static char text[150000];
+    int64_t bytes;
+    (void)state;
+    conf(&c);
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = "MARKER-SPOOL-"[i % 13];
+    assert_int_equal(dtm_spool_open(&c, "sealed", false, 1 << 20, &s), DTM_OK);
+    assert_int_equal(dtm_spool_write(s, text, sizeof(text)), DTM_OK);
+    assert_int_equal(dtm_spool_finish(s, &bytes), DTM_OK);
+    dtm_spool_close(s);
+    dtm_spool_path(&c, "sealed", path, sizeof(path));
+    assert_int_equal(dtm_map_file(path, &m), DTM_OK);
+    assert_true(m.n > sizeof(text));
+    assert_null(memmem(m.p, m.n, "MARKER", 6));
+    dtm_unmap(&m);
+    /* opened as it is read: the first chunk at once, the rest on demand; what was read and
+     * dropped is wiped (nothing to read it again from) */
+    assert_int_equal(dtm_spool_map(&c, path, &m), DTM_OK);
+    assert_true(m.anon);
+    assert_int_equal(m.n, sizeof(text));
+    assert_int_equal(m.ready, 65536);
+    assert_memory_equal(m.p, text, 65536);
+    assert_int_equal(dtm_map_ensure(&m, 70000), DTM_OK);
+    assert_int_equal(m.ready, 2 * 65536);
+    dtm_map_drop(&m, 100000); /* up to what is opened, in whole pages */
+    assert_true(m.dropped > 0 && m.dropped <= 100000);
+    assert_int_equal(m.p[0], 0);
+    assert_int_equal(dtm_map_ensure(&m, m.n), DTM_OK);
+    assert_int_equal(m.ready, sizeof(text));
+    assert_memory_equal(m.p + m.dropped, text + m.dropped, sizeof(text) - m.dropped);
+    dtm_unmap(&m);
+    /* one byte altered in the second chunk: found when that chunk is opened */
+    snprintf(cmd, sizeof(cmd), "printf 'Z' | dd of='%s' bs=1 seek=70000 conv=notrunc 2>/dev/null",
+             path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(dtm_spool_map(&c, path, &m), DTM_OK);
+    assert_int_equal(dtm_map_ensure(&m, m.n), DTM_EMALFORMED);
+    dtm_unmap(&m);
+    /* cut after its first chunk (a whole frame: 25 + 4 + 65536 + 33) */
+    assert_int_equal(dtm_spool_open(&c, "cut", false, 1 << 20, &s), DTM_OK);
+    assert_int_equal(dtm_spool_write(s, text, sizeof(text)), DTM_OK);
+    assert_int_equal(dtm_spool_finish(s, &bytes), DTM_OK);
+    dtm_spool_close(s);
+    dtm_spool_path(&c, "cut", path, sizeof(path));
+    assert_int_equal(truncate(path, 25 + 4 + 65536 + 33), 0);
+    assert_int_equal(dtm_spool_map(&c, path, &m), DTM_EMALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_map_drop_keeps_content_readable),
         cmocka_unit_test(test_decoder_offset),
         cmocka_unit_test(test_priorities),
+        cmocka_unit_test(test_sealed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

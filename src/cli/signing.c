@@ -1,0 +1,62 @@
+/* cli/signing.c — `dtm key rotate-signing` (T2.4): a new key signs the OAuth access tokens from
+ * now on. The previous keys are retired, not deleted: they stay in GET /oauth/jwks.json and keep
+ * verifying the tokens they signed until those expired (gate/jwt.c). A running server signs
+ * with the new key from its next token request (it reads the current key from the store each
+ * time). The rotation and its audit entry commit together. */
+#include "cli/cli.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+
+int dtm_cmd_key_rotate_signing(int argc, char **argv)
+{
+    static const char usage[] = "dtm key rotate-signing [--json]";
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_keyring kr;
+    struct dtm_store *st;
+    struct dtm_cli_out out = {0};
+    char path[DTM_PATH_MAX], err[512], kid[DTM_ID_MAX], detail[128];
+    int rc = dtm_cli_parse(argc, argv, NULL, 0, &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (com.help) {
+        printf("usage: %s\n", usage);
+        return DTM_EXIT_OK;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c))
+        return DTM_EXIT_FAIL;
+    dtm_conf_path(&c, "master.key", path, sizeof(path));
+    if (dtm_keyring_load(path, &kr, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        return DTM_EXIT_FAIL;
+    }
+    if (dtm_cli_open_store(&c, &st)) {
+        dtm_keyring_wipe(&kr);
+        return DTM_EXIT_FAIL;
+    }
+    if ((rc = st->ops->begin(st)) == DTM_OK) {
+        rc = dtm_signing_key_rotate(st, &kr, dtm_now_us(), kid);
+        if (rc == DTM_OK) {
+            snprintf(detail, sizeof(detail), "{\"alg\":\"ES256\"}");
+            rc = dtm_cli_audit(&c, st, "signing_key.rotated", kid, detail);
+        }
+        if (rc == DTM_OK)
+            rc = st->ops->commit(st);
+        if (rc)
+            st->ops->rollback(st);
+    }
+    st->ops->close(st);
+    dtm_keyring_wipe(&kr);
+    if (rc) {
+        dtm_cli_error("cannot rotate the token-signing key (%s)", dtm_rc_name(rc));
+        return DTM_EXIT_FAIL;
+    }
+    dtm_cli_out_add(&out, "kid", kid);
+    dtm_cli_out_add(&out, "alg", "ES256");
+    dtm_cli_out_print(&out, com.json);
+    return DTM_EXIT_OK;
+}
