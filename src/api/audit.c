@@ -21,46 +21,8 @@ struct page {
 static int one(void *ctx, const struct dtm_audit_entry *e)
 {
     struct page *x = ctx;
-    char ts[40], hex[65];
     x->last = e->seq;
-    dtm_time_fmt(e->at, ts, sizeof(ts));
-    dtm_hex(e->hash, 32, hex);
-    if (x->csv) {
-        dtm_buf_printf(x->b, "%lld,%s,", (long long)e->seq, ts);
-        dtm_buf_csv(x->b, dtm_str_c(e->actor_kind));
-        dtm_buf_addch(x->b, ',');
-        dtm_buf_csv(x->b, dtm_str_c(e->actor));
-        dtm_buf_addch(x->b, ',');
-        dtm_buf_csv(x->b, dtm_str_c(e->action));
-        dtm_buf_addch(x->b, ',');
-        dtm_buf_csv(x->b, dtm_str_c(e->target));
-        dtm_buf_addch(x->b, ',');
-        dtm_buf_csv(x->b, dtm_str_c(e->detail));
-        dtm_buf_addch(x->b, ',');
-        dtm_buf_csv(x->b, dtm_str_c(e->source_ip));
-        dtm_buf_printf(x->b, ",%s\r\n", hex);
-    } else {
-        dtm_buf_printf(x->b, "%s{\"seq\":%lld,\"at\":\"%s\",\"actor_kind\":", x->n ? "," : "",
-                       (long long)e->seq, ts);
-        dtm_buf_json_strc(x->b, e->actor_kind);
-        dtm_buf_addc(x->b, ",\"actor\":");
-        dtm_buf_json_strc(x->b, e->actor);
-        dtm_buf_addc(x->b, ",\"action\":");
-        dtm_buf_json_strc(x->b, e->action);
-        dtm_buf_addc(x->b, ",\"target\":");
-        dtm_buf_json_strc(x->b, e->target);
-        dtm_buf_addc(x->b, ",\"detail\":");
-        /* detail is a JSON object as written; an altered one is shown as a string */
-        if (e->detail[0] == '{')
-            dtm_buf_addc(x->b, e->detail);
-        else
-            dtm_buf_json_strc(x->b, e->detail);
-        dtm_buf_addc(x->b, ",\"source_ip\":");
-        dtm_buf_json_strc(x->b, e->source_ip);
-        dtm_buf_printf(x->b, ",\"hash\":\"%s\"}", hex);
-    }
-    x->n++;
-    return x->b->err;
+    return dtm_audit_entry_format(x->b, e, !x->csv, x->n++ == 0, x->csv ? "\r\n" : "");
 }
 
 int dtm_api_audit_list(struct dtm_req *r)

@@ -422,3 +422,46 @@ void dtm_audit_free(struct dtm_audit *a)
     OPENSSL_cleanse(a->key, sizeof(a->key));
     free(a);
 }
+
+int dtm_audit_entry_format(struct dtm_buf *b, const struct dtm_audit_entry *e, bool json,
+                           bool first, const char *sep)
+{
+    char ts[40], hex[65];
+    dtm_time_fmt(e->at, ts, sizeof(ts));
+    dtm_hex(e->hash, 32, hex);
+    if (!json) {
+        dtm_buf_printf(b, "%lld,%s,", (long long)e->seq, ts);
+        dtm_buf_csv(b, dtm_str_c(e->actor_kind));
+        dtm_buf_addch(b, ',');
+        dtm_buf_csv(b, dtm_str_c(e->actor));
+        dtm_buf_addch(b, ',');
+        dtm_buf_csv(b, dtm_str_c(e->action));
+        dtm_buf_addch(b, ',');
+        dtm_buf_csv(b, dtm_str_c(e->target));
+        dtm_buf_addch(b, ',');
+        dtm_buf_csv(b, dtm_str_c(e->detail));
+        dtm_buf_addch(b, ',');
+        dtm_buf_csv(b, dtm_str_c(e->source_ip));
+        dtm_buf_printf(b, ",%s%s", hex, sep);
+        return b->err;
+    }
+    dtm_buf_printf(b, "%s%s{\"seq\":%lld,\"at\":\"%s\",\"actor_kind\":", first ? "" : ",", sep,
+                   (long long)e->seq, ts);
+    dtm_buf_json_strc(b, e->actor_kind);
+    dtm_buf_addc(b, ",\"actor\":");
+    dtm_buf_json_strc(b, e->actor);
+    dtm_buf_addc(b, ",\"action\":");
+    dtm_buf_json_strc(b, e->action);
+    dtm_buf_addc(b, ",\"target\":");
+    dtm_buf_json_strc(b, e->target);
+    dtm_buf_addc(b, ",\"detail\":");
+    /* detail is a JSON object as written; an altered one is shown as a string */
+    if (e->detail[0] == '{')
+        dtm_buf_addc(b, e->detail);
+    else
+        dtm_buf_json_strc(b, e->detail);
+    dtm_buf_addc(b, ",\"source_ip\":");
+    dtm_buf_json_strc(b, e->source_ip);
+    dtm_buf_printf(b, ",\"hash\":\"%s\"}", hex);
+    return b->err;
+}

@@ -75,6 +75,12 @@ int dtm_audit_verify_entry(struct dtm_audit_verify *v, const uint8_t key[32],
                            const struct dtm_audit_entry *e);
 /* Walks the whole trail of st. DTM_OK (see v->broken) or the store's error. */
 int dtm_audit_verify(struct dtm_store *st, const uint8_t key[32], struct dtm_audit_verify *v);
+
+/* One entry as a CSV line (seq, at, actor_kind, actor, action, target, detail, source_ip, hash;
+ * ended by sep) or as a JSON object (after "," unless first, then sep) — `dtm audit list` and
+ * GET /api/v1/audit alike. */
+int dtm_audit_entry_format(struct dtm_buf *b, const struct dtm_audit_entry *e, bool json,
+                           bool first, const char *sep);
 /* One English sentence naming the first broken entry and what is wrong. */
 void dtm_audit_verify_describe(const struct dtm_audit_verify *v, char *out, size_t outsz);
 
