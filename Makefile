@@ -25,6 +25,7 @@ bench:
 	@bench/ingest_batch/run.sh
 	@bench/ingest_batch/large.sh
 	@bench/query/run.sh
+	@bench/page/run.sh
 
 # libFuzzer (T2.3): every driver of fuzz/ (JSON, NDJSON, CSV, XML, query string, statistics
 # parameters, dataset definitions, dtm.conf) for FUZZ_SECONDS each (default 300), in parallel,

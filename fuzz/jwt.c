@@ -54,7 +54,7 @@ static void b64url(const char *s, char *out)
 static void setup(void)
 {
     char path[128], err[256], kid[DTM_ID_MAX], h[160], secret[DTM_SECRET_MAX];
-    struct dtm_keyring kr;
+    struct dtm_signing_key *k = malloc(sizeof(*k));
     struct dtm_system sys = {0};
     uint8_t hash[32];
     snprintf(dir, sizeof(dir), "/tmp/dtm-fuzz-jwt-XXXXXX");
@@ -64,18 +64,18 @@ static void setup(void)
     dtm_log_set_level(DTM_LOG_ERROR);
     dtm_conf_defaults(&conf, dir);
     snprintf(path, sizeof(path), "%s/master.key", dir);
-    if (dtm_keyring_create(path, err, sizeof(err)) ||
-        dtm_keyring_load(path, &kr, err, sizeof(err)) ||
+    if (!k || dtm_keyring_create(path, err, sizeof(err)) ||
         dtm_store_open(&conf, &st, err, sizeof(err)) || st->ops->migrate(st))
         abort();
     snprintf(sys.code, sizeof(sys.code), "FZ");
     snprintf(sys.name, sizeof(sys.name), "fuzz");
     snprintf(sys.role, sizeof(sys.role), "source");
     if (st->ops->system_add(st, &sys) || dtm_secret_new("dtmcs_", secret, sizeof(secret), hash) ||
-        st->ops->client_add(st, "FZ", "FZ", hash, dtm_now_us()) || st->ops->begin(st) ||
-        dtm_signing_key_ensure(st, &kr, kid) || st->ops->commit(st))
+        st->ops->client_add(st, "FZ", "FZ", hash, dtm_now_us()) ||
+        dtm_signing_key_new(dtm_datakeys_get(&conf), dtm_now_us(), k) || st->ops->begin(st) ||
+        dtm_signing_key_ensure(st, k, kid) || st->ops->commit(st))
         abort();
-    dtm_keyring_wipe(&kr);
+    free(k);
     snprintf(h, sizeof(h), "{\"alg\":\"ES256\",\"kid\":\"%s\"}", kid);
     b64url(h, header);
     header[strlen(header) + 1] = '\0';

@@ -31,6 +31,9 @@ meson test -C build --suite unit --print-errorlogs || STATUS=1
 step "end-to-end tests (build/dtm)"
 DTM_BIN="$PWD/build/dtm" $PY -m pytest -q tests/e2e || STATUS=1
 
+step "browser tests of the dashboard (build/dtm, headless chromium; screenshots in build/browser-artifacts)"
+DTM_BIN="$PWD/build/dtm" node tests/browser/run.mjs build/browser-artifacts || STATUS=1
+
 step "build with ASan + UBSan"
 [ -f build-asan/build.ninja ] || meson setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 ninja -C build-asan

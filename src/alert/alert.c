@@ -44,14 +44,8 @@ static int severity_rank(const char *s)
 
 static void json_time(struct dtm_buf *b, const char *name, int64_t t)
 {
-    char ts[40];
     dtm_buf_printf(b, ",\"%s\":", name);
-    if (!t) {
-        dtm_buf_addc(b, "null");
-        return;
-    }
-    dtm_time_fmt(t, ts, sizeof(ts));
-    dtm_buf_printf(b, "\"%s\"", ts);
+    dtm_buf_json_time(b, t);
 }
 
 static void json_member(struct dtm_buf *b, const char *name, const char *v)

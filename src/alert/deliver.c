@@ -6,6 +6,7 @@
  * (alert_deliveries) on the thread's own store connection. Secrets (a webhook's key, an SMTP
  * password) are never logged nor stored with the state. */
 #include "alert/alert.h"
+#include "gate/gate.h"
 
 #include <curl/curl.h>
 #include <netdb.h>
@@ -500,16 +501,38 @@ void dtm_deliver_enqueue(struct dtm_deliverer *d, const struct dtm_alert *a, con
     pthread_mutex_unlock(&d->lock);
 }
 
+/* The thread's store connection, opened on first use (NULL when it cannot be). */
+static struct dtm_store *store_of(struct dtm_deliverer *d)
+{
+    char err[256];
+    if (!d->st && dtm_store_open(*d->conf, &d->st, err, sizeof(err)) != DTM_OK)
+        d->st = NULL;
+    return d->st;
+}
+
+/* A copy of ch whose secrets named "store:NAME" are opened (T4.2): they live sealed in the
+ * store, in clear only in this copy, for one attempt. */
+static int channel_open(struct dtm_deliverer *d, const struct dtm_conf_channel *ch,
+                        struct dtm_conf_channel *out, char *why, size_t whysz)
+{
+    struct dtm_datakeys *dk = dtm_datakeys_get(*d->conf);
+    int rc;
+    *out = *ch;
+    if ((rc = dtm_secret_resolve(store_of(d), dk, ch->secret, out->secret, sizeof(out->secret), why,
+                                 whysz)) ||
+        (rc = dtm_secret_resolve(store_of(d), dk, ch->password, out->password,
+                                 sizeof(out->password), why, whysz)))
+        OPENSSL_cleanse(out, sizeof(*out));
+    return rc;
+}
+
 static void record(struct dtm_deliverer *d, const struct item *it, const char *status,
                    const char *error)
 {
     struct dtm_alert_delivery r;
-    char err[256];
     int rc;
-    if (!d->st && dtm_store_open(*d->conf, &d->st, err, sizeof(err)) != DTM_OK) {
-        d->st = NULL;
+    if (!store_of(d))
         return;
-    }
     memset(&r, 0, sizeof(r));
     r.alert_id = it->a.id;
     snprintf(r.event, sizeof(r.event), "%s", it->event);
@@ -534,6 +557,7 @@ static void attempt(struct dtm_deliverer *d, struct item *it)
 {
     const struct dtm_conf *c = *d->conf;
     const struct dtm_conf_channel *ch = NULL;
+    struct dtm_conf_channel open;
     char why[160] = "";
     int rc;
     for (size_t i = 0; i < c->nchannels; i++)
@@ -543,12 +567,16 @@ static void attempt(struct dtm_deliverer *d, struct item *it)
     if (!ch) {
         snprintf(why, sizeof(why), "channel no longer configured");
         rc = DTM_ENOTFOUND;
-    } else if (!strcmp(ch->type, "webhook")) {
-        rc = send_webhook(ch, &it->a, it->event, why, sizeof(why));
-    } else if (!strcmp(ch->type, "email")) {
-        rc = send_email(ch, &it->a, why, sizeof(why));
+    } else if ((rc = channel_open(d, ch, &open, why, sizeof(why)))) {
+        rc = rc == DTM_ESTORE ? DTM_EIO : DTM_ENOTFOUND; /* a missing secret: no use retrying */
     } else {
-        rc = send_syslog(ch, &it->a, why, sizeof(why));
+        if (!strcmp(open.type, "webhook"))
+            rc = send_webhook(&open, &it->a, it->event, why, sizeof(why));
+        else if (!strcmp(open.type, "email"))
+            rc = send_email(&open, &it->a, why, sizeof(why));
+        else
+            rc = send_syslog(&open, &it->a, why, sizeof(why));
+        OPENSSL_cleanse(&open, sizeof(open));
     }
     /* the reason goes into JSON log lines as is: keep it plain */
     for (char *q = why; *q; q++)
@@ -636,6 +664,20 @@ int dtm_deliver_start(const struct dtm_conf *const *conf, struct dtm_deliverer *
         return DTM_EIO;
     }
     d->conf = conf;
+    /* T4.2: a secret written in dtm.conf is a secret in clear on disk */
+    for (size_t i = 0; i < (*conf)->nchannels; i++) {
+        const struct dtm_conf_channel *ch = &(*conf)->channels[i];
+        const char *clear = NULL;
+        if (ch->secret[0] && strncmp(ch->secret, DTM_SECRET_REF, strlen(DTM_SECRET_REF)))
+            clear = "secret";
+        else if (ch->password[0] && strncmp(ch->password, DTM_SECRET_REF, strlen(DTM_SECRET_REF)))
+            clear = "password";
+        if (clear)
+            dtm_logf(DTM_LOG_WARN,
+                     "an alert channel keeps a secret in clear in dtm.conf: store it sealed with "
+                     "`dtm secret set NAME` and write store:NAME instead",
+                     "\"channel\":\"%s\",\"key\":\"%s\"", ch->name, clear);
+    }
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);
     openlog("dtm", LOG_PID | LOG_NDELAY, LOG_USER);

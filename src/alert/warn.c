@@ -288,6 +288,7 @@ static struct head *table_get(struct table *t, const void *key, size_t klen, boo
 struct sysnet {
     struct dtm_warn_addr net;
     int64_t first, last; /* µs (now_us) */
+    int64_t saved;       /* the last written to the store (0 = not yet) */
 };
 
 /* A connected system: its traffic buckets and baselines, its networks. */
@@ -325,6 +326,7 @@ struct dtm_warn {
     pthread_cond_t wake;
     bool stopping, started;
     pthread_t thread;
+    struct dtm_store *st; /* the sweeper's own connection (networks), opened on first need */
 };
 
 /* One alert to raise or clear once the stripe is unlocked. */
@@ -509,7 +511,7 @@ static bool sys_network_known(struct sysstate *s, const struct dtm_warn_addr *ne
     }
     if (s->nnets == NETS) /* full: the least recently used goes */
         s->nets[oldest] = s->nets[--s->nnets];
-    s->nets[s->nnets++] = (struct sysnet){*net, now, now};
+    s->nets[s->nnets++] = (struct sysnet){*net, now, now, 0};
     return false;
 }
 
@@ -863,10 +865,131 @@ static void seed_admins(struct dtm_warn *w)
                  dtm_rc_name(rc));
 }
 
+/* ---- the usual networks of systems, kept in the store (warn_networks): a restart does not
+ * start their learning again. The sweeper writes those new or seen again since their last
+ * write, every NET_SAVE_S and when stopping; dtm serve reads them back at start. */
+
+#define NET_SAVE_S 60
+#define NET_RESAVE (10 * 60 * US) /* a network seen again is written again after this */
+
+static struct dtm_store *store_of(struct dtm_warn *w)
+{
+    char err[256];
+    if (!w->st && dtm_store_open(*w->conf, &w->st, err, sizeof(err)) != DTM_OK) {
+        w->st = NULL;
+        dtm_log(DTM_LOG_WARN, "early warning: no store for the usual networks of systems", NULL);
+    }
+    return w->st;
+}
+
+struct net_seed {
+    struct dtm_warn *w;
+    int64_t wall, mono;
+    size_t n;
+};
+
+static int seed_net(void *ctx, const struct dtm_warn_net *n)
+{
+    struct net_seed *sd = ctx;
+    size_t shard, klen = strnlen(n->system_code, KEY_MAX + 1);
+    int64_t first = sd->mono - DTM_MAX(sd->wall - n->first_seen, 0),
+            last = sd->mono - DTM_MAX(sd->wall - n->last_seen, 0);
+    struct head *h = table_get(&sd->w->systems, n->system_code, klen, true, sd->mono, &shard, NULL);
+    struct sysstate *s;
+    if (!h)
+        return DTM_OK;
+    s = payload(h);
+    if (s->nnets < NETS) {
+        struct sysnet *x = &s->nets[s->nnets++];
+        memset(x, 0, sizeof(*x));
+        memcpy(x->net.b, n->network, 16);
+        x->net.v4 = memcmp(x->net.b, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+        x->first = first;
+        x->last = x->saved = last;
+    }
+    if (!s->watched_since || first < s->watched_since)
+        s->watched_since = first; /* watched since its oldest network known */
+    pthread_mutex_unlock(&sd->w->systems.mu[shard]);
+    return ++sd->n >= 100000 ? 1 : DTM_OK;
+}
+
+static void seed_networks(struct dtm_warn *w)
+{
+    const struct dtm_conf *c = *w->conf;
+    struct net_seed sd = {w, dtm_now_us(), now_us(), 0};
+    struct dtm_store *st;
+    int rc;
+    if (!c->warn_enabled || !(st = store_of(w)))
+        return;
+    rc = st->ops->warn_net_list(st, sd.wall - c->warn_network_history_days * 86400 * US, seed_net,
+                                &sd);
+    if (rc < 0)
+        dtm_logf(DTM_LOG_WARN, "early warning: usual networks not read", "\"error\":\"%s\"",
+                 dtm_rc_name(rc));
+}
+
+/* Writes the networks new or seen again since their last write, and forgets those older than
+ * the history. */
+static void save_networks(struct dtm_warn *w, const struct dtm_conf *c)
+{
+    struct table *t = &w->systems;
+    struct dtm_warn_net *v = NULL;
+    size_t n = 0, cap = 0;
+    int64_t mono = now_us(), wall = dtm_now_us();
+    struct dtm_store *st;
+    int rc;
+    for (size_t sh = 0; sh < SHARDS; sh++) {
+        pthread_mutex_lock(&t->mu[sh]);
+        for (size_t set = 0; set < t->sets; set++)
+            for (size_t i = 0; i < WAYS; i++) {
+                struct head *h = slot_at(t, sh, set, i);
+                struct sysstate *s;
+                if (!h->h)
+                    continue;
+                s = payload(h);
+                for (size_t k = 0; k < s->nnets; k++) {
+                    struct sysnet *x = &s->nets[k];
+                    if (x->saved && x->last - x->saved < NET_RESAVE)
+                        continue;
+                    if (dtm_array_reserve(&v, n, &cap, sizeof(*v)))
+                        break;
+                    memset(&v[n], 0, sizeof(v[n]));
+                    snprintf(v[n].system_code, sizeof(v[n].system_code), "%.*s", (int)h->klen,
+                             h->key);
+                    memcpy(v[n].network, x->net.b, 16);
+                    v[n].first_seen = wall - (mono - x->first);
+                    v[n].last_seen = wall - (mono - x->last);
+                    n++;
+                    x->saved = x->last;
+                }
+            }
+        pthread_mutex_unlock(&t->mu[sh]);
+    }
+    if (!n || !(st = store_of(w))) {
+        free(v);
+        return;
+    }
+    if ((rc = st->ops->begin(st)) == DTM_OK) {
+        for (size_t i = 0; i < n && rc == DTM_OK; i++)
+            rc = st->ops->warn_net_put(st, &v[i]);
+        if (rc == DTM_OK)
+            rc = st->ops->warn_net_purge(st, wall - c->warn_network_history_days * 86400 * US);
+        rc = rc ? rc : st->ops->commit(st);
+        if (rc)
+            st->ops->rollback(st);
+    }
+    if (rc)
+        dtm_logf(DTM_LOG_WARN, "early warning: usual networks not saved", "\"error\":\"%s\"",
+                 dtm_rc_name(rc));
+    free(v);
+}
+
 static void *sweeper(void *arg)
 {
     struct dtm_warn *w = arg;
+    int64_t next_save = now_us() + NET_SAVE_S * US;
     seed_admins(w);
+    seed_networks(w);
     pthread_mutex_lock(&w->lock);
     while (!w->stopping) {
         const struct dtm_conf *c = *w->conf;
@@ -878,6 +1001,10 @@ static void *sweeper(void *arg)
             sweep_windows(w, &w->ipfail, c->warn_ip_window, "auth.brute_force_ip", true);
             sweep_windows(w, &w->denied, c->warn_denied_window, "http.denied_burst", true);
             sweep_systems(w, c);
+            if (now_us() >= next_save) {
+                save_networks(w, c);
+                next_save = now_us() + NET_SAVE_S * US;
+            }
         }
         pthread_mutex_lock(&w->lock);
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -886,6 +1013,11 @@ static void *sweeper(void *arg)
             pthread_cond_timedwait(&w->wake, &w->lock, &ts);
     }
     pthread_mutex_unlock(&w->lock);
+    if ((*w->conf)->warn_enabled)
+        save_networks(w, *w->conf); /* what was learnt since the last write */
+    if (w->st)
+        w->st->ops->close(w->st);
+    w->st = NULL;
     return NULL;
 }
 

@@ -276,3 +276,69 @@ int dtm_api_alert_resolve(struct dtm_req *r)
 {
     return act(r, false);
 }
+
+/* ---- GET /api/v1/alert-channels: the channels of dtm.conf as the server runs them (operators),
+ * for the dashboard's administration page — never a secret, nor a URL's user, query or fragment
+ * (where webhook tokens hide); whether each secret is sealed in the store or written in clear. */
+
+static void url_shown(struct dtm_buf *b, const char *url)
+{
+    const char *scheme = strstr(url, "://"), *host = scheme ? scheme + 3 : url, *at;
+    char shown[1100];
+    at = strchr(host, '@');
+    if (at && at < host + strcspn(host, "/"))
+        host = at + 1; /* user:password@ is dropped */
+    snprintf(shown, sizeof(shown), "%.*s%.*s", scheme ? (int)(scheme + 3 - url) : 0, url,
+             (int)strcspn(host, "?#"), host);
+    dtm_buf_json_strc(b, shown);
+}
+
+static const char *secret_kind(const char *v)
+{
+    return !v[0] ? "none" : strncmp(v, "store:", 6) == 0 ? "sealed" : "clear";
+}
+
+int dtm_api_alert_channels(struct dtm_req *r)
+{
+    const struct dtm_conf *c = dtm_http_env(r)->conf;
+    struct dtm_buf b;
+    int rc;
+    dtm_buf_init(&b, 1 << 20);
+    dtm_buf_addc(&b, "{\"routes\":{\"default\":");
+    dtm_buf_json_strc(&b, c->alert_channels);
+    dtm_buf_addc(&b, ",\"info\":");
+    dtm_buf_json_strc(&b, c->alert_channels_info);
+    dtm_buf_addc(&b, ",\"warning\":");
+    dtm_buf_json_strc(&b, c->alert_channels_warning);
+    dtm_buf_addc(&b, ",\"critical\":");
+    dtm_buf_json_strc(&b, c->alert_channels_critical);
+    dtm_buf_addc(&b, "},\"channels\":[");
+    for (size_t i = 0; i < c->nchannels; i++) {
+        const struct dtm_conf_channel *ch = &c->channels[i];
+        dtm_buf_addc(&b, i ? ",{\"name\":" : "{\"name\":");
+        dtm_buf_json_strc(&b, ch->name);
+        dtm_buf_addc(&b, ",\"type\":");
+        dtm_buf_json_strc(&b, ch->type);
+        dtm_buf_addc(&b, ",\"target\":");
+        if (!strcmp(ch->type, "syslog"))
+            dtm_buf_json_strc(&b, ch->address);
+        else
+            url_shown(&b, ch->url);
+        if (!strcmp(ch->type, "email")) {
+            dtm_buf_addc(&b, ",\"to\":");
+            dtm_buf_json_strc(&b, ch->to);
+        }
+        dtm_buf_addc(&b, ",\"min_severity\":");
+        dtm_buf_json_strc(&b, ch->min_severity);
+        dtm_buf_addc(&b, ",\"rules\":");
+        dtm_buf_json_strc(&b, ch->rules);
+        dtm_buf_printf(&b, ",\"secret\":\"%s\"}",
+                       !strcmp(ch->type, "webhook") ? secret_kind(ch->secret)
+                       : !strcmp(ch->type, "email") ? secret_kind(ch->password)
+                                                    : "none");
+    }
+    dtm_buf_addc(&b, "]}");
+    rc = dtm_http_json(r, 200, &b);
+    dtm_buf_free(&b);
+    return rc;
+}

@@ -9,6 +9,7 @@ int dtm_api_healthz(struct dtm_req *r);
 int dtm_api_readyz(struct dtm_req *r);
 int dtm_api_datasets_list(struct dtm_req *r);
 int dtm_api_dataset_get(struct dtm_req *r);
+int dtm_api_dataset_put(struct dtm_req *r); /* admins (CONTRACT §4) */
 int dtm_api_record_get(struct dtm_req *r);
 int dtm_api_records(struct dtm_req *r);
 int dtm_api_ingest(struct dtm_req *r);
@@ -18,9 +19,18 @@ int dtm_api_stats(struct dtm_req *r);
 int dtm_api_systems_list(struct dtm_req *r);
 int dtm_api_system_get(struct dtm_req *r);
 int dtm_api_live(struct dtm_req *r);
+int dtm_api_metrics(struct dtm_req *r); /* CONTRACT §7 (api/metrics.c) */
+/* T2.4: systems and their credentials, for administrators (api/credentials.c) */
+int dtm_api_system_create(struct dtm_req *r);
+int dtm_api_system_keys(struct dtm_req *r);
+int dtm_api_system_key_rotate(struct dtm_req *r);
+int dtm_api_system_key_revoke(struct dtm_req *r);
+int dtm_api_system_client_rotate(struct dtm_req *r);
+int dtm_api_system_client_revoke(struct dtm_req *r);
 /* T2.4 OAuth 2.0 (api/oauth.c) and grants for administrators (api/grants.c) */
 int dtm_api_oauth_token(struct dtm_req *r);
 int dtm_api_oauth_jwks(struct dtm_req *r);
+int dtm_api_oauth_revoke(struct dtm_req *r); /* RFC 7009 */
 int dtm_api_grants_list(struct dtm_req *r);
 int dtm_api_grant_post(struct dtm_req *r);
 int dtm_api_grant_delete(struct dtm_req *r);
@@ -47,12 +57,21 @@ int dtm_api_audit_list(struct dtm_req *r);
 /* T5.3 alerts (api/alerts.c) and T4.4 the vulnerability register (api/vulns.c) */
 int dtm_api_alerts_list(struct dtm_req *r);
 int dtm_api_alert_get(struct dtm_req *r);
+int dtm_api_alert_channels(struct dtm_req *r);
 int dtm_api_alert_ack(struct dtm_req *r);
 int dtm_api_alert_resolve(struct dtm_req *r);
 int dtm_api_vulns_list(struct dtm_req *r);
 int dtm_api_vuln_get(struct dtm_req *r);
 int dtm_api_vuln_create(struct dtm_req *r);
 int dtm_api_vuln_update(struct dtm_req *r);
+
+/* Request bodies (api/body.c): the JSON object of the body — NULL after answering 415 (not
+ * application/json) or 400 (not an object); the caller frees it with cJSON_Delete. A string
+ * member: NULL when absent or null; *bad set (and 400 answered, once) when present but not a
+ * string of at most max bytes. */
+typedef struct cJSON cJSON;
+cJSON *dtm_api_body_json(struct dtm_req *r);
+const char *dtm_api_member(struct dtm_req *r, cJSON *j, const char *name, size_t max, bool *bad);
 
 /* The dataset named by the first path parameter; NULL after answering 404 when there is none. */
 const struct dtm_dataset *dtm_api_dataset(struct dtm_req *r);

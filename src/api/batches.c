@@ -3,6 +3,7 @@
  * sender's list, GET its rejected rows (JSON or CSV, streamed page by page), DELETE cancels.
  * A system sees only its own batches; anyone else's are 404, so ids reveal nothing. */
 #include "api/api.h"
+#include "audit/audit.h"
 #include "batch/batch.h"
 
 #include <stdio.h>
@@ -21,12 +22,15 @@ enum refusal {
     BAD_PRIORITY,
     BAD_MODE,
     MASKED_ONLY,
+    NO_SYSTEM,
+    BAD_SYSTEM,
     NO_SPOOL
 };
 
 struct upload {
     struct dtm_spool *spool;
     struct dtm_batch b;
+    struct dtm_system sender; /* the system the file is for (a person names it) */
     enum refusal why;
     char arg[DTM_CODE_MAX];
 };
@@ -75,6 +79,15 @@ static int answer_refusal(struct dtm_req *r, const struct upload *u)
                                 "System %s is configured to send masked data; it cannot ask for "
                                 "raw.",
                                 u->arg);
+    case NO_SYSTEM:
+        return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
+                                "The query parameter 'system' is required when a person sends "
+                                "a file: the code of the system the records are from.");
+    case BAD_SYSTEM:
+        return dtm_http_problem(r, 422, "unknown_system", "Invalid data",
+                                "System %s does not exist or may not send data (its role must "
+                                "be source or aggregator).",
+                                u->arg);
     case NO_SPOOL:
     case OK:
         break;
@@ -107,12 +120,29 @@ static int upload_start(struct dtm_req *r, struct upload *u)
         return refuse(u, BAD_PRIORITY, NULL);
     if (mode && strcmp(mode, "masked") != 0 && strcmp(mode, "raw") != 0)
         return refuse(u, BAD_MODE, NULL);
-    if (r->sys.masked && mode && strcmp(mode, "raw") == 0)
-        return refuse(u, MASKED_ONLY, r->sys.code);
-    u->b.masked = r->sys.masked || (mode && strcmp(mode, "masked") == 0);
+    if (r->person) { /* an operator or admin sends a file on behalf of a system */
+        const char *code = dtm_http_query(r, "system");
+        struct dtm_store *st = dtm_http_store(r);
+        if (!code || !*code)
+            return refuse(u, NO_SYSTEM, NULL);
+        if (!st)
+            return DTM_ESTORE;
+        rc =
+            strlen(code) < DTM_CODE_MAX ? st->ops->system_get(st, code, &u->sender) : DTM_ENOTFOUND;
+        if (rc == DTM_ENOTFOUND || (rc == DTM_OK && strcmp(u->sender.role, "source") &&
+                                    strcmp(u->sender.role, "aggregator")))
+            return refuse(u, BAD_SYSTEM, code);
+        if (rc)
+            return rc;
+    } else {
+        u->sender = r->sys;
+    }
+    if (u->sender.masked && mode && strcmp(mode, "raw") == 0)
+        return refuse(u, MASKED_ONLY, u->sender.code);
+    u->b.masked = u->sender.masked || (mode && strcmp(mode, "masked") == 0);
     if ((rc = dtm_random_id("b", u->b.id, sizeof(u->b.id))))
         return rc;
-    snprintf(u->b.system_code, sizeof(u->b.system_code), "%s", r->sys.code);
+    snprintf(u->b.system_code, sizeof(u->b.system_code), "%s", u->sender.code);
     snprintf(u->b.dataset, sizeof(u->b.dataset), "%s", ds->code);
     snprintf(u->b.format, sizeof(u->b.format), "%s", dtm_format_name(fmt));
     snprintf(u->b.origin, sizeof(u->b.origin), "api");
@@ -189,6 +219,15 @@ int dtm_api_batch_post(struct dtm_req *r)
     dtm_spool_close(u->spool); /* the file stays: it is ID.data now */
     u->spool = NULL;
     dtm_batches_wake(env->batches);
+    if (r->person && env->audit) { /* S3: a person sent data in a system's name */
+        char ip[64], d[160];
+        dtm_http_client_ip(r, ip, sizeof(ip));
+        snprintf(d, sizeof(d), "{\"batch\":\"%s\",\"dataset\":\"%s\",\"bytes\":%lld}", u->b.id,
+                 u->b.dataset, (long long)u->b.bytes);
+        dtm_audit_record(env->audit,
+                         &(struct dtm_audit_event){"user", r->user.username, "batch.uploaded",
+                                                   u->b.system_code, d, ip});
+    }
     snprintf(loc, sizeof(loc), "/api/v1/batches/%s", u->b.id);
     dtm_http_add_header(r, "Location", dtm_arena_strndup(&r->arena, loc, strlen(loc)));
     dtm_buf_init(&b, 64 * 1024);

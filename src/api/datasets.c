@@ -1,8 +1,12 @@
 /* api/datasets.c — the data dictionary over HTTP (CONTRACT §4, G1, G2): the public catalogue
- * GET /api/v1/datasets, one definition GET /api/v1/datasets/{code}, and one stored record with
- * its history GET /api/v1/datasets/{code}/record?KEYFIELD=VALUE… */
+ * GET /api/v1/datasets, one definition GET /api/v1/datasets/{code}, admins' definitions PUT
+ * /api/v1/datasets/{code}, and one stored record with its history
+ * GET /api/v1/datasets/{code}/record?KEYFIELD=VALUE… */
 #include "api/api.h"
+#include "audit/audit.h"
 #include "ingest/ingest.h"
+
+#include <stdio.h>
 
 #include <string.h>
 
@@ -160,4 +164,110 @@ int dtm_api_record_get(struct dtm_req *r)
     rc = dtm_http_json(r, 200, &b);
     dtm_buf_free(&b);
     return rc;
+}
+
+/* ---- PUT /api/v1/datasets/{code} (admins; CONTRACT §4): defines a new dataset or a new
+ * version of one defined so: the definition is checked like the built-ins, stored with its
+ * audit entry (S3: dataset.defined / dataset.changed) and used from the next request on. The
+ * built-ins are fixed. A new version must have a greater `version`, and a field it keeps keeps
+ * its type (stored records were checked against it). Other processes on the data dir (dtm
+ * import) read the stored definitions when they start. */
+
+struct def_txn {
+    const struct dtm_dataset *ds;
+    bool created;
+    const uint8_t *audit_key;
+    char actor[128], ip[64];
+};
+
+static int def_txn(void *ctx, struct dtm_store *st)
+{
+    struct def_txn *t = ctx;
+    char d[96];
+    int rc = st->ops->dataset_def_put(st, t->ds->code, t->ds->json, dtm_now_us(), t->actor);
+    if (rc)
+        return rc;
+    snprintf(d, sizeof(d), "{\"version\":%lld,\"fields\":%zu}", (long long)t->ds->version,
+             t->ds->nfields);
+    return dtm_audit_append(
+        st, t->audit_key,
+        &(struct dtm_audit_event){"user", t->actor,
+                                  t->created ? "dataset.defined" : "dataset.changed", t->ds->code,
+                                  d, t->ip},
+        NULL);
+}
+
+/* A field of old that new keeps with another type; NULL when none. */
+static const struct dtm_field_def *type_changed(const struct dtm_dataset *old,
+                                                const struct dtm_dataset *new,
+                                                const struct dtm_field_def **now)
+{
+    for (size_t i = 0; i < old->nfields; i++) {
+        int k = dtm_dataset_field(new, dtm_str_c(old->fields[i].name));
+        if (k >= 0 && new->fields[k].type != old->fields[i].type) {
+            *now = &new->fields[k];
+            return &old->fields[i];
+        }
+    }
+    return NULL;
+}
+
+int dtm_api_dataset_put(struct dtm_req *r)
+{
+    const struct dtm_server_env *env = dtm_http_env(r);
+    const struct dtm_dataset *old = dtm_dict_get(env->dict, r->params[0]);
+    const struct dtm_field_def *was, *now;
+    struct dtm_dataset *ds = NULL;
+    struct def_txn t = {0};
+    char err[256];
+    int rc;
+    if (old && old->builtin)
+        return dtm_http_problem(r, 409, "builtin_dataset", "Conflict",
+                                "Dataset %s is built in and cannot be changed; define a new "
+                                "dataset with another code.",
+                                old->code);
+    rc = dtm_dataset_parse((struct dtm_str){r->body.p ? r->body.p : "", r->body.n}, &ds, err,
+                           sizeof(err));
+    if (rc == DTM_ENOMEM)
+        return rc;
+    if (rc)
+        return dtm_http_problem(r, 422, "invalid_definition", "Invalid data",
+                                "The dataset definition is not valid: %s", err);
+    if (!dtm_str_eqc(r->params[0], ds->code)) {
+        dtm_dataset_free(ds);
+        return dtm_http_problem(r, 400, "code_mismatch", "Bad parameter",
+                                "The definition's code must be the one of the path.");
+    }
+    if (old && ds->version <= old->version) {
+        rc = dtm_http_problem(r, 409, "stale_version", "Conflict",
+                              "Dataset %s is at version %lld: a new definition needs a greater "
+                              "version.",
+                              old->code, (long long)old->version);
+        dtm_dataset_free(ds);
+        return rc;
+    }
+    if (old && (was = type_changed(old, ds, &now))) {
+        rc = dtm_http_problem(r, 409, "field_type_changed", "Conflict",
+                              "Field %s would change type from %s to %s, but records were stored "
+                              "with the old one; give the new field another name.",
+                              was->name, dtm_ftype_name(was->type), dtm_ftype_name(now->type));
+        dtm_dataset_free(ds);
+        return rc;
+    }
+    t.ds = ds;
+    t.created = old == NULL;
+    t.audit_key = env->keys->audit_key;
+    snprintf(t.actor, sizeof(t.actor), "%s", r->user.username);
+    dtm_http_client_ip(r, t.ip, sizeof(t.ip));
+    if ((rc = dtm_gate_write(env->writer, def_txn, &t))) {
+        dtm_dataset_free(ds);
+        return dtm_http_error(r, rc == DTM_EBUSY ? DTM_EBUSY : DTM_ESTORE);
+    }
+    /* the dictionary owns it now, and keeps it valid as long as it lives */
+    if ((rc = dtm_dict_put(env->dict, ds)))
+        return rc;
+    dtm_logf(DTM_LOG_INFO, t.created ? "dataset defined" : "dataset changed",
+             "\"dataset\":\"%s\",\"version\":%lld", ds->code, (long long)ds->version);
+    return dtm_http_reply(r, t.created ? 201 : 200, "application/json; charset=utf-8", ds->json,
+                          strlen(ds->json));
 }

@@ -2,6 +2,7 @@
  * parameters, run the pipeline on the worker thread, hand the records to the writer, suspend the
  * request, and answer after the commit — so a 2xx always means "durably stored". */
 #include "api/api.h"
+#include "metrics/metrics.h"
 #include "ingest/ingest.h"
 
 #include <stdarg.h>
@@ -165,6 +166,8 @@ __attribute__((format(printf, 4, 5))) static int problem_records(struct dtm_req 
     struct dtm_buf x, b;
     va_list ap;
     int rc;
+    /* nothing goes to the writer: the rejected records are counted here */
+    dtm_metrics_records(in->job.dataset, in->job.system_code, 0, 0, 0, (int64_t)o->rejected);
     dtm_buf_init(&x, 32 << 20);
     dtm_buf_printf(&x, "\"accepted\":0,\"rejected\":%zu,", o->rejected);
     dtm_api_errors_json(&x, o->errs, o->nerrs, r->lang);

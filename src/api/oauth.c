@@ -1,7 +1,8 @@
 /* api/oauth.c — the OAuth 2.0 endpoints (T2.4, CONTRACT §3): POST /oauth/token, the client
  * credentials grant of RFC 6749 §4.4 (form body only; the client authenticates with
  * client_id/client_secret in the body or with HTTP Basic, §2.3.1), answered as §5.1 or with the
- * errors of §5.2; and GET /oauth/jwks.json, the public keys (RFC 7517) that verify the tokens.
+ * errors of §5.2; POST /oauth/revoke, a client revoking one of its tokens (RFC 7009); and
+ * GET /oauth/jwks.json, the public keys (RFC 7517) that verify the tokens.
  * Failed client authentications are charged to the caller's failed-authentication bucket (T2.2)
  * and every issuance and refusal is audited (S3) — never the secret, never the token. The
  * tokens, keys and scopes themselves are gate/jwt.c's. */
@@ -19,9 +20,9 @@
 #define FORM_VALUE_MAX 2048
 
 /* A form parameter of the token request. */
-enum param { P_GRANT_TYPE, P_CLIENT_ID, P_CLIENT_SECRET, P_SCOPE, P_COUNT };
+enum param { P_GRANT_TYPE, P_CLIENT_ID, P_CLIENT_SECRET, P_SCOPE, P_TOKEN, P_COUNT };
 static const char *const param_names[P_COUNT] = {"grant_type", "client_id", "client_secret",
-                                                 "scope"};
+                                                 "scope", "token"};
 
 struct form {
     bool seen[P_COUNT];
@@ -34,6 +35,7 @@ struct token_req {
     struct dtm_write_job job;
     struct dtm_req *r;
     const struct dtm_keyring *keys;
+    struct dtm_signing_key fresh; /* made before the transaction (its seal may need one) */
     struct dtm_system sys;
     struct dtm_token tok;
     char client_id[DTM_CODE_MAX];
@@ -194,7 +196,7 @@ static int issue(struct dtm_req *r, struct token_req *t)
     int rc;
     if (!st)
         return DTM_ESTORE;
-    rc = dtm_token_issue(st, env->keys, env->conf, &t->sys, t->client_id, &t->tok, now, &jwt);
+    rc = dtm_token_issue(st, env->conf, &t->sys, t->client_id, &t->tok, now, &jwt);
     if (rc)
         return rc;
     dtm_buf_init(&scope, 1024);
@@ -235,7 +237,7 @@ static int key_txn(struct dtm_write_job *j, struct dtm_store *st)
     struct token_req *t = (struct token_req *)(void *)j;
     char kid[DTM_ID_MAX];
     /* another request may have made it meanwhile: ensure looks inside the transaction */
-    int rc = dtm_signing_key_ensure(st, t->keys, kid);
+    int rc = dtm_signing_key_ensure(st, &t->fresh, kid);
     if (rc || !kid[0])
         return rc;
     dtm_logf(DTM_LOG_INFO, "OAuth signing key created", "\"kid\":\"%s\"", kid);
@@ -299,54 +301,66 @@ static bool basic_auth(struct dtm_req *r, struct form *f, bool *ok)
     return true;
 }
 
-int dtm_api_oauth_token(struct dtm_req *r)
+/* The form of a request to /oauth/token or /oauth/revoke, checked, and its client
+ * authenticated (RFC 6749 §2.3.1: HTTP Basic or client_id and client_secret in the body).
+ * DTM_OK with the client's system in sys; else the answer is given (rc DTM_EAUTH) or an error is
+ * returned. */
+static int client_form(struct dtm_req *r, struct form *f, bool token, struct dtm_system *sys)
 {
-    const struct dtm_server_env *env = dtm_http_env(r);
     struct dtm_str ct = dtm_http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE), mt;
     struct dtm_store *st;
-    struct form *f;
-    struct token_req *t;
     const char *bad, *reason;
-    char why[256];
     bool basic, basic_ok;
     int rc;
     mt = ct;
     if (memchr(ct.p ? ct.p : "", ';', ct.n))
         mt.n = (size_t)((const char *)memchr(ct.p, ';', ct.n) - ct.p);
-    if (!dtm_str_ieqc(dtm_str_trim(mt), "application/x-www-form-urlencoded"))
-        return oauth_error(r, 415, "invalid_request",
-                           "The token request must be sent as "
-                           "application/x-www-form-urlencoded (RFC 6749 §4.4.2).");
-    if (dtm_http_query(r, "client_secret"))
-        return oauth_error(r, 400, "invalid_request",
-                           "The client_secret must not be sent in the URL.");
-    f = dtm_arena_alloc(&r->arena, sizeof(*f));
-    t = dtm_arena_alloc(&r->arena, sizeof(*t));
-    if (!f || !t)
-        return DTM_ENOMEM;
-    memset(t, 0, sizeof(*t));
+    if (!dtm_str_ieqc(dtm_str_trim(mt), "application/x-www-form-urlencoded")) {
+        oauth_error(r, 415, "invalid_request",
+                    "The request must be sent as application/x-www-form-urlencoded (RFC 6749 "
+                    "§4.4.2, RFC 7009 §2.1).");
+        return DTM_EAUTH;
+    }
+    if (dtm_http_query(r, "client_secret")) {
+        oauth_error(r, 400, "invalid_request", "The client_secret must not be sent in the URL.");
+        return DTM_EAUTH;
+    }
     rc = form_parse((struct dtm_str){r->body.p ? r->body.p : "", r->body.n}, f, &bad);
-    if (rc == DTM_EEXIST)
-        return oauth_error(r, 400, "invalid_request", "The parameter %s is given more than once.",
-                           bad);
-    if (rc)
-        return oauth_error(r, 400, "invalid_request",
-                           "The parameter %s is not correctly form-encoded.", bad);
-    if (!f->seen[P_GRANT_TYPE] || f->len[P_GRANT_TYPE] == 0)
-        return oauth_error(r, 400, "invalid_request", "The parameter grant_type is required.");
-    if (strcmp(f->value[P_GRANT_TYPE], "client_credentials") != 0)
-        return oauth_error(r, 400, "unsupported_grant_type",
-                           "Only grant_type=client_credentials is supported.");
+    if (rc == DTM_EEXIST) {
+        oauth_error(r, 400, "invalid_request", "The parameter %s is given more than once.", bad);
+        return DTM_EAUTH;
+    }
+    if (rc) {
+        oauth_error(r, 400, "invalid_request", "The parameter %s is not correctly form-encoded.",
+                    bad);
+        return DTM_EAUTH;
+    }
+    if (token && (!f->seen[P_GRANT_TYPE] || f->len[P_GRANT_TYPE] == 0)) {
+        oauth_error(r, 400, "invalid_request", "The parameter grant_type is required.");
+        return DTM_EAUTH;
+    }
+    if (token && strcmp(f->value[P_GRANT_TYPE], "client_credentials") != 0) {
+        oauth_error(r, 400, "unsupported_grant_type",
+                    "Only grant_type=client_credentials is supported.");
+        return DTM_EAUTH;
+    }
+    if (!token && (!f->seen[P_TOKEN] || f->len[P_TOKEN] == 0)) {
+        oauth_error(r, 400, "invalid_request", "The parameter token is required.");
+        return DTM_EAUTH;
+    }
     {
         struct form fb;
         memset(&fb, 0, sizeof(fb));
         basic = basic_auth(r, &fb, &basic_ok);
         if (basic && (f->seen[P_CLIENT_SECRET] ||
                       (basic_ok && f->seen[P_CLIENT_ID] &&
-                       strcmp(f->value[P_CLIENT_ID], fb.value[P_CLIENT_ID]) != 0)))
-            return oauth_error(r, 400, "invalid_request",
-                               "The client authenticates with one method only: HTTP Basic or "
-                               "client_id and client_secret in the body.");
+                       strcmp(f->value[P_CLIENT_ID], fb.value[P_CLIENT_ID]) != 0))) {
+            OPENSSL_cleanse(&fb, sizeof(fb));
+            oauth_error(r, 400, "invalid_request",
+                        "The client authenticates with one method only: HTTP Basic or "
+                        "client_id and client_secret in the body.");
+            return DTM_EAUTH;
+        }
         if (basic && basic_ok) {
             memcpy(f->value[P_CLIENT_ID], fb.value[P_CLIENT_ID], sizeof(fb.value[0]));
             memcpy(f->value[P_CLIENT_SECRET], fb.value[P_CLIENT_SECRET], sizeof(fb.value[0]));
@@ -358,7 +372,7 @@ int dtm_api_oauth_token(struct dtm_req *r)
     }
     /* T2.2: an address over its limit of failures gets no answer about any secret */
     if (dtm_http_auth_limited(r, false))
-        return DTM_OK;
+        return DTM_EAUTH;
     if (!(st = dtm_http_store(r)))
         return DTM_ESTORE;
     if (!f->seen[P_CLIENT_ID] || !f->seen[P_CLIENT_SECRET] || (basic && !basic_ok)) {
@@ -367,20 +381,37 @@ int dtm_api_oauth_token(struct dtm_req *r)
     } else {
         rc = dtm_oauth_client_auth(
             st, (struct dtm_str){f->value[P_CLIENT_ID], f->len[P_CLIENT_ID]},
-            (struct dtm_str){f->value[P_CLIENT_SECRET], f->len[P_CLIENT_SECRET]}, dtm_now_us(),
-            &t->sys, &reason);
+            (struct dtm_str){f->value[P_CLIENT_SECRET], f->len[P_CLIENT_SECRET]}, dtm_now_us(), sys,
+            &reason);
     }
     OPENSSL_cleanse(f->value[P_CLIENT_SECRET], sizeof(f->value[P_CLIENT_SECRET]));
     if (rc == DTM_EAUTH) {
         audit_refused(r, f->value[P_CLIENT_ID], reason);
-        if (dtm_http_auth_limited(r, true))
-            return DTM_OK;
-        return oauth_error(r, 401, "invalid_client",
-                           "Client authentication failed (unknown client, wrong secret or "
-                           "revoked client).");
+        if (!dtm_http_auth_limited(r, true))
+            oauth_error(r, 401, "invalid_client",
+                        "Client authentication failed (unknown client, wrong secret or revoked "
+                        "client).");
     }
-    if (rc)
-        return rc;
+    return rc;
+}
+
+int dtm_api_oauth_token(struct dtm_req *r)
+{
+    const struct dtm_server_env *env = dtm_http_env(r);
+    struct dtm_store *st;
+    struct form *f;
+    struct token_req *t;
+    char why[256];
+    int rc;
+    f = dtm_arena_alloc(&r->arena, sizeof(*f));
+    t = dtm_arena_alloc(&r->arena, sizeof(*t));
+    if (!f || !t)
+        return DTM_ENOMEM;
+    memset(t, 0, sizeof(*t));
+    if ((rc = client_form(r, f, true, &t->sys)))
+        return rc == DTM_EAUTH ? DTM_OK : rc;
+    if (!(st = dtm_http_store(r)))
+        return DTM_ESTORE;
     /* authenticated: the id is a stored client id, shorter than DTM_CODE_MAX */
     memcpy(t->client_id, f->value[P_CLIENT_ID], DTM_MIN(f->len[P_CLIENT_ID], DTM_CODE_MAX - 1));
     rc =
@@ -396,7 +427,9 @@ int dtm_api_oauth_token(struct dtm_req *r)
     rc = issue(r, t);
     if (rc != DTM_ENOTFOUND)
         return rc;
-    /* no signing key yet: the writer makes the first one, then the token is signed */
+    /* no signing key yet: the writer installs the first one, then the token is signed */
+    if ((rc = dtm_signing_key_new(dtm_datakeys_get(env->conf), dtm_now_us(), &t->fresh)))
+        return rc;
     t->keys = env->keys;
     t->job.dataset = "";
     t->job.system_code = "";
@@ -430,4 +463,65 @@ int dtm_api_oauth_jwks(struct dtm_req *r)
     }
     dtm_buf_free(&b);
     return rc;
+}
+
+/* ---- POST /oauth/revoke (RFC 7009): a client revokes one of its access tokens */
+
+struct revoke_txn {
+    char jti[DTM_ID_MAX];
+    int64_t expires_at, now; /* µs */
+    const uint8_t *audit_key;
+    char actor[DTM_CODE_MAX], ip[64];
+};
+
+static int revoke_txn(void *ctx, struct dtm_store *st)
+{
+    struct revoke_txn *t = ctx;
+    char d[DTM_ID_MAX + 16];
+    int rc = st->ops->token_revoke(st, t->jti, t->expires_at, t->now);
+    if (rc)
+        return rc;
+    snprintf(d, sizeof(d), "{\"jti\":\"%s\"}", t->jti); /* a jti is [A-Za-z0-9_] */
+    return dtm_audit_append(
+        st, t->audit_key,
+        &(struct dtm_audit_event){"system", t->actor, "oauth.token_revoked", t->actor, d, t->ip},
+        NULL);
+}
+
+int dtm_api_oauth_revoke(struct dtm_req *r)
+{
+    const struct dtm_server_env *env = dtm_http_env(r);
+    struct form *f = dtm_arena_alloc(&r->arena, sizeof(*f));
+    struct dtm_system sys, tsys;
+    struct dtm_token tok;
+    struct dtm_store *st;
+    int rc;
+    if (!f)
+        return DTM_ENOMEM;
+    if ((rc = client_form(r, f, false, &sys)))
+        return rc == DTM_EAUTH ? DTM_OK : rc;
+    if (!(st = dtm_http_store(r)))
+        return DTM_ESTORE;
+    rc = dtm_token_verify(st, env->conf, (struct dtm_str){f->value[P_TOKEN], f->len[P_TOKEN]},
+                          dtm_now_us(), &tok, &tsys);
+    if (rc == DTM_OK && strcmp(tsys.code, sys.code) == 0) {
+        struct revoke_txn t = {0};
+        snprintf(t.jti, sizeof(t.jti), "%s", tok.jti);
+        t.now = dtm_now_us();
+        t.expires_at = (tok.expires_at + DTM_TOKEN_LEEWAY) * 1000000;
+        t.audit_key = env->keys->audit_key;
+        snprintf(t.actor, sizeof(t.actor), "%s", sys.code);
+        dtm_http_client_ip(r, t.ip, sizeof(t.ip));
+        if ((rc = dtm_gate_write(env->writer, revoke_txn, &t)))
+            return dtm_http_error(r, rc == DTM_EBUSY ? DTM_EBUSY : DTM_ESTORE);
+    } else if (rc == DTM_OK) {
+        /* §2.1: a client revokes only its own tokens; the answer does not say whose it is */
+        audit_refused(r, sys.code, "revoke_other_clients_token");
+    } else if (rc != DTM_EAUTH) {
+        return rc;
+    }
+    OPENSSL_cleanse(f->value[P_TOKEN], sizeof(f->value[P_TOKEN]));
+    /* §2.2: 200 whether it was revoked or was no valid token of this client */
+    dtm_http_add_header(r, "Pragma", "no-cache");
+    return dtm_http_reply(r, 200, "application/json; charset=utf-8", "{}", 2);
 }

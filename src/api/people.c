@@ -44,43 +44,6 @@ static void audit(struct dtm_req *r, const char *actor, const char *action, cons
                                                target, detail, ip});
 }
 
-/* The JSON object of the body; answers 400/415 itself and returns NULL. */
-static cJSON *body_json(struct dtm_req *r)
-{
-    struct dtm_str ct = dtm_http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    cJSON *j;
-    if (!dtm_str_contains(ct, "application/json")) {
-        dtm_http_problem(r, 415, "unsupported_media_type", "Unsupported media type",
-                         "Send a JSON object with Content-Type: application/json.");
-        return NULL;
-    }
-    j = cJSON_ParseWithLength(r->body.p ? r->body.p : "", r->body.n);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        dtm_http_problem(r, 400, "malformed", "Malformed request",
-                         "The body must be a JSON object.");
-        return NULL;
-    }
-    return j;
-}
-
-/* A string member: NULL when absent; *bad set (and 400 answered) when present but not a
- * string of at most max bytes. */
-static const char *member(struct dtm_req *r, cJSON *j, const char *name, size_t max, bool *bad)
-{
-    cJSON *m = cJSON_GetObjectItemCaseSensitive(j, name);
-    if (!m || cJSON_IsNull(m))
-        return NULL;
-    if (!cJSON_IsString(m) || strlen(m->valuestring) > max) {
-        if (!*bad)
-            dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
-                             "Member '%s' must be a string of at most %zu bytes.", name, max);
-        *bad = true;
-        return NULL;
-    }
-    return m->valuestring;
-}
-
 static void user_json(struct dtm_buf *b, const struct dtm_user *u)
 {
     char ts[40];
@@ -214,14 +177,14 @@ int dtm_api_session_post(struct dtm_req *r)
     int64_t now = dtm_now_us(), retry;
     enum dtm_login_gate g;
     struct dtm_buf b;
-    cJSON *j = body_json(r);
+    cJSON *j = dtm_api_body_json(r);
     int rc;
     if (!j)
         return DTM_OK;
-    username = member(r, j, "username", DTM_USERNAME_MAX - 1, &bad);
-    password = member(r, j, "password", DTM_PASSWORD_MAX, &bad);
-    totp = member(r, j, "totp", 64, &bad);
-    recovery = member(r, j, "recovery_code", 64, &bad);
+    username = dtm_api_member(r, j, "username", DTM_USERNAME_MAX - 1, &bad);
+    password = dtm_api_member(r, j, "password", DTM_PASSWORD_MAX, &bad);
+    totp = dtm_api_member(r, j, "totp", 64, &bad);
+    recovery = dtm_api_member(r, j, "recovery_code", 64, &bad);
     if (!bad && (!username || !*username || !password || !*password)) {
         dtm_http_problem(r, 400, "missing_parameter", "Missing parameter",
                          "Members 'username' and 'password' are required.");
@@ -234,6 +197,12 @@ int dtm_api_session_post(struct dtm_req *r)
     snprintf(uname, sizeof(uname), "%s", username);
     dtm_http_client_ip(r, ip, sizeof(ip));
     if ((g = dtm_login_check(c, uname, ip, now, &retry)) != DTM_LOGIN_OK) {
+        /* T4.1: an attempt refused while delayed or locked is still an attempt, and the
+         * brute-force rules count it. It is not audited one by one (login.locked says it, and
+         * an attacker must not be able to fill the trail). */
+        struct dtm_store *s2 = dtm_http_store(r);
+        known = s2 && s2->ops->user_get(s2, uname, &u) == DTM_OK;
+        dtm_warn_login(env->warn, uname, known, known ? u.role : NULL, ip, false);
         cJSON_Delete(j);
         return login_refused(r, g, retry);
     }
@@ -270,8 +239,8 @@ int dtm_api_session_post(struct dtm_req *r)
                                     "This account needs a code from its authenticator app "
                                     "(member 'totp') or one of its recovery codes.");
         }
-        rc = dtm_totp_open(env->keys->totp_key, u.username, u.mfa_secret, u.mfa_secret_len, seed,
-                           sizeof(seed), &n);
+        rc = dtm_totp_open(dtm_datakeys_get(env->conf), u.username, u.mfa_secret, u.mfa_secret_len,
+                           seed, sizeof(seed), &n);
         if (rc) {
             cJSON_Delete(j);
             dtm_logf(DTM_LOG_ERROR, "a TOTP seed cannot be opened", "\"user\":\"%s\"", u.username);
@@ -407,12 +376,12 @@ int dtm_api_session_password(struct dtm_req *r)
     struct user_txn t;
     const char *cur, *next, *why;
     bool bad = false;
-    cJSON *j = body_json(r);
+    cJSON *j = dtm_api_body_json(r);
     int rc;
     if (!j)
         return DTM_OK;
-    cur = member(r, j, "current_password", DTM_PASSWORD_MAX, &bad);
-    next = member(r, j, "new_password", DTM_PASSWORD_MAX + 1, &bad);
+    cur = dtm_api_member(r, j, "current_password", DTM_PASSWORD_MAX, &bad);
+    next = dtm_api_member(r, j, "new_password", DTM_PASSWORD_MAX + 1, &bad);
     if (bad) {
         cJSON_Delete(j);
         return DTM_OK;
@@ -469,8 +438,8 @@ static int pending_seed(struct dtm_req *r, char *b32, size_t b32sz)
                          "Start the enrolment first: POST /api/v1/session/mfa.");
         return DTM_ECONFLICT;
     }
-    rc = dtm_totp_open(dtm_http_env(r)->keys->totp_key, r->user.username, r->user.mfa_secret,
-                       r->user.mfa_secret_len, seed, sizeof(seed), &n);
+    rc = dtm_totp_open(dtm_datakeys_get(dtm_http_env(r)->conf), r->user.username,
+                       r->user.mfa_secret, r->user.mfa_secret_len, seed, sizeof(seed), &n);
     if (rc == DTM_OK)
         rc = dtm_totp_base32(seed, n, b32, b32sz);
     OPENSSL_cleanse(seed, sizeof(seed));
@@ -494,8 +463,8 @@ int dtm_api_mfa_begin(struct dtm_req *r)
     t.u = r->user;
     t.step = -1;
     if ((rc = dtm_totp_secret_new(seed)) ||
-        (rc = dtm_totp_seal(env->keys->totp_key, t.u.username, seed, sizeof(seed), t.u.mfa_secret,
-                            sizeof(t.u.mfa_secret), &t.u.mfa_secret_len)) ||
+        (rc = dtm_totp_seal(dtm_datakeys_get(env->conf), t.u.username, seed, sizeof(seed),
+                            t.u.mfa_secret, sizeof(t.u.mfa_secret), &t.u.mfa_secret_len)) ||
         (rc = dtm_totp_base32(seed, sizeof(seed), b32, sizeof(b32)))) {
         OPENSSL_cleanse(seed, sizeof(seed));
         return rc;
@@ -571,17 +540,17 @@ int dtm_api_mfa_confirm(struct dtm_req *r)
         rc = pending_seed(r, b32, sizeof(b32)); /* answers */
         return r->responded ? DTM_OK : rc;
     }
-    if (!(j = body_json(r)))
+    if (!(j = dtm_api_body_json(r)))
         return DTM_OK;
-    code = member(r, j, "totp", 64, &bad);
+    code = dtm_api_member(r, j, "totp", 64, &bad);
     if (bad) {
         cJSON_Delete(j);
         return DTM_OK;
     }
     memset(&t, 0, sizeof(t));
     t.u = r->user;
-    rc = dtm_totp_open(env->keys->totp_key, t.u.username, t.u.mfa_secret, t.u.mfa_secret_len, seed,
-                       sizeof(seed), &n);
+    rc = dtm_totp_open(dtm_datakeys_get(env->conf), t.u.username, t.u.mfa_secret,
+                       t.u.mfa_secret_len, seed, sizeof(seed), &n);
     if (rc == DTM_OK)
         rc = dtm_totp_check(seed, n, dtm_str_c(code ? code : ""), dtm_now_us() / 1000000, &t.step);
     OPENSSL_cleanse(seed, sizeof(seed));
@@ -675,12 +644,12 @@ int dtm_api_users_add(struct dtm_req *r)
     const char *username, *role;
     bool bad = false;
     struct dtm_buf b;
-    cJSON *j = body_json(r);
+    cJSON *j = dtm_api_body_json(r);
     int rc;
     if (!j)
         return DTM_OK;
-    username = member(r, j, "username", 256, &bad);
-    role = member(r, j, "role", 32, &bad);
+    username = dtm_api_member(r, j, "username", 256, &bad);
+    role = dtm_api_member(r, j, "role", 32, &bad);
     if (bad) {
         cJSON_Delete(j);
         return DTM_OK;
@@ -759,9 +728,9 @@ int dtm_api_user_patch(struct dtm_req *r)
     memset(&t, 0, sizeof(t));
     if ((rc = path_user(r, &t.u)))
         return r->responded ? DTM_OK : rc;
-    if (!(j = body_json(r)))
+    if (!(j = dtm_api_body_json(r)))
         return DTM_OK;
-    role = member(r, j, "role", 32, &bad);
+    role = dtm_api_member(r, j, "role", 32, &bad);
     dis = cJSON_GetObjectItemCaseSensitive(j, "disabled");
     if (bad) {
         cJSON_Delete(j);

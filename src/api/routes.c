@@ -1,5 +1,6 @@
 /* api/routes.c — the route table: method, path pattern, handler, who may call, body limit. */
 #include "api/api.h"
+#include "web/web.h"
 
 #include <stdint.h>
 
@@ -7,6 +8,8 @@ const struct dtm_route dtm_routes[] = {
     {DTM_GET, "/healthz", dtm_api_healthz, DTM_ACCESS_PUBLIC, 0, "healthz", NULL},
     {DTM_GET, "/readyz", dtm_api_readyz, DTM_ACCESS_PUBLIC, 0, "readyz", NULL},
     {DTM_GET, "/api/v1/datasets", dtm_api_datasets_list, DTM_ACCESS_PUBLIC, 0, "datasets", NULL},
+    {DTM_PUT, "/api/v1/datasets/{code}", dtm_api_dataset_put, DTM_ACCESS_ADMIN, 1 << 20,
+     "dataset_put", NULL},
     {DTM_GET, "/api/v1/datasets/{code}", dtm_api_dataset_get, DTM_ACCESS_PUBLIC, 0, "dataset",
      NULL},
     {DTM_GET, "/api/v1/datasets/{code}/record", dtm_api_record_get, DTM_ACCESS_SYSTEM_OR_READER, 0,
@@ -18,7 +21,7 @@ const struct dtm_route dtm_routes[] = {
     {DTM_GET, "/api/v1/receipts/{id}", dtm_api_receipt_get, DTM_ACCESS_SYSTEM, 0, "receipt", NULL},
     {DTM_POST, "/api/v1/heartbeat", dtm_api_heartbeat, DTM_ACCESS_SYSTEM, 64 * 1024, "heartbeat",
      NULL},
-    {DTM_POST, "/api/v1/batches", dtm_api_batch_post, DTM_ACCESS_SOURCE, DTM_BODY_BATCH,
+    {DTM_POST, "/api/v1/batches", dtm_api_batch_post, DTM_ACCESS_SOURCE_OR_OPERATOR, DTM_BODY_BATCH,
      "batch_post", dtm_api_batch_body},
     {DTM_GET, "/api/v1/batches", dtm_api_batch_list, DTM_ACCESS_SYSTEM_OR_OPERATOR, 0, "batches",
      NULL},
@@ -26,7 +29,7 @@ const struct dtm_route dtm_routes[] = {
      NULL},
     {DTM_DELETE, "/api/v1/batches/{id}", dtm_api_batch_delete, DTM_ACCESS_SYSTEM, 0, "batch_cancel",
      NULL},
-    {DTM_GET, "/api/v1/batches/{id}/errors", dtm_api_batch_errors, DTM_ACCESS_SYSTEM, 0,
+    {DTM_GET, "/api/v1/batches/{id}/errors", dtm_api_batch_errors, DTM_ACCESS_SYSTEM_OR_OPERATOR, 0,
      "batch_errors", NULL},
     {DTM_GET, "/api/v1/stats/{code}", dtm_api_stats, DTM_ACCESS_SYSTEM_OR_ANALYST, 0, "stats",
      NULL},
@@ -34,6 +37,21 @@ const struct dtm_route dtm_routes[] = {
      NULL},
     {DTM_GET, "/api/v1/systems/{code}", dtm_api_system_get, DTM_ACCESS_SYSTEM_OR_PEOPLE, 0,
      "system", NULL},
+    /* CONTRACT §7: Prometheus metrics (api/metrics.c checks who may read them) */
+    {DTM_GET, "/metrics", dtm_api_metrics, DTM_ACCESS_PUBLIC, 0, "metrics", NULL},
+    /* T2.4: systems and their credentials, for administrators (api/credentials.c) */
+    {DTM_POST, "/api/v1/systems", dtm_api_system_create, DTM_ACCESS_ADMIN, 8192, "system_create",
+     NULL},
+    {DTM_GET, "/api/v1/systems/{code}/keys", dtm_api_system_keys, DTM_ACCESS_ADMIN, 0,
+     "system_keys", NULL},
+    {DTM_POST, "/api/v1/systems/{code}/keys", dtm_api_system_key_rotate, DTM_ACCESS_ADMIN, 1024,
+     "system_key_rotate", NULL},
+    {DTM_DELETE, "/api/v1/systems/{code}/keys/{id}", dtm_api_system_key_revoke, DTM_ACCESS_ADMIN, 0,
+     "system_key_revoke", NULL},
+    {DTM_POST, "/api/v1/systems/{code}/client-secret", dtm_api_system_client_rotate,
+     DTM_ACCESS_ADMIN, 1024, "system_client_rotate", NULL},
+    {DTM_DELETE, "/api/v1/systems/{code}/client", dtm_api_system_client_revoke, DTM_ACCESS_ADMIN, 0,
+     "system_client_revoke", NULL},
     {DTM_GET, "/api/v1/live", dtm_api_live, DTM_ACCESS_SYSTEM_OR_PEOPLE, 0, "live", NULL},
     /* people (CONTRACT §3, T4.3): sessions, MFA, accounts; the audit trail (S3) */
     {DTM_POST, "/api/v1/session", dtm_api_session_post, DTM_ACCESS_PUBLIC, 8192, "session_post",
@@ -57,6 +75,8 @@ const struct dtm_route dtm_routes[] = {
     {DTM_GET, "/api/v1/audit", dtm_api_audit_list, DTM_ACCESS_AUDITOR, 0, "audit", NULL},
     /* T2.4: OAuth 2.0 client credentials (the client authenticates in the body or with Basic) */
     {DTM_POST, "/oauth/token", dtm_api_oauth_token, DTM_ACCESS_PUBLIC, 8192, "oauth_token", NULL},
+    {DTM_POST, "/oauth/revoke", dtm_api_oauth_revoke, DTM_ACCESS_PUBLIC, 8192, "oauth_revoke",
+     NULL},
     {DTM_GET, "/oauth/jwks.json", dtm_api_oauth_jwks, DTM_ACCESS_PUBLIC, 0, "oauth_jwks", NULL},
     /* grants of datasets to consumers (CONTRACT §3) */
     {DTM_GET, "/api/v1/grants", dtm_api_grants_list, DTM_ACCESS_ADMIN, 0, "grants", NULL},
@@ -65,6 +85,8 @@ const struct dtm_route dtm_routes[] = {
      "grant_revoke", NULL},
     /* T5.3 alerts; T4.4 the vulnerability register (readers: operators, auditors, admins) */
     {DTM_GET, "/api/v1/alerts", dtm_api_alerts_list, DTM_ACCESS_OPERATOR, 0, "alerts", NULL},
+    {DTM_GET, "/api/v1/alert-channels", dtm_api_alert_channels, DTM_ACCESS_OPERATOR, 0,
+     "alert_channels", NULL},
     {DTM_GET, "/api/v1/alerts/{id}", dtm_api_alert_get, DTM_ACCESS_OPERATOR, 0, "alert", NULL},
     {DTM_POST, "/api/v1/alerts/{id}/ack", dtm_api_alert_ack, DTM_ACCESS_OPERATOR, 4096, "alert_ack",
      NULL},
@@ -78,5 +100,19 @@ const struct dtm_route dtm_routes[] = {
      "vulnerability_create", NULL},
     {DTM_PATCH, "/api/v1/vulnerabilities/{id}", dtm_api_vuln_update, DTM_ACCESS_OPERATOR, 64 * 1024,
      "vulnerability_update", NULL},
+    /* issue 6: the dashboard (src/web/web.c). Every page of the app is index.html (the app
+     * routes on the client); its assets have hashed names. API routes above keep priority. */
+    {DTM_GET, "/", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/index.html", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/login", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/systems", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/systems/{code}", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/explorer", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/batches", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/alerts", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/audit", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/admin", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/assets/{file}", dtm_web_asset, DTM_ACCESS_PUBLIC, 0, "web_asset", NULL},
+    {DTM_GET, "/favicon.svg", dtm_web_asset, DTM_ACCESS_PUBLIC, 0, "web_asset", NULL},
     {DTM_OTHER, NULL, NULL, DTM_ACCESS_PUBLIC, 0, NULL, NULL},
 };

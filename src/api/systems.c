@@ -171,17 +171,6 @@ static int today(struct dtm_req *r, struct dtm_store *st, struct entries *x, boo
 
 /* ---- JSON */
 
-static void time_or_null(struct dtm_buf *b, int64_t t)
-{
-    char ts[40];
-    if (!t) {
-        dtm_buf_addc(b, "null");
-        return;
-    }
-    dtm_time_fmt(t, ts, sizeof(ts));
-    dtm_buf_printf(b, "\"%s\"", ts);
-}
-
 /* The members of a system's object, without the closing brace. */
 static void entry_json(struct dtm_buf *b, const struct entry *e)
 {
@@ -200,7 +189,7 @@ static void entry_json(struct dtm_buf *b, const struct entry *e)
     else
         dtm_buf_addc(b, "null");
     dtm_buf_printf(b, ",\"status\":\"%s\",\"last_seen\":", dtm_conn_status_name(e->status));
-    time_or_null(b, e->sys.last_seen);
+    dtm_buf_json_time(b, e->sys.last_seen);
     dtm_buf_printf(b,
                    ",\"transactions_today\":%s,\"error_rate_today\":%s,"
                    "\"avg_response_ms_today\":%s,\"p95_response_ms_today\":%s,\"uptime_30d\":",
@@ -217,7 +206,7 @@ static void entry_json(struct dtm_buf *b, const struct entry *e)
         dtm_buf_addc(b, "{\"ok\":null,\"checked_at\":null,\"response_ms\":null,\"error\":null}");
     } else {
         dtm_buf_printf(b, "{\"ok\":%s,\"checked_at\":", p->ok ? "true" : "false");
-        time_or_null(b, p->at);
+        dtm_buf_json_time(b, p->at);
         dtm_buf_printf(b, ",\"response_ms\":%lld,\"error\":", (long long)p->ms);
         if (p->error[0])
             dtm_buf_json_strc(b, p->error);
@@ -251,7 +240,7 @@ int dtm_api_systems_list(struct dtm_req *r)
     have_res = true;
     dtm_buf_init(&b, 256 << 20);
     dtm_buf_addc(&b, "{\"time\":");
-    time_or_null(&b, now);
+    dtm_buf_json_time(&b, now);
     dtm_buf_addc(&b, ",\"systems\":[");
     for (size_t i = 0; i < x.n; i++) {
         if (i)
@@ -310,7 +299,7 @@ static int hourly(struct dtm_req *r, struct dtm_store *st, const char *code, int
                 break;
             }
         dtm_buf_addc(b, h ? ",{\"hour\":" : "{\"hour\":");
-        time_or_null(b, start);
+        dtm_buf_json_time(b, start);
         dtm_buf_printf(b,
                        ",\"transactions\":%s,\"error_rate\":%s,\"avg_response_ms\":%s,"
                        "\"p95_response_ms\":%s}",
@@ -379,9 +368,9 @@ int dtm_api_system_get(struct dtm_req *r)
     dtm_buf_addc(&b, ",\"intervals\":[");
     for (size_t i = 0; i < iv.n; i++) {
         dtm_buf_printf(&b, "%s{\"status\":\"%s\",\"since\":", i ? "," : "", iv.iv[i].status);
-        time_or_null(&b, iv.iv[i].since);
+        dtm_buf_json_time(&b, iv.iv[i].since);
         dtm_buf_addc(&b, ",\"until\":");
-        time_or_null(&b, iv.iv[i].until);
+        dtm_buf_json_time(&b, iv.iv[i].until);
         dtm_buf_addch(&b, '}');
     }
     dtm_buf_addc(&b, "]}");

@@ -4,6 +4,7 @@
  * and storing overlap on two cores. The input is a read-only file mapping; pages already decoded
  * are given back after each chunk, so memory stays flat however large the file. */
 #include "batch/batch.h"
+#include "metrics/metrics.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -121,6 +122,8 @@ static int finish(struct dtm_batch_run *r, struct slot *s)
     if (s->job.rc)
         return s->job.rc;
     *r->b = s->snap;
+    if (s->final_status)
+        dtm_metrics_batch_finished(s->final_status);
     if (r->progress)
         r->progress(r->ctx, r->b, s->out.errs, s->out.nerrs);
     return DTM_OK;
@@ -406,14 +409,8 @@ double dtm_batch_progress(const struct dtm_batch *b)
 
 static void json_time(struct dtm_buf *out, const char *name, int64_t t)
 {
-    char ts[40];
     dtm_buf_printf(out, ",\"%s\":", name);
-    if (!t) {
-        dtm_buf_addc(out, "null");
-        return;
-    }
-    dtm_time_fmt(t, ts, sizeof(ts));
-    dtm_buf_json_strc(out, ts);
+    dtm_buf_json_time(out, t);
 }
 
 void dtm_batch_json(const struct dtm_batch *b, struct dtm_buf *out)

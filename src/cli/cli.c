@@ -25,9 +25,14 @@ static const struct {
      "       dtm system list [--json]\n"
      "       dtm system set-tier --code C --tier bronze|silver|gold [--json]"},
     {"key", dtm_cmd_key,
-     "API keys: rotate, revoke; the master key: rotate-master; OAuth token signing: "
-     "rotate-signing",
+     "API keys: rotate, revoke; OAuth clients: rotate-client, revoke-client; the master key: "
+     "rotate-master; OAuth token signing: rotate-signing",
      "dtm key rotate --system C [--grace SECONDS] [--json]\n       dtm key revoke --id K\n"
+     "       dtm key rotate-client --system C [--json]   (new OAuth client secret; the old one "
+     "and its tokens end now)\n"
+     "       dtm key revoke-client --system C   (no more tokens; issued ones refused)\n"
+     "       dtm key revoke-token --jti J   (one access token ends now; its jti is in the audit "
+     "entry oauth.token_issued)\n"
      "       dtm key rotate-master [--json]   (new master key; data keys re-wrapped, no "
      "downtime)\n"
      "       dtm key rotate-signing [--json]  (new ES256 key for OAuth tokens; old ones stay in "
@@ -54,9 +59,43 @@ static const struct {
      "       dtm user passwd --username U [--json]   (a new random password, printed once)\n"
      "       dtm user disable|enable --username U\n"
      "       dtm user reset-mfa --username U"},
+    {"backup", dtm_cmd_backup,
+     "an encrypted, consistent backup of the data dir while it serves; verify one",
+     "dtm backup -o FILE [--json]\n"
+     "       dtm backup verify FILE [--master-key PATH] [--json]\n"
+     "  The file holds the store, dtm.conf, the TLS certificate and key and spooled batches,\n"
+     "  compressed and encrypted (AES-256-GCM) under a key wrapped by the master key. It never\n"
+     "  holds the master key: keep DATA_DIR/master.key apart from the backups (a backup without\n"
+     "  it cannot be restored, and after `dtm key rotate-master` older backups need the old\n"
+     "  key). verify checks every chunk, the checksums and the manifest (default key: the data\n"
+     "  dir's master.key)."},
+    {"restore", dtm_cmd_restore, "restore a backup into a new, empty data dir",
+     "dtm restore FILE --data-dir NEWDIR [--master-key PATH] [--json]\n"
+     "  NEWDIR must not exist or be empty. --master-key is the master.key of the data dir the\n"
+     "  backup came from (current when it was made); it is copied into NEWDIR (mode 0600). It\n"
+     "  may instead be put in NEWDIR alone beforehand. A damaged or foreign backup is refused;\n"
+     "  nothing is left behind on failure (the restore goes to NEWDIR.partial first)."},
+    {"drill", dtm_cmd_drill,
+     "the recovery drill: back up, verify, restore to a scratch dir, serve it, compare",
+     "dtm drill [--master-key PATH] [--report FILE] [--scratch DIR] [--keep] [--json]\n"
+     "  Works while a server runs on the data dir. Prints PASS or FAIL and the timings; exit 1\n"
+     "  on FAIL. --master-key: restore with the copy of the master key kept apart (default: the\n"
+     "  data dir's), so the drill also proves that copy opens the backups.\n"
+     "  The scratch dir (in --scratch, else $TMPDIR, else /var/tmp) needs room for a\n"
+     "  backup and a restored copy; --keep leaves it (backup, restored data dir, server log)."},
     {"audit", dtm_cmd_audit, "the audit trail: verify its hash chain, list its entries",
      "dtm audit verify [--head SEQ:HASH]\n"
      "       dtm audit list [--from T] [--to T] [--actor A] [--action A] [--format csv|json]"},
+    {"status", dtm_cmd_status,
+     "what an operator checks first: version, store, server uptime and queue, systems by status, "
+     "alerts firing, batches, last backup",
+     "dtm status [--json]"},
+    {"secret", dtm_cmd_secret,
+     "secrets of alert channels kept sealed in the store (named store:NAME in dtm.conf): set, "
+     "list, delete",
+     "dtm secret set NAME [--generate] [--json]   (the value from standard input)\n"
+     "       dtm secret list [--json]\n"
+     "       dtm secret delete NAME"},
     {"vuln", dtm_cmd_vuln,
      "the vulnerability register (T4.4): add, set, list; overdue items raise an alert",
      "dtm vuln add --title T --severity low|medium|high|critical --found YYYY-MM-DD "
@@ -311,4 +350,29 @@ int dtm_cli_main(int argc, char **argv)
             return commands[i].run(argc - 2, argv + 2);
     dtm_cli_error("no command '%s'; `dtm help` lists them", cmd);
     return DTM_EXIT_USAGE;
+}
+
+static int dict_load_one(void *ctx, const char *code, const char *definition)
+{
+    struct dtm_dataset *ds = NULL;
+    char err[256];
+    int rc = dtm_dataset_parse(dtm_str_c(definition), &ds, err, sizeof(err));
+    if (rc == DTM_ENOMEM)
+        return rc;
+    if (rc) {
+        dtm_logf(DTM_LOG_WARN, "a stored dataset definition does not parse; skipped",
+                 "\"dataset\":\"%s\"", code);
+        return 0;
+    }
+    return dtm_dict_put(ctx, ds);
+}
+
+struct dtm_dict *dtm_cli_dict(struct dtm_store *st)
+{
+    struct dtm_dict *d = dtm_dict_create();
+    if (d && st && st->ops->dataset_def_list(st, dict_load_one, d) != DTM_OK) {
+        dtm_dict_destroy(d);
+        d = NULL;
+    }
+    return d;
 }

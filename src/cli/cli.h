@@ -48,6 +48,10 @@ void dtm_cli_out_print(const struct dtm_cli_out *o, bool json);
 
 /* Loads dtm.conf of the data dir (and --config FILE over it). Prints the error. */
 int dtm_cli_load_conf(const char *data_dir, const char *config_file, struct dtm_conf *c);
+/* The data dictionary of a data dir: the built-ins and the definitions administrators stored
+ * (PUT /api/v1/datasets/{code}); a stored one that no longer parses is skipped with a warning.
+ * NULL when out of memory or the store cannot list them. */
+struct dtm_dict *dtm_cli_dict(struct dtm_store *st);
 /* Opens the store of a data dir for a command (migrating it). Prints the error. */
 int dtm_cli_open_store(const struct dtm_conf *c, struct dtm_store **out);
 
@@ -63,8 +67,13 @@ int dtm_cmd_export(int argc, char **argv);
 int dtm_cmd_grant(int argc, char **argv);
 int dtm_cmd_retention(int argc, char **argv);
 int dtm_cmd_audit(int argc, char **argv);
-int dtm_cmd_user(int argc, char **argv); /* people (cli/user.c) */
-int dtm_cmd_vuln(int argc, char **argv); /* T4.4 (cli/vuln.c) */
+int dtm_cmd_user(int argc, char **argv);    /* people (cli/user.c) */
+int dtm_cmd_vuln(int argc, char **argv);    /* T4.4 (cli/vuln.c) */
+int dtm_cmd_secret(int argc, char **argv);  /* T4.2 (cli/secret.c) */
+int dtm_cmd_status(int argc, char **argv);  /* issue 10 (cli/status.c) */
+int dtm_cmd_backup(int argc, char **argv);  /* issue 10 (cli/backup.c) */
+int dtm_cmd_restore(int argc, char **argv); /* issue 10 (cli/backup.c) */
+int dtm_cmd_drill(int argc, char **argv);   /* issue 10 (cli/backup.c) */
 
 /* Appends this command's entry to the audit trail inside st's open transaction (cli/audit.c):
  * actor the OS user (kind cli), detail a JSON object (NULL = {}) without secrets or personal

@@ -131,7 +131,7 @@ int dtm_cmd_export(int argc, char **argv)
     }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
         goto out;
-    if (!(dict = dtm_dict_create())) {
+    if (!(dict = dtm_cli_dict(st))) {
         dtm_cli_error("cannot load the data dictionary");
         goto out;
     }

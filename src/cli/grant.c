@@ -30,7 +30,7 @@ static int check(struct dtm_store *st, const char *code, const char *dataset, bo
     }
     if (!need_dataset)
         return DTM_EXIT_OK;
-    if (!(dict = dtm_dict_create())) {
+    if (!(dict = dtm_cli_dict(st))) {
         dtm_cli_error("cannot load the data dictionary");
         return DTM_EXIT_FAIL;
     }

@@ -157,7 +157,7 @@ int dtm_local_import_open(const char *data_dir, struct dtm_local_import *li)
     }
     if (dtm_cli_open_store(&li->conf, &li->store))
         return DTM_EXIT_FAIL;
-    if (!(li->dict = dtm_dict_create())) {
+    if (!(li->dict = dtm_cli_dict(li->store))) {
         dtm_cli_error("cannot load the data dictionary");
         return DTM_EXIT_FAIL;
     }

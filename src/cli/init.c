@@ -123,15 +123,16 @@ out:
 int dtm_cmd_init(int argc, char **argv)
 {
     static const char usage[] =
-        "dtm init [--data-dir DIR] [--demo [--seed N] [--demo-records N] [--demo-end YYYY-MM-DD]] "
-        "[--json]";
+        "dtm init [--data-dir DIR] [--store-dsn DSN] [--demo [--seed N] [--demo-records N] "
+        "[--demo-end YYYY-MM-DD]] [--json]";
     bool demo = false;
-    const char *seed_s = NULL, *records_s = NULL, *end_s = NULL;
+    const char *seed_s = NULL, *records_s = NULL, *end_s = NULL, *dsn = NULL;
     int64_t seed = 1, records = 0, end_day = INT64_MIN;
     struct dtm_cli_opt opts[] = {{"demo", NULL, &demo},
                                  {"seed", &seed_s, NULL},
                                  {"demo-records", &records_s, NULL},
-                                 {"demo-end", &end_s, NULL}};
+                                 {"demo-end", &end_s, NULL},
+                                 {"store-dsn", &dsn, NULL}};
     struct dtm_cli_common com;
     const char *pos[1];
     size_t npos;
@@ -166,6 +167,23 @@ int dtm_cmd_init(int argc, char **argv)
         return DTM_EXIT_USAGE;
     }
     dtm_conf_defaults(&c, com.data_dir);
+    /* --store-dsn: the store is a PostgreSQL database (CONTRACT §8), reachable before anything
+     * is written */
+    if (dsn) {
+        if (!*dsn || strlen(dsn) >= sizeof(c.store_dsn) || strpbrk(dsn, "\r\n")) {
+            dtm_cli_error("--store-dsn takes a libpq connection string on one line\nusage: %s",
+                          usage);
+            return DTM_EXIT_USAGE;
+        }
+        snprintf(c.backend, sizeof(c.backend), "postgresql");
+        snprintf(c.store_dsn, sizeof(c.store_dsn), "%s", dsn);
+        if (dtm_store_open(&c, &st, err, sizeof(err))) {
+            dtm_cli_error("%s", err);
+            return DTM_EXIT_FAIL;
+        }
+        st->ops->close(st);
+        st = NULL;
+    }
     if (stat(com.data_dir, &sb) == 0) {
         if (!S_ISDIR(sb.st_mode) || !dir_empty(com.data_dir)) {
             dtm_cli_error("%s already exists and is not empty; refusing to overwrite it",
@@ -180,6 +198,11 @@ int dtm_cmd_init(int argc, char **argv)
 
     dtm_buf_init(&sample, 1 << 20);
     dtm_conf_sample(&sample);
+    if (dsn) /* a later [store] section overrides the defaults shown above */
+        dtm_buf_printf(&sample,
+                       "\n# chosen by dtm init --store-dsn\n[store]\nbackend = postgresql\n"
+                       "dsn = %s\n",
+                       dsn);
     dtm_conf_path(&c, "dtm.conf", path, sizeof(path));
     if (sample.err || write_file(path, sample.p, sample.n, 0640)) {
         dtm_cli_error("cannot write %s: %s", path, strerror(errno));

@@ -15,21 +15,42 @@
 #include "conn/conn.h"
 #include "alert/alert.h"
 #include "alert/warn.h"
+#include "backup/backup.h"
+#include "metrics/metrics.h"
 
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 #include <pthread.h>
+#include <systemd/sd-daemon.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* T4.1: the connectivity evaluator's status changes go to the early warning (system.silent). */
 static void warn_status(void *ctx, const char *code, const char *was, const char *now,
                         int64_t last_seen)
 {
     dtm_warn_system_status(ctx, code, was, now, last_seen);
+}
+
+/* DATA_DIR/serve.addr: where this server's plain HTTP listener answers (HOST:PORT), so that
+ * `dtm status` finds it whatever flags it was started with; removed when it stops (host NULL). */
+static void addr_file_write(const struct dtm_conf *c, const char *host, int port)
+{
+    char path[DTM_PATH_MAX];
+    FILE *f;
+    dtm_conf_path(c, "serve.addr", path, sizeof(path));
+    if (!host) {
+        unlink(path);
+        return;
+    }
+    if ((f = fopen(path, "w"))) {
+        fprintf(f, "%s:%d\n", strcmp(host, "0.0.0.0") && *host ? host : "127.0.0.1", port);
+        fclose(f);
+    }
 }
 
 /* Configurations replaced by SIGHUP stay allocated until exit: handlers may still read them. */
@@ -90,10 +111,13 @@ int dtm_cmd_serve(int argc, char **argv)
     struct dtm_conn *conn = NULL;
     struct dtm_connlog *connlog = NULL;
     struct dtm_retention *retention = NULL;
+    struct dtm_backup_job *backup_job = NULL;
     struct dtm_audit *audit = NULL;
     struct dtm_alerts *alerts = NULL;
     struct dtm_warn *warn = NULL;
     const char *stop_signal = NULL;
+    uint64_t watchdog_us = 0;
+    int64_t last_ping = 0;
     char path[DTM_PATH_MAX], err[512], http_addr[128], https_addr[128];
     sigset_t set;
     int rc, exit_code = DTM_EXIT_FAIL;
@@ -144,7 +168,7 @@ int dtm_cmd_serve(int argc, char **argv)
         dtm_cli_error("the database is not writable");
         goto out;
     }
-    env.dict = dtm_dict_create();
+    env.dict = dtm_cli_dict(st);
     if (!env.dict) {
         dtm_cli_error("cannot load the data dictionary");
         goto out;
@@ -174,6 +198,7 @@ int dtm_cmd_serve(int argc, char **argv)
     }
     st->ops->close(st);
     st = NULL;
+    dtm_metrics_start();
     if (dtm_writer_start(env.conf, &writer, err, sizeof(err))) {
         dtm_cli_error("%s", err);
         goto out;
@@ -197,6 +222,11 @@ int dtm_cmd_serve(int argc, char **argv)
     }
     env.audit = audit;
     dtm_retention_audit(retention, audit);
+    /* issue 10: scheduled backups ([backup] schedule_hours) */
+    if (dtm_backup_job_start(&env.conf, &backup_job, err, sizeof(err))) {
+        dtm_cli_error("%s", err);
+        goto out;
+    }
     /* T5.3: the alert engine and its delivery channels */
     if (dtm_alerts_start(&env.conf, keys.audit_key, &alerts, err, sizeof(err))) {
         dtm_cli_error("%s", err);
@@ -230,8 +260,10 @@ int dtm_cmd_serve(int argc, char **argv)
         dtm_buf_init(&f, 4096);
         dtm_buf_printf(&f, "\"version\":\"%s\",\"data_dir\":", DTM_VERSION);
         dtm_buf_json_strc(&f, com.data_dir);
-        if (hp && !dtm_conf_split_addr(http_addr, host, sizeof(host), &port))
+        if (hp && !dtm_conf_split_addr(http_addr, host, sizeof(host), &port)) {
             dtm_buf_printf(&f, ",\"http\":\"http://%s:%d/\",\"http_port\":%d", host, hp, hp);
+            addr_file_write(env.conf, host, hp);
+        }
         if (sp && !dtm_conf_split_addr(https_addr, host, sizeof(host), &port))
             dtm_buf_printf(&f, ",\"https\":\"https://%s:%d/\",\"https_port\":%d",
                            strcmp(host, "0.0.0.0") ? host : "localhost", sp, sp);
@@ -243,33 +275,47 @@ int dtm_cmd_serve(int argc, char **argv)
                                                           "", detail, NULL});
         dtm_buf_free(&f);
     }
+    /* systemd (Type=notify): ready now that the listeners accept; a no-op elsewhere */
+    sd_notifyf(0, "READY=1\nSTATUS=serving\nMAINPID=%lu", (unsigned long)getpid());
+    if (sd_watchdog_enabled(0, &watchdog_us) <= 0)
+        watchdog_us = 0;
     for (;;) {
         struct timespec tick = {0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&set, NULL, &tick);
         dtm_log_flush();
+        /* WatchdogSec=: the signal loop is alive (every 200 ms it comes here) — pinged at half
+         * the interval */
+        if (watchdog_us && dtm_mono_us() - last_ping >= (int64_t)watchdog_us / 2) {
+            sd_notify(0, "WATCHDOG=1");
+            last_ping = dtm_mono_us();
+        }
         if (sig < 0)
             continue;
         if (sig == SIGPIPE)
             continue;
         if (sig == SIGHUP) {
             dtm_log(DTM_LOG_INFO, "SIGHUP: reloading configuration and TLS certificate", NULL);
+            sd_notify(0, "RELOADING=1\nSTATUS=reloading");
             if (reload(&env, srv, &confs, com.data_dir, config_file, http_addr, https_addr) ==
                 DTM_OK)
                 dtm_audit_record(audit, &(struct dtm_audit_event){"server", "dtm serve",
                                                                   "config.reloaded", "dtm.conf",
                                                                   "{\"signal\":\"SIGHUP\"}", NULL});
+            sd_notify(0, "READY=1\nSTATUS=serving");
             continue;
         }
         dtm_logf(DTM_LOG_INFO, "stopping: draining in-flight requests",
                  "\"signal\":\"%s\",\"timeout_s\":%lld", sig == SIGINT ? "SIGINT" : "SIGTERM",
                  (long long)env.conf->drain_timeout);
         stop_signal = sig == SIGINT ? "{\"signal\":\"SIGINT\"}" : "{\"signal\":\"SIGTERM\"}";
+        sd_notify(0, "STOPPING=1\nSTATUS=draining");
         break;
     }
     /* live event streams never end by themselves: end them so draining does not wait for them */
     dtm_conn_stop(conn);
     dtm_server_drain(srv, env.conf->drain_timeout);
     exit_code = DTM_EXIT_OK;
+    addr_file_write(env.conf, NULL, 0);
 out:
     /* order: the running batch stops after its current chunk (it resumes at the next start); the
      * writer finishes every queued job (each waiting request is resumed and answered; later ones
@@ -279,6 +325,7 @@ out:
     dtm_conn_stop(conn);
     dtm_connlog_stop(connlog);
     dtm_retention_stop(retention);
+    dtm_backup_job_stop(backup_job); /* a backup under way ends first */
     dtm_batches_stop(batches);
     dtm_warn_stop(warn);     /* its sweeps raise no more */
     dtm_alerts_stop(alerts); /* applies what is queued, answers waiting requests */

@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int dtm_cmd_key_rotate_signing(int argc, char **argv)
@@ -16,10 +17,10 @@ int dtm_cmd_key_rotate_signing(int argc, char **argv)
     const char *pos[1];
     size_t npos;
     struct dtm_conf c;
-    struct dtm_keyring kr;
+    struct dtm_signing_key *k;
     struct dtm_store *st;
     struct dtm_cli_out out = {0};
-    char path[DTM_PATH_MAX], err[512], kid[DTM_ID_MAX], detail[128];
+    char kid[DTM_ID_MAX], detail[128];
     int rc = dtm_cli_parse(argc, argv, NULL, 0, &com, pos, 0, &npos, usage);
     if (rc)
         return rc;
@@ -29,17 +30,17 @@ int dtm_cmd_key_rotate_signing(int argc, char **argv)
     }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c))
         return DTM_EXIT_FAIL;
-    dtm_conf_path(&c, "master.key", path, sizeof(path));
-    if (dtm_keyring_load(path, &kr, err, sizeof(err))) {
-        dtm_cli_error("%s", err);
+    if (!(k = malloc(sizeof(*k))))
         return DTM_EXIT_FAIL;
-    }
     if (dtm_cli_open_store(&c, &st)) {
-        dtm_keyring_wipe(&kr);
+        free(k);
         return DTM_EXIT_FAIL;
     }
-    if ((rc = st->ops->begin(st)) == DTM_OK) {
-        rc = dtm_signing_key_rotate(st, &kr, dtm_now_us(), kid);
+    /* sealed before the transaction: the first seal of a process may take one of its own */
+    rc = dtm_signing_key_new(dtm_datakeys_get(&c), dtm_now_us(), k);
+    if (rc == DTM_OK && (rc = st->ops->begin(st)) == DTM_OK) {
+        rc = dtm_signing_key_install(st, k);
+        snprintf(kid, sizeof(kid), "%s", k->kid);
         if (rc == DTM_OK) {
             snprintf(detail, sizeof(detail), "{\"alg\":\"ES256\"}");
             rc = dtm_cli_audit(&c, st, "signing_key.rotated", kid, detail);
@@ -50,7 +51,8 @@ int dtm_cmd_key_rotate_signing(int argc, char **argv)
             st->ops->rollback(st);
     }
     st->ops->close(st);
-    dtm_keyring_wipe(&kr);
+    OPENSSL_cleanse(k, sizeof(*k));
+    free(k);
     if (rc) {
         dtm_cli_error("cannot rotate the token-signing key (%s)", dtm_rc_name(rc));
         return DTM_EXIT_FAIL;

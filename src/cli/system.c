@@ -3,57 +3,26 @@
 #include "cli/cli.h"
 #include "gate/gate.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 
-static bool valid_code(const char *s)
+/* Prints what a change handed out, once, and wipes it. */
+static void print_credentials(const char *code, struct dtm_credentials *cr, bool json)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > 32)
-        return false;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
-}
-
-/* A health probe URL (CONTRACT §5): http or https, printable ASCII, shorter than 1 KiB. */
-static bool valid_probe_url(const char *s)
-{
-    size_t n = strlen(s);
-    if (n >= sizeof(((struct dtm_probe *)0)->url) ||
-        (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
-            return false;
-    return n > 8;
-}
-
-/* Creates a key for a system inside the open transaction; adds key_id and api_key to out. */
-static int new_key(struct dtm_store *st, const char *code, struct dtm_cli_out *out)
-{
-    struct dtm_key k = {0};
-    char secret[DTM_SECRET_MAX];
-    uint8_t hash[32];
-    int rc;
-    if ((rc = dtm_random_id("key_", k.id, sizeof(k.id))) ||
-        (rc = dtm_secret_new("dtm_", secret, sizeof(secret), hash)))
-        return rc;
-    snprintf(k.system_code, sizeof(k.system_code), "%s", code);
-    k.created_at = dtm_now_us();
-    if ((rc = st->ops->key_add(st, &k, hash)))
-        return rc;
-    dtm_cli_out_add(out, "key_id", k.id);
-    dtm_cli_out_add(out, "api_key", secret);
-    memset(secret, 0, sizeof(secret));
-    return DTM_OK;
-}
-
-/* The value of a printed result (e.g. the new key's id). */
-static const char *out_value(const struct dtm_cli_out *o, const char *name)
-{
-    for (size_t i = 0; i < o->n; i++)
-        if (!strcmp(o->name[i], name))
-            return o->value[i];
-    return "";
+    struct dtm_cli_out out = {0};
+    dtm_cli_out_add(&out, "system_code", code);
+    if (cr->key_id[0]) {
+        dtm_cli_out_add(&out, "key_id", cr->key_id);
+        dtm_cli_out_add(&out, "api_key", cr->api_key);
+    }
+    if (cr->client_id[0]) {
+        dtm_cli_out_add(&out, "client_id", cr->client_id);
+        dtm_cli_out_add(&out, "client_secret", cr->client_secret);
+    }
+    dtm_cli_out_print(&out, json);
+    dtm_credentials_wipe(cr);
+    OPENSSL_cleanse(&out, sizeof(out));
 }
 
 /* S3: the audit entry of a change, in the change's transaction. detail names the key by its id,
@@ -108,10 +77,8 @@ static int system_add(int argc, char **argv)
     size_t npos;
     struct dtm_conf c;
     struct dtm_store *st;
-    struct dtm_system sys = {0}, par;
-    struct dtm_cli_out out = {0};
-    char secret[DTM_SECRET_MAX];
-    uint8_t hash[32];
+    struct dtm_system sys = {0};
+    struct dtm_credentials cr = {0};
     int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
     if (rc)
         return rc;
@@ -123,11 +90,11 @@ static int system_add(int argc, char **argv)
         dtm_cli_error("--code and --name are required\nusage: %s", usage);
         return DTM_EXIT_USAGE;
     }
-    if (!valid_code(code)) {
+    if (!dtm_system_code_valid(code)) {
         dtm_cli_error("system code '%s' must be 1 to 32 letters, digits, '.', '_' or '-'", code);
         return DTM_EXIT_USAGE;
     }
-    if (strcmp(role, "source") && strcmp(role, "consumer") && strcmp(role, "aggregator")) {
+    if (!dtm_system_role_valid(role)) {
         dtm_cli_error("--role must be source, consumer or aggregator (got %s)", role);
         return DTM_EXIT_USAGE;
     }
@@ -135,13 +102,17 @@ static int system_add(int argc, char **argv)
         dtm_cli_error("--name and --org must be shorter than 256 bytes");
         return DTM_EXIT_USAGE;
     }
-    if (probe_url && !valid_probe_url(probe_url)) {
+    if (probe_url && !dtm_probe_url_valid(probe_url)) {
         dtm_cli_error("--probe-url must be an http:// or https:// URL of printable characters, "
                       "shorter than 1024 bytes");
         return DTM_EXIT_USAGE;
     }
     if (tier && !dtm_rl_tier_valid(tier)) {
         dtm_cli_error("--tier must be bronze, silver or gold (got %s)", tier);
+        return DTM_EXIT_USAGE;
+    }
+    if (parent && strlen(parent) >= sizeof(sys.parent)) {
+        dtm_cli_error("--parent must name an aggregator system");
         return DTM_EXIT_USAGE;
     }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
@@ -153,49 +124,31 @@ static int system_add(int argc, char **argv)
     snprintf(sys.role, sizeof(sys.role), "%s", role);
     sys.masked = masked;
     sys.created_at = dtm_now_us();
+    snprintf(sys.parent, sizeof(sys.parent), "%s", parent ? parent : "");
     if ((rc = st->ops->begin(st)))
         goto fail;
-    if (parent) {
-        rc = st->ops->system_get(st, parent, &par);
-        if (rc == DTM_ENOTFOUND || (rc == DTM_OK && strcmp(par.role, "aggregator"))) {
-            st->ops->rollback(st);
-            st->ops->close(st);
-            dtm_cli_error("--parent %s must be an existing system with role aggregator", parent);
-            return DTM_EXIT_FAIL;
-        }
-        if (rc)
-            goto fail;
-        snprintf(sys.parent, sizeof(sys.parent), "%s", parent);
-    }
-    rc = st->ops->system_add(st, &sys);
-    if (rc == DTM_EEXIST) {
+    rc = dtm_system_register(st, &sys, probe_url, sys.created_at, &cr);
+    if (rc == DTM_EINVAL || rc == DTM_EEXIST) {
         st->ops->rollback(st);
         st->ops->close(st);
-        dtm_cli_error("a system with code %s already exists", code);
+        dtm_credentials_wipe(&cr);
+        if (rc == DTM_EEXIST)
+            dtm_cli_error("a system with code %s already exists", code);
+        else
+            dtm_cli_error("--parent %s must be an existing system with role aggregator", parent);
         return DTM_EXIT_FAIL;
     }
-    if (rc || (probe_url && (rc = st->ops->probe_set_url(st, code, probe_url))))
-        goto fail;
-    dtm_cli_out_add(&out, "system_code", code);
-    if ((rc = new_key(st, code, &out)))
-        goto fail;
-    if ((rc = dtm_secret_new("dtmcs_", secret, sizeof(secret), hash)) ||
-        (rc = st->ops->client_add(st, code, code, hash, dtm_now_us())))
-        goto fail;
-    dtm_cli_out_add(&out, "client_id", code);
-    dtm_cli_out_add(&out, "client_secret", secret);
-    memset(secret, 0, sizeof(secret));
-    if ((rc = audit(&c, st, "system.created", code, &sys, out_value(&out, "key_id"), NULL)) ||
+    if (rc || (rc = audit(&c, st, "system.created", code, &sys, cr.key_id, NULL)) ||
         (rc = st->ops->commit(st)))
         goto fail;
     st->ops->close(st);
     dtm_gate_keys_changed(&c);
-    dtm_cli_out_print(&out, com.json);
-    memset(&out, 0, sizeof(out));
+    print_credentials(code, &cr, com.json);
     return DTM_EXIT_OK;
 fail:
     st->ops->rollback(st);
     st->ops->close(st);
+    dtm_credentials_wipe(&cr);
     dtm_cli_error("cannot add the system (%s)", dtm_rc_name(rc));
     return DTM_EXIT_FAIL;
 }
@@ -355,7 +308,7 @@ static int key_rotate(int argc, char **argv)
     size_t npos;
     struct dtm_conf c;
     struct dtm_store *st;
-    struct dtm_system sys;
+    struct dtm_credentials cr = {0};
     struct dtm_cli_out out = {0};
     char expires[40];
     int64_t grace, now = dtm_now_us();
@@ -377,30 +330,31 @@ static int key_rotate(int argc, char **argv)
         return DTM_EXIT_FAIL;
     if ((rc = st->ops->begin(st)))
         goto fail;
-    rc = st->ops->system_get(st, code, &sys);
+    rc = dtm_key_rotate(st, code, now, grace * 1000000, &cr);
     if (rc == DTM_ENOTFOUND) {
         st->ops->rollback(st);
         st->ops->close(st);
         dtm_cli_error("no system with code %s", code);
         return DTM_EXIT_FAIL;
     }
-    if (rc || (rc = st->ops->key_expire_all(st, code, now + grace * 1000000)))
-        goto fail;
-    dtm_cli_out_add(&out, "system_code", code);
     dtm_time_fmt(now + grace * 1000000, expires, sizeof(expires));
-    if ((rc = new_key(st, code, &out)) ||
-        (rc = audit(&c, st, "key.rotated", code, NULL, out_value(&out, "key_id"), expires)) ||
+    if (rc || (rc = audit(&c, st, "key.rotated", code, NULL, cr.key_id, expires)) ||
         (rc = st->ops->commit(st)))
         goto fail;
     st->ops->close(st);
     dtm_gate_keys_changed(&c);
+    dtm_cli_out_add(&out, "system_code", code);
+    dtm_cli_out_add(&out, "key_id", cr.key_id);
+    dtm_cli_out_add(&out, "api_key", cr.api_key);
     dtm_cli_out_add(&out, "old_keys_expire_at", expires);
     dtm_cli_out_print(&out, com.json);
-    memset(&out, 0, sizeof(out));
+    OPENSSL_cleanse(&out, sizeof(out));
+    dtm_credentials_wipe(&cr);
     return DTM_EXIT_OK;
 fail:
     st->ops->rollback(st);
     st->ops->close(st);
+    dtm_credentials_wipe(&cr);
     dtm_cli_error("cannot rotate the key (%s)", dtm_rc_name(rc));
     return DTM_EXIT_FAIL;
 }
@@ -450,8 +404,123 @@ static int key_revoke(int argc, char **argv)
     return DTM_EXIT_OK;
 }
 
+/* `dtm key rotate-client` / `revoke-client`: the OAuth client of a system (T2.4). A new
+ * secret ends the old one and every token issued under it at once (a leaked secret is the
+ * reason to rotate); revoking ends the client and its tokens until the next rotation. */
+static int client_change(int argc, char **argv, bool rotate)
+{
+    const char *usage = rotate ? "dtm key rotate-client --system C [--json]"
+                               : "dtm key revoke-client --system C [--json]";
+    const char *code = NULL;
+    struct dtm_cli_opt opts[] = {{"system", &code, NULL}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    struct dtm_credentials cr = {0};
+    int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (com.help) {
+        printf("usage: %s\n", usage);
+        return DTM_EXIT_OK;
+    }
+    if (!code) {
+        dtm_cli_error("--system is required\nusage: %s", usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    /* S3: the change and its audit entry commit together */
+    if ((rc = st->ops->begin(st)) == DTM_OK) {
+        rc = rotate ? dtm_client_rotate(st, code, dtm_now_us(), &cr)
+                    : dtm_client_revoke(st, code, dtm_now_us());
+        if (rc == DTM_OK)
+            rc = dtm_cli_audit(&c, st, rotate ? "oauth_client.rotated" : "oauth_client.revoked",
+                               code, NULL);
+        if (rc == DTM_OK)
+            rc = st->ops->commit(st);
+        if (rc)
+            st->ops->rollback(st);
+    }
+    st->ops->close(st);
+    if (rc == DTM_ENOTFOUND) {
+        dtm_cli_error(rotate ? "no system with code %s" : "system %s has no live OAuth client",
+                      code);
+        return DTM_EXIT_FAIL;
+    }
+    if (rc) {
+        dtm_credentials_wipe(&cr);
+        dtm_cli_error("cannot change the OAuth client (%s)", dtm_rc_name(rc));
+        return DTM_EXIT_FAIL;
+    }
+    if (rotate) {
+        print_credentials(code, &cr, com.json);
+    } else {
+        struct dtm_cli_out out = {0};
+        dtm_cli_out_add(&out, "revoked_client", code);
+        dtm_cli_out_print(&out, com.json);
+    }
+    return DTM_EXIT_OK;
+}
+
+/* `dtm key revoke-token --jti J`: an access token ends now (RFC 7009's effect, for an
+ * administrator: the jti is in the audit entry oauth.token_issued). Kept until any token can
+ * have expired. */
+static int token_revoke(int argc, char **argv)
+{
+    static const char usage[] = "dtm key revoke-token --jti J";
+    const char *jti = NULL;
+    struct dtm_cli_opt opts[] = {{"jti", &jti, NULL}};
+    struct dtm_cli_common com;
+    const char *pos[1];
+    size_t npos;
+    struct dtm_conf c;
+    struct dtm_store *st;
+    int64_t now = dtm_now_us();
+    int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
+    if (rc)
+        return rc;
+    if (!jti || !*jti || strlen(jti) >= DTM_ID_MAX ||
+        strspn(jti, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+            strlen(jti)) {
+        dtm_cli_error("--jti must be a token id (tok_…, from the audit entry "
+                      "oauth.token_issued)\nusage: %s",
+                      usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
+        return DTM_EXIT_FAIL;
+    if ((rc = st->ops->begin(st)) == DTM_OK &&
+        (rc = st->ops->token_revoke(st, jti,
+                                    now + (int64_t)(DTM_TOKEN_TTL_MAX + DTM_TOKEN_LEEWAY) * 1000000,
+                                    now)) == DTM_OK &&
+        (rc = dtm_cli_audit(&c, st, "oauth.token_revoked", jti, NULL)) == DTM_OK)
+        rc = st->ops->commit(st);
+    if (rc)
+        st->ops->rollback(st);
+    st->ops->close(st);
+    if (rc) {
+        dtm_cli_error("cannot revoke the token (%s)", dtm_rc_name(rc));
+        return DTM_EXIT_FAIL;
+    }
+    {
+        struct dtm_cli_out out = {0};
+        dtm_cli_out_add(&out, "revoked_token", jti);
+        dtm_cli_out_print(&out, com.json);
+    }
+    return DTM_EXIT_OK;
+}
+
 int dtm_cmd_key(int argc, char **argv)
 {
+    if (argc >= 1 && !strcmp(argv[0], "revoke-token"))
+        return token_revoke(argc - 1, argv + 1);
+    if (argc >= 1 && !strcmp(argv[0], "rotate-client"))
+        return client_change(argc - 1, argv + 1, true);
+    if (argc >= 1 && !strcmp(argv[0], "revoke-client"))
+        return client_change(argc - 1, argv + 1, false);
     if (argc >= 1 && !strcmp(argv[0], "rotate"))
         return key_rotate(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "revoke"))
@@ -460,7 +529,7 @@ int dtm_cmd_key(int argc, char **argv)
         return dtm_cmd_key_rotate_master(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "rotate-signing")) /* T2.4: cli/signing.c */
         return dtm_cmd_key_rotate_signing(argc - 1, argv + 1);
-    dtm_cli_error("usage: dtm key rotate|revoke|rotate-master|rotate-signing …; `dtm help key` "
-                  "says more");
+    dtm_cli_error("usage: dtm key rotate|revoke|rotate-client|revoke-client|rotate-master|"
+                  "rotate-signing …; `dtm help key` says more");
     return DTM_EXIT_USAGE;
 }

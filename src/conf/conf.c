@@ -62,8 +62,16 @@ static const struct centry table[] = {
       "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-"
       "GCM:+CHACHA20-POLY1305:-SHA1:-RSA:%SERVER_PRECEDENCE",
       "GnuTLS priority string: TLS 1.2+ with AEAD suites and forward secrecy only"),
-    S("store", "backend", backend, "sqlite", "storage backend: sqlite"),
+    S("metrics", "token", metrics_token, "",
+      "GET /metrics: the bearer token Prometheus must send (store:NAME = a secret of `dtm secret "
+      "set`); empty = only clients on this machine (loopback) may read the metrics"),
+    S("store", "backend", backend, "sqlite", "storage backend: sqlite | postgresql"),
     S("store", "database", database, "dtm.db", "SQLite database file (relative to the data dir)"),
+    S("store", "dsn", store_dsn, "",
+      "PostgreSQL: libpq connection string (host=… port=… dbname=… user=… sslmode=…)"),
+    S("store", "password_file", store_password_file, "",
+      "PostgreSQL: file holding the password (relative to the data dir); empty = the DSN's, "
+      "PGPASSWORD or ~/.pgpass"),
     I("ingest", "max_body", max_body, "33554432", 1024, (int64_t)1 << 40,
       "bytes of one realtime request body at most (413 above)"),
     I("ingest", "max_records", max_records, "10000", 1, 1000000,
@@ -103,6 +111,9 @@ static const struct centry table[] = {
       "seconds without a request after which a person's session ends (sign in again)"),
     I("session", "absolute_timeout", session_absolute_timeout, "43200", 1, 30 * 86400,
       "seconds after sign-in after which a person's session ends however active it is"),
+    I("session", "live_stream_max", session_live_stream_max, "120", 1, 3600,
+      "seconds a person's GET /api/v1/live stream runs before it ends and the browser opens it "
+      "again, its session checked again (a signed-out tab stops being fed within this time)"),
     I("session", "lockout_after", session_lockout_after, "5", 1, 1000,
       "failed logins of one user name, in a row, after which the name is locked for a while "
       "(each failure also delays the next attempt: 0.25 s, 0.5 s, 1 s, … up to 30 s)"),
@@ -120,6 +131,14 @@ static const struct centry table[] = {
     I("audit", "head_log_interval", audit_head_log_interval, "300", 1, 86400,
       "seconds between server log lines with the audit chain head (seq, hash), so that a "
       "truncated audit trail is detectable; audit entries are kept forever"),
+    I("backup", "schedule_hours", backup_schedule_hours, "0", 0, 24 * 366,
+      "hours between the server's own backups (`dtm backup`); 0 = none (back up from cron or by "
+      "hand). Each is encrypted under the master key, which is never in it: keep master.key "
+      "apart from the backups"),
+    S("backup", "dir", backup_dir, "backups",
+      "directory of the scheduled backups (relative to the data dir; better on another disk)"),
+    I("backup", "keep", backup_keep, "7", 1, 10000,
+      "scheduled backups kept in dir; older ones are removed after a successful backup"),
     B("ratelimit", "enabled", ratelimit_enabled, "true",
       "token buckets per connected system and per source address (T2.2): RateLimit-* headers, "
       "429 with Retry-After"),
@@ -531,10 +550,11 @@ int dtm_conf_sample(struct dtm_buf *out)
         "# Every channel: min_severity = info|warning|critical, rules = names or prefixes* "
         "(empty = all).\n"
         "#[channel.ops-webhook]\n#type = webhook\n#url = https://ops.example/hooks/dtm\n"
-        "#secret = a long random text (X-DTM-Signature: sha256=HMAC-SHA-256 of the body)\n"
+        "#secret = store:ops-webhook (X-DTM-Signature: sha256=HMAC-SHA-256 of the body; the key\n"
+        "#  is kept sealed in the store: `dtm secret set ops-webhook` reads it from stdin)\n"
         "#timeout = 10\n#ca_file =\n"
         "#[channel.ops-mail]\n#type = email\n#url = smtp://mail.example:587\n"
-        "#tls = true (STARTTLS required)\n#ca_file =\n#username =\n#password =\n"
+        "#tls = true (STARTTLS required)\n#ca_file =\n#username =\n#password = store:ops-mail\n"
         "#from = dtm@example.vn\n#to = soc@example.vn, oncall@example.vn\n"
         "#[channel.siem]\n#type = syslog\n#address = siem.example:514 (RFC 5424 over UDP; "
         "local = syslog(3))\n#facility = 16\n");

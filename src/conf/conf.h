@@ -12,7 +12,7 @@
 #define DTM_PATH_MAX 1024
 
 /* [channel.NAME] an alert channel (T5.3; alert/deliver.c). Secrets (secret, password) are
- * never logged. */
+ * never logged; "store:NAME" names one kept sealed in the store (T4.2, gate.h). */
 #define DTM_CONF_CHANNELS 8
 struct dtm_conf_channel {
     char name[64];
@@ -35,6 +35,7 @@ struct dtm_conf_channel {
 
 struct dtm_conf {
     char data_dir[DTM_PATH_MAX];
+    char metrics_token[256]; /* [metrics] token: "" = loopback clients only */
     /* [server] */
     char http[128];   /* ADDR:PORT or "off" */
     char https[128];  /* ADDR:PORT or "off" */
@@ -51,6 +52,8 @@ struct dtm_conf {
     /* [store] */
     char backend[16];
     char database[DTM_PATH_MAX];
+    char store_dsn[1024];                   /* PostgreSQL: libpq connection string */
+    char store_password_file[DTM_PATH_MAX]; /* PostgreSQL: "" = libpq's own sources */
     /* [ingest] */
     int64_t max_body;           /* bytes of one realtime request body */
     int64_t max_records;        /* records of one realtime request */
@@ -70,6 +73,7 @@ struct dtm_conf {
     int64_t rotate_grace; /* s an old key stays valid after `dtm key rotate` */
     /* [session] people's sessions and logins (CONTRACT §3; gate/session.c) */
     int64_t session_idle_timeout;     /* s without a request after which a session ends */
+    int64_t session_live_stream_max;  /* s a person's live stream runs before it is reopened */
     int64_t session_absolute_timeout; /* s after sign-in after which a session ends anyway */
     int64_t session_lockout_after;    /* failed logins of one name before a lockout */
     int64_t session_lockout_minutes;  /* minutes a locked name stays locked */
@@ -87,6 +91,10 @@ struct dtm_conf {
     int64_t retention_connection_logs_days; /* ≥ 366: the law keeps them at least one year */
     /* [audit] the audit trail (audit/; kept forever) */
     int64_t audit_head_log_interval; /* s between log lines with the audit chain head */
+    /* [backup] scheduled backups of `dtm serve` (issue 10; backup/job.c) */
+    int64_t backup_schedule_hours; /* 0 = none */
+    char backup_dir[DTM_PATH_MAX]; /* relative to the data dir */
+    int64_t backup_keep;           /* backups kept in backup_dir */
     /* [ratelimit] T2.2 (gate/ratelimit.c): requests per second and bucket size per tier */
     bool ratelimit_enabled;
     char ratelimit_default_tier[16]; /* bronze | silver | gold */

@@ -22,8 +22,9 @@ struct dtm_live_sub {
     struct dtm_conn *c;
     struct dtm_req *r;
     struct dtm_live_sub *prev, *next;
-    bool waiting; /* paused until the next event */
-    uint64_t seq; /* the last event taken */
+    bool waiting;     /* paused until the next event */
+    int64_t end_mono; /* a person's stream ends then (0 = never) */
+    uint64_t seq;     /* the last event taken */
     char out[DTM_LIVE_EVENT_MAX];
     size_t n, off; /* out[off..n) is still to send */
 };
@@ -42,6 +43,12 @@ int dtm_live_join(struct dtm_conn *c, struct dtm_req *r, struct dtm_live_sub **o
     if (rc == DTM_OK) {
         s->c = c;
         s->r = r;
+        /* A person's stream is authenticated once, when it opens: it ends after [session]
+         * live_stream_max s, at an event boundary, and the browser's EventSource opens it again
+         * — the session checked again. So an ended session (signed out, disabled, expired)
+         * stops feeding a forgotten tab within that time. A system's stream runs on (its key is
+         * checked by the key cache on every request it makes). */
+        s->end_mono = r->person ? dtm_mono_us() + (*c->conf)->session_live_stream_max * 1000000 : 0;
         s->next = c->subs;
         if (c->subs)
             c->subs->prev = s;
@@ -74,7 +81,7 @@ long dtm_live_fill(void *arg, char *buf, size_t max)
         pthread_mutex_unlock(&c->lock);
         return (long)k;
     }
-    if (c->stopping) {
+    if (c->stopping || (s->end_mono && dtm_mono_us() >= s->end_mono)) {
         pthread_mutex_unlock(&c->lock);
         return 0; /* the end of the stream */
     }

@@ -138,6 +138,8 @@ int64_t dtm_mono_us(void);       /* monotonic clock */
 void dtm_time_fmt(int64_t t_us, char *out, size_t outsz);
 /* Formats as RFC 3339 UTC ("...Z") with milliseconds (for logs). */
 void dtm_time_fmt_utc(int64_t t_us, char *out, size_t outsz);
+/* Appends t as a JSON string in dtm_time_fmt's form, or null when t is 0. */
+void dtm_buf_json_time(struct dtm_buf *b, int64_t t_us);
 /* Parses an RFC 3339 date-time; a time without offset means UTC+07:00 (CONTRACT §2).
  * Accepts "YYYY-MM-DDTHH:MM[:SS[.frac]][Z|±HH:MM]" and a space instead of 'T'.
  * Returns DTM_OK or DTM_EINVAL. */

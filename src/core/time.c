@@ -69,6 +69,17 @@ void dtm_time_fmt(int64_t t_us, char *out, size_t outsz)
     fmt(t_us, DTM_TZ_OFFSET, out, outsz);
 }
 
+void dtm_buf_json_time(struct dtm_buf *b, int64_t t_us)
+{
+    char ts[40];
+    if (!t_us) {
+        dtm_buf_addc(b, "null");
+        return;
+    }
+    dtm_time_fmt(t_us, ts, sizeof(ts));
+    dtm_buf_printf(b, "\"%s\"", ts);
+}
+
 void dtm_time_fmt_utc(int64_t t_us, char *out, size_t outsz)
 {
     fmt(t_us, 0, out, outsz);

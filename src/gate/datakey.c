@@ -231,6 +231,26 @@ static int unwrap(const struct dtm_kek *kek, const struct dtm_datakey_row *row, 
     return gcm_open_once(kek->key, aad, sizeof(aad), row->wrapped, row->wrapped_len, key);
 }
 
+int dtm_kek_wrap(const struct dtm_kek *kek, const char *aad, const uint8_t key[32],
+                 uint8_t out[DTM_KEK_WRAPPED_LEN])
+{
+    return gcm_seal_once(kek->key, aad, strlen(aad), key, 32, out);
+}
+
+int dtm_kek_unwrap(const struct dtm_kek *kek, const char *aad,
+                   const uint8_t in[DTM_KEK_WRAPPED_LEN], uint8_t key[32])
+{
+    return gcm_open_once(kek->key, aad, strlen(aad), in, DTM_KEK_WRAPPED_LEN, key);
+}
+
+void dtm_installation_id(const uint8_t root[32], char out[DTM_KEK_ID_LEN + 1])
+{
+    uint8_t h[32];
+    static const char label[] = "dtm installation id v1";
+    dtm_hmac_sha256(root, 32, label, sizeof(label) - 1, h);
+    dtm_hex(h, DTM_KEK_ID_LEN / 2, out);
+}
+
 /* The KEKs on disk: master.key and, during a rotation, master.key.next. Returns how many. */
 static size_t read_keks(const struct dtm_conf *c, struct dtm_kek keks[2])
 {
@@ -678,6 +698,72 @@ int dtm_datakey_open(struct dtm_datakeys *dk, const void *aad, size_t aadlen, co
     out->n += n - DTM_SEAL_OVERHEAD;
     out->p[out->n] = '\0';
     return DTM_OK;
+}
+
+/* ---- named secrets (alert channels' keys and passwords) */
+
+bool dtm_secret_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n && n < 64 &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* The associated data of a named secret: bound to its name, so a blob copied under another
+ * name does not open. */
+static size_t secret_aad(const char *name, char aad[96])
+{
+    return (size_t)snprintf(aad, 96, "dtm secret\n%.63s", name);
+}
+
+int dtm_secret_seal(struct dtm_datakeys *dk, const char *name, const char *value,
+                    struct dtm_buf *out)
+{
+    char aad[96];
+    size_t an = secret_aad(name, aad);
+    if (!dk)
+        return DTM_ENOMEM;
+    dtm_buf_reset(out);
+    return dtm_datakey_seal(dk, aad, an, value, strlen(value), out);
+}
+
+int dtm_secret_resolve(struct dtm_store *st, struct dtm_datakeys *dk, const char *ref, char *out,
+                       size_t outsz, char *why, size_t whysz)
+{
+    const char *name = ref + strlen(DTM_SECRET_REF);
+    struct dtm_buf blob, plain;
+    char aad[96];
+    int rc;
+    if (strncmp(ref, DTM_SECRET_REF, strlen(DTM_SECRET_REF))) {
+        snprintf(out, outsz, "%s", ref);
+        return DTM_OK;
+    }
+    if (!dtm_secret_name_ok(name)) {
+        snprintf(why, whysz, "'%.80s' names no secret", ref);
+        return DTM_EINVAL;
+    }
+    if (!dk || !st) {
+        snprintf(why, whysz, "the store is not available");
+        return DTM_ESTORE;
+    }
+    dtm_buf_init(&blob, 64 * 1024);
+    dtm_buf_init(&plain, 64 * 1024);
+    rc = st->ops->secret_get(st, name, &blob);
+    if (rc == DTM_OK)
+        rc = dtm_datakey_open(dk, aad, secret_aad(name, aad), blob.p, blob.n, &plain);
+    if (rc == DTM_OK && (plain.n >= outsz || memchr(plain.p, '\0', plain.n)))
+        rc = DTM_ETOOBIG;
+    if (rc == DTM_OK)
+        memcpy(out, plain.p, plain.n + 1);
+    else if (rc == DTM_ENOTFOUND)
+        snprintf(why, whysz, "no secret '%s' in the store (dtm secret set %s)", name, name);
+    else
+        snprintf(why, whysz, "the secret '%s' cannot be opened (%s)", name, dtm_rc_name(rc));
+    if (plain.p)
+        OPENSSL_cleanse(plain.p, plain.n);
+    dtm_buf_free(&plain);
+    dtm_buf_free(&blob);
+    return rc;
 }
 
 /* ---- rotation of the master key */

@@ -19,8 +19,6 @@ struct dtm_keyring {
     uint8_t content_key[32]; /* keyed hash of record content (duplicate detection) */
     uint8_t mask_key[32];    /* `hash` masking of personal fields (CONTRACT §4) */
     uint8_t audit_key[32];   /* the audit trail's hash chain (audit/, S3) */
-    uint8_t signing_key[32]; /* seals the OAuth token-signing keys (gate/jwt.c, T2.4) */
-    uint8_t totp_key[32];    /* seals people's TOTP seeds (gate/totp.c, T4.3) */
 };
 
 /* Writes a new master key file (0600, refuses to overwrite). */
@@ -34,6 +32,38 @@ void dtm_keyring_wipe(struct dtm_keyring *k);
  * API keys are "dtm_…", client secrets "dtmcs_…". */
 int dtm_secret_new(const char *prefix, char *out, size_t outsz, uint8_t hash[32]);
 void dtm_secret_hash(struct dtm_str secret, uint8_t hash[32]);
+
+/* ---- the credentials of connected systems (gate/credentials.c; T2.4): shared by `dtm system`
+ * and `dtm key` and by the administration API. Each works inside the caller's write
+ * transaction; the caller writes the audit entry there too (never a secret). */
+bool dtm_system_code_valid(const char *s); /* 1..32 of [A-Za-z0-9._-] */
+bool dtm_system_role_valid(const char *s); /* source | consumer | aggregator */
+bool dtm_probe_url_valid(const char *s);   /* http(s)://, printable ASCII, < 1 KiB */
+/* What a change hands out once: the members it set ("" otherwise). */
+struct dtm_credentials {
+    char key_id[DTM_ID_MAX];
+    char api_key[DTM_SECRET_MAX];
+    char client_id[DTM_CODE_MAX];
+    char client_secret[DTM_SECRET_MAX];
+};
+void dtm_credentials_wipe(struct dtm_credentials *c);
+/* A new system (sys->parent, when set, must be an aggregator: DTM_EINVAL otherwise;
+ * DTM_EEXIST when the code is taken) with its first API key and its OAuth client (client_id =
+ * the code). */
+int dtm_system_register(struct dtm_store *st, const struct dtm_system *sys, const char *probe_url,
+                        int64_t now, struct dtm_credentials *out);
+/* A new API key of a system (key_id, api_key). */
+int dtm_key_issue(struct dtm_store *st, const char *code, int64_t now, struct dtm_credentials *out);
+/* A new key; the system's live keys expire after grace_us (DTM_ENOTFOUND: no such system). */
+int dtm_key_rotate(struct dtm_store *st, const char *code, int64_t now, int64_t grace_us,
+                   struct dtm_credentials *out);
+/* A new OAuth client secret (client_id, client_secret): the old secret stops at once and so
+ * do the tokens issued under it (their cgen claim is older); a revoked client lives again. */
+int dtm_client_rotate(struct dtm_store *st, const char *code, int64_t now,
+                      struct dtm_credentials *out);
+/* Revokes a system's OAuth client: no new token, and its tokens are refused at once.
+ * DTM_ENOTFOUND when there is no live client. */
+int dtm_client_revoke(struct dtm_store *st, const char *code, int64_t now);
 
 /* Authenticates an X-API-Key value. DTM_OK with the key and its system; DTM_EAUTH when the key
  * is unknown, revoked or expired (the caller answers 401 without saying which);
@@ -93,20 +123,21 @@ int dtm_oauth_scope_string(const struct dtm_token *t, struct dtm_buf *b);
 /* Whether a token's scopes allow an action (ingest, else read) on a dataset (empty = none
  * named: allowed only when the token names no dataset). True when t is not valid (no token). */
 bool dtm_token_allows(const struct dtm_token *t, bool ingest, struct dtm_str dataset);
-/* Signing keys (migration 11), inside the caller's write transaction. _rotate: a new current
- * key (its kid in kid); the old ones are retired but stay published and accepted while tokens
- * they signed may live. _ensure: creates the first key when there is no current one (kid ""
- * when one existed). */
-int dtm_signing_key_rotate(struct dtm_store *st, const struct dtm_keyring *kr, int64_t now,
-                           char kid[DTM_ID_MAX]);
-int dtm_signing_key_ensure(struct dtm_store *st, const struct dtm_keyring *kr,
+/* Signing keys (migration 11). _new: a new ES256 key, its private half sealed under the data
+ * keys with its kid as associated data — made outside any write transaction (the first seal of a
+ * process takes one of its own). _install, in the caller's write transaction: k becomes the
+ * current key; the old ones are retired but stay published and accepted while tokens they
+ * signed may live. _ensure, in the caller's write transaction: installs fresh when there is no
+ * current key (its kid in kid; "" when one existed). */
+int dtm_signing_key_new(struct dtm_datakeys *dk, int64_t now, struct dtm_signing_key *k);
+int dtm_signing_key_install(struct dtm_store *st, const struct dtm_signing_key *k);
+int dtm_signing_key_ensure(struct dtm_store *st, const struct dtm_signing_key *fresh,
                            char kid[DTM_ID_MAX]);
 /* Signs a token for a system's client with the current key: t holds the scopes granted and
  * receives jti, kid and expires_at; *out the compact JWT (the caller frees it). DTM_ENOTFOUND
  * when there is no signing key yet. */
-int dtm_token_issue(struct dtm_store *st, const struct dtm_keyring *kr, const struct dtm_conf *c,
-                    const struct dtm_system *sys, const char *client_id, struct dtm_token *t,
-                    int64_t now_us, char **out);
+int dtm_token_issue(struct dtm_store *st, const struct dtm_conf *c, const struct dtm_system *sys,
+                    const char *client_id, struct dtm_token *t, int64_t now_us, char **out);
 /* Verifies a Bearer token: ES256 only, kid published, signature, iss, exp/nbf/iat (with
  * [oauth] leeway), then the client (not revoked) and its system (same role). DTM_OK with out
  * and sys; DTM_EAUTH when anything is wrong; a store error. */
@@ -199,17 +230,20 @@ int dtm_gate_write(struct dtm_writer *w, dtm_gate_txn_fn fn, void *ctx);
 int dtm_gate_write_async(struct dtm_writer *w, dtm_gate_txn_fn fn, const void *ctx, size_t n);
 
 /* ---- MFA (T4.3; gate/totp.c): TOTP per RFC 6238 (SHA-1, 30 s, 6 digits: what authenticator
- * apps use), seeds sealed with AES-256-GCM, one-time recovery codes */
+ * apps use), seeds sealed under the data keys, one-time recovery codes */
 
 #define DTM_TOTP_SECRET_BYTES 20
 #define DTM_RECOVERY_CODES 10
 #define DTM_RECOVERY_CODE_MAX 24
-/* Seals a seed under the keyring's totp_key: key id (8 bytes), nonce (12, random per call),
- * ciphertext, tag (16); the user name is the associated data (a seed moved to another account
- * does not open). out needs n + 36 bytes. */
-int dtm_totp_seal(const uint8_t key[32], const char *username, const uint8_t *secret, size_t n,
+/* Seals a seed under the data keys (dtm_datakey_seal_to, T4.2) with the user name in the
+ * associated data (a seed moved to another account does not open); out needs
+ * n + DTM_SEAL_OVERHEAD bytes. Not while this thread holds a write transaction (see there).
+ * Opening: DTM_EAUTH when the seed does not open (altered, moved, or sealed before T4.2 — an
+ * administrator then resets the account's MFA). */
+struct dtm_datakeys;
+int dtm_totp_seal(struct dtm_datakeys *dk, const char *username, const uint8_t *secret, size_t n,
                   uint8_t *out, size_t outsz, size_t *outlen);
-int dtm_totp_open(const uint8_t key[32], const char *username, const uint8_t *sealed, size_t n,
+int dtm_totp_open(struct dtm_datakeys *dk, const char *username, const uint8_t *sealed, size_t n,
                   uint8_t *secret, size_t secretsz, size_t *secretlen);
 /* A new random seed. */
 int dtm_totp_secret_new(uint8_t secret[DTM_TOTP_SECRET_BYTES]);
@@ -251,7 +285,6 @@ bool dtm_recovery_hash(struct dtm_str code, uint8_t hash[32]);
  * still reads as it is. */
 #define DTM_SEAL_V1 0x01
 #define DTM_SEAL_OVERHEAD 33 /* version, key id, nonce, tag */
-struct dtm_datakeys;
 /* The data keys of c's data dir: one object per data dir and process, created on first use and
  * kept until exit (NULL only when out of memory). Nothing is read until a key is needed. */
 struct dtm_datakeys *dtm_datakeys_get(const struct dtm_conf *c);
@@ -280,6 +313,18 @@ int dtm_datakey_seal(struct dtm_datakeys *dk, const void *aad, size_t aadlen, co
                      size_t n, struct dtm_buf *out);
 int dtm_datakey_open(struct dtm_datakeys *dk, const void *aad, size_t aadlen, const void *blob,
                      size_t n, struct dtm_buf *out);
+/* Named secrets (alert channels' webhook keys and SMTP passwords) kept sealed in the store's
+ * `secrets` table (`dtm secret set NAME`), with their name as associated data; dtm.conf names
+ * one as "store:NAME" where it would otherwise hold the secret in clear. Names: 1..63 of
+ * [A-Za-z0-9._-]. _seal: the blob to store (outside a write transaction, see above). _resolve:
+ * a config value that is "store:NAME" becomes the secret (out, NUL-terminated), any other value
+ * is copied as is; on failure a sentence without the secret in why. */
+#define DTM_SECRET_REF "store:"
+bool dtm_secret_name_ok(const char *name);
+int dtm_secret_seal(struct dtm_datakeys *dk, const char *name, const char *value,
+                    struct dtm_buf *out);
+int dtm_secret_resolve(struct dtm_store *st, struct dtm_datakeys *dk, const char *ref, char *out,
+                       size_t outsz, char *why, size_t whysz);
 /* master.key files: the KEK (and its id: 16 hex characters of HMAC-SHA-256(KEK, "dtm kek id
  * v1")) and the root secret. */
 #define DTM_KEK_ID_LEN 16
@@ -293,6 +338,17 @@ int dtm_masterkey_read(const char *path, struct dtm_kek *kek, uint8_t root[32], 
 /* Writes a new master key file (0600, fsync; refuses to overwrite). */
 int dtm_masterkey_write(const char *path, const struct dtm_kek *kek, const uint8_t root[32],
                         char *err, size_t errsz);
+/* Wraps a 32-byte key under a KEK (AES-256-GCM, random nonce, aad bound) and opens it again:
+ * the per-file keys of backups (backup/). out/in: DTM_KEK_WRAPPED_LEN bytes (nonce, ciphertext,
+ * tag). Unwrap: DTM_EMALFORMED when the KEK is not the one it was wrapped under. */
+#define DTM_KEK_WRAPPED_LEN 60
+int dtm_kek_wrap(const struct dtm_kek *kek, const char *aad, const uint8_t key[32],
+                 uint8_t out[DTM_KEK_WRAPPED_LEN]);
+int dtm_kek_unwrap(const struct dtm_kek *kek, const char *aad,
+                   const uint8_t in[DTM_KEK_WRAPPED_LEN], uint8_t key[32]);
+/* The id of an installation (16 hex characters): from the root secret of its master key, so it
+ * stays the same across `dtm key rotate-master` and tells data dirs apart. */
+void dtm_installation_id(const uint8_t root[32], char out[DTM_KEK_ID_LEN + 1]);
 /* `dtm key rotate-master`: a new KEK is written to master.key.next, every data key is re-wrapped
  * under it in one transaction, master.key.next is renamed over master.key (the old KEK is gone)
  * and a last transaction re-wraps any data key a server created meanwhile. An interrupted

@@ -1,9 +1,10 @@
 /* gate/jwt.c — OAuth 2.0 client credentials (T2.4, CONTRACT §3, RFC 6749 §4.4): client
  * authentication against the stored secret hash, scopes that map to roles and datasets, the
  * keys that sign access tokens (ES256 on P-256, generated with OpenSSL, the private half sealed
- * with AES-256-GCM under the keyring's signing key), issuing tokens (RFC 7519 JWTs via libjwt,
- * with kid), verifying Bearer tokens for the router (gate() in http/server.c) and the public
- * JWK set (RFC 7517) other systems verify them with.
+ * under the data keys of encryption at rest), issuing tokens (RFC 7519 JWTs via libjwt, with
+ * kid), verifying Bearer tokens for the router (gate() in http/server.c) — revoked clients,
+ * rotated client secrets and revoked tokens included — and the public JWK set (RFC 7517) other
+ * systems verify them with.
  *
  * A presented token is checked before libjwt sees it with a key: exactly three base64url parts,
  * a header whose alg is ES256 and whose kid names a published key — so "alg":"none" and the
@@ -308,57 +309,24 @@ bool dtm_token_allows(const struct dtm_token *t, bool ingest, struct dtm_str dat
     return t->ndatasets == 0 || (dataset.n && has_dataset(t, dataset));
 }
 
-/* ---- sealing private keys (AES-256-GCM, the kid as associated data) */
+/* ---- sealing private keys: under the data keys (T4.2), the kid as associated data */
 
-#define TAG_LEN 16
-
-static int seal(const uint8_t key[32], const uint8_t nonce[12], const char *aad, const uint8_t *p,
-                size_t n, uint8_t *out, size_t outsz, size_t *outlen)
+/* Opens a sealed private key into out (NUL-terminated PEM). DTM_EAUTH when it does not open
+ * (altered, or sealed before T4.2). */
+static int unseal(struct dtm_datakeys *dk, const struct dtm_signing_key *k, char *out, size_t outsz)
 {
-    EVP_CIPHER_CTX *cx = EVP_CIPHER_CTX_new();
-    int len = 0, fin = 0, rc = DTM_EINTERNAL;
-    if (!cx || n + TAG_LEN > outsz)
-        goto out;
-    if (EVP_EncryptInit_ex(cx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-        EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
-        EVP_EncryptInit_ex(cx, NULL, NULL, key, nonce) != 1 ||
-        EVP_EncryptUpdate(cx, NULL, &len, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||
-        EVP_EncryptUpdate(cx, out, &len, p, (int)n) != 1 ||
-        EVP_EncryptFinal_ex(cx, out + len, &fin) != 1 ||
-        EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, out + len + fin) != 1)
-        goto out;
-    *outlen = (size_t)(len + fin) + TAG_LEN;
-    rc = DTM_OK;
-out:
-    EVP_CIPHER_CTX_free(cx);
-    return rc;
-}
-
-/* Opens a sealed private key into out (NUL-terminated PEM). DTM_EAUTH when it does not
- * authenticate (another master key, or altered). */
-static int unseal(const uint8_t key[32], const struct dtm_signing_key *k, char *out, size_t outsz)
-{
-    EVP_CIPHER_CTX *cx = EVP_CIPHER_CTX_new();
-    int len = 0, fin = 0, rc = DTM_EAUTH;
-    size_t n;
-    if (!cx || k->sealed_len < TAG_LEN || k->sealed_len - TAG_LEN >= outsz)
-        goto out;
-    n = k->sealed_len - TAG_LEN;
-    if (EVP_DecryptInit_ex(cx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-        EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
-        EVP_DecryptInit_ex(cx, NULL, NULL, key, k->nonce) != 1 ||
-        EVP_DecryptUpdate(cx, NULL, &len, (const uint8_t *)k->kid, (int)strlen(k->kid)) != 1 ||
-        EVP_DecryptUpdate(cx, (uint8_t *)out, &len, k->sealed, (int)n) != 1 ||
-        EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(k->sealed + n)) != 1 ||
-        EVP_DecryptFinal_ex(cx, (uint8_t *)out + len, &fin) != 1) {
+    int rc;
+    if (!dk)
+        return DTM_ENOMEM;
+    if (!dtm_datakey_sealed(k->sealed, k->sealed_len) || k->sealed_len - DTM_SEAL_OVERHEAD >= outsz)
+        return DTM_EAUTH;
+    rc = dtm_datakey_open_to(dk, k->kid, strlen(k->kid), k->sealed, k->sealed_len, (uint8_t *)out);
+    if (rc) {
         OPENSSL_cleanse(out, outsz);
-        goto out;
+        return rc == DTM_EMALFORMED ? DTM_EAUTH : rc;
     }
-    out[len + fin] = '\0';
-    rc = DTM_OK;
-out:
-    EVP_CIPHER_CTX_free(cx);
-    return rc;
+    out[k->sealed_len - DTM_SEAL_OVERHEAD] = '\0';
+    return DTM_OK;
 }
 
 /* ---- signing keys */
@@ -415,22 +383,27 @@ out:
     return rc;
 }
 
-/* A new ES256 key, its private half sealed. */
-static int key_new(const struct dtm_keyring *kr, int64_t now, struct dtm_signing_key *k)
+int dtm_signing_key_new(struct dtm_datakeys *dk, int64_t now, struct dtm_signing_key *k)
 {
-    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *pk;
     char priv[1024];
+    size_t n;
     int rc;
     memset(k, 0, sizeof(*k));
-    if (!pk)
+    if (!dk)
+        return DTM_ENOMEM;
+    if (!(pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")))
         return DTM_EINTERNAL;
     snprintf(k->alg, sizeof(k->alg), "ES256");
     k->created_at = now;
     if (!(rc = jwk_of(pk, k)) && !(rc = pem_of(pk, false, k->public_pem, sizeof(k->public_pem))) &&
-        !(rc = pem_of(pk, true, priv, sizeof(priv))) &&
-        !(rc = dtm_random(k->nonce, sizeof(k->nonce))))
-        rc = seal(kr->signing_key, k->nonce, k->kid, (const uint8_t *)priv, strlen(priv), k->sealed,
-                  sizeof(k->sealed), &k->sealed_len);
+        !(rc = pem_of(pk, true, priv, sizeof(priv)))) {
+        n = strlen(priv);
+        if (n + DTM_SEAL_OVERHEAD > sizeof(k->sealed))
+            rc = DTM_ETOOBIG;
+        else if (!(rc = dtm_datakey_seal_to(dk, k->kid, strlen(k->kid), priv, n, k->sealed)))
+            k->sealed_len = n + DTM_SEAL_OVERHEAD;
+    }
     OPENSSL_cleanse(priv, sizeof(priv));
     EVP_PKEY_free(pk);
     return rc;
@@ -468,42 +441,34 @@ static int key_current(struct dtm_store *st, int64_t now, struct dtm_signing_key
     return x.found ? DTM_OK : DTM_ENOTFOUND;
 }
 
-int dtm_signing_key_rotate(struct dtm_store *st, const struct dtm_keyring *kr, int64_t now,
+int dtm_signing_key_install(struct dtm_store *st, const struct dtm_signing_key *k)
+{
+    int rc = st->ops->signing_key_retire(st, k->created_at);
+    return rc ? rc : st->ops->signing_key_add(st, k);
+}
+
+int dtm_signing_key_ensure(struct dtm_store *st, const struct dtm_signing_key *fresh,
                            char kid[DTM_ID_MAX])
 {
     struct dtm_signing_key *k = malloc(sizeof(*k));
     int rc;
-    if (!k)
-        return DTM_ENOMEM;
-    if (!(rc = key_new(kr, now, k)) && !(rc = st->ops->signing_key_retire(st, now)) &&
-        !(rc = st->ops->signing_key_add(st, k)))
-        snprintf(kid, DTM_ID_MAX, "%s", k->kid);
-    free(k);
-    return rc;
-}
-
-int dtm_signing_key_ensure(struct dtm_store *st, const struct dtm_keyring *kr, char kid[DTM_ID_MAX])
-{
-    struct dtm_signing_key *k = malloc(sizeof(*k));
-    int64_t now = dtm_now_us();
-    int rc;
     kid[0] = '\0';
     if (!k)
         return DTM_ENOMEM;
-    rc = key_current(st, now, k);
-    if (rc == DTM_ENOTFOUND)
-        rc = dtm_signing_key_rotate(st, kr, now, kid);
+    rc = key_current(st, fresh->created_at, k);
+    if (rc == DTM_ENOTFOUND && !(rc = dtm_signing_key_install(st, fresh)))
+        snprintf(kid, DTM_ID_MAX, "%s", fresh->kid);
     free(k);
     return rc;
 }
 
 /* ---- issuing */
 
-int dtm_token_issue(struct dtm_store *st, const struct dtm_keyring *kr, const struct dtm_conf *c,
-                    const struct dtm_system *sys, const char *client_id, struct dtm_token *t,
-                    int64_t now_us, char **out)
+int dtm_token_issue(struct dtm_store *st, const struct dtm_conf *c, const struct dtm_system *sys,
+                    const char *client_id, struct dtm_token *t, int64_t now_us, char **out)
 {
     struct dtm_signing_key *k = malloc(sizeof(*k));
+    struct dtm_oauth_client client;
     char priv[1024];
     struct dtm_buf scope;
     jwt_t *jwt = NULL;
@@ -519,8 +484,14 @@ int dtm_token_issue(struct dtm_store *st, const struct dtm_keyring *kr, const st
     }
     if ((rc = key_current(st, now_us, k)))
         goto out;
-    if ((rc = unseal(kr->signing_key, k, priv, sizeof(priv)))) {
-        dtm_logf(DTM_LOG_ERROR, "an OAuth signing key cannot be opened with this master key",
+    if ((rc = st->ops->client_get(st, client_id, &client))) {
+        rc = rc == DTM_ENOTFOUND ? DTM_EAUTH : rc; /* ENOTFOUND says: no signing key */
+        goto out;
+    }
+    if ((rc = unseal(dtm_datakeys_get(c), k, priv, sizeof(priv)))) {
+        dtm_logf(DTM_LOG_ERROR,
+                 "the current OAuth signing key cannot be opened: rotate it with `dtm key "
+                 "rotate-signing`",
                  "\"kid\":\"%s\"", k->kid);
         rc = DTM_EINTERNAL;
         goto out;
@@ -537,6 +508,7 @@ int dtm_token_issue(struct dtm_store *st, const struct dtm_keyring *kr, const st
         jwt_add_grant(jwt, "scope", scope.p ? scope.p : "") ||
         jwt_add_grant_int(jwt, "iat", (long)now) || jwt_add_grant_int(jwt, "nbf", (long)now) ||
         jwt_add_grant_int(jwt, "exp", (long)t->expires_at) || jwt_add_grant(jwt, "jti", t->jti) ||
+        jwt_add_grant_int(jwt, "cgen", (long)client.generation) ||
         jwt_set_alg(jwt, JWT_ALG_ES256, (const unsigned char *)priv, (int)strlen(priv)))
         goto out;
     if (!(*out = jwt_encode_str(jwt)))
@@ -697,6 +669,7 @@ struct claims {
     char code[DTM_CODE_MAX];
     char role[16];
     int64_t exp, nbf, iat;
+    int64_t cgen; /* the client secret's generation when issued (0 when absent) */
 };
 
 /* Tokens whose signature was verified, by the SHA-256 of the whole token (direct-mapped): a
@@ -763,6 +736,8 @@ static int decode(struct dtm_store *st, struct dtm_str bearer, int64_t now_us, s
         goto out;
     if (!int_claim(jwt, "nbf", &cl->nbf))
         cl->nbf = cl->iat;
+    if (!int_claim(jwt, "cgen", &cl->cgen))
+        cl->cgen = 0;
     scope[0] = '\0';
     if (jwt_get_grant(jwt, "scope") &&
         snprintf(scope, sizeof(scope), "%s", jwt_get_grant(jwt, "scope")) >= (int)sizeof(scope))
@@ -805,11 +780,12 @@ int dtm_token_verify(struct dtm_store *st, const struct dtm_conf *c, struct dtm_
     if (strcmp(cl->iss, c->oauth_issuer) != 0 || cl->exp + leeway <= now ||
         cl->nbf - leeway > now || cl->iat - leeway > now || cl->exp - cl->iat > DTM_TOKEN_TTL_MAX)
         goto out;
-    /* the client and its system as they are now: a revoked client or a changed role ends the
-     * tokens issued before */
+    /* the client and its system as they are now: a revoked client, a rotated secret or a
+     * changed role ends the tokens issued before */
     if ((rc = st->ops->client_get(st, cl->sub, &client)) == DTM_ENOTFOUND ||
-        (rc == DTM_OK && ((client.revoked_at && client.revoked_at <= now_us) ||
-                          strcmp(client.system_code, cl->code) != 0))) {
+        (rc == DTM_OK &&
+         ((client.revoked_at && client.revoked_at <= now_us) || client.generation != cl->cgen ||
+          strcmp(client.system_code, cl->code) != 0))) {
         rc = DTM_EAUTH;
         goto out;
     }
@@ -822,6 +798,11 @@ int dtm_token_verify(struct dtm_store *st, const struct dtm_conf *c, struct dtm_
     }
     if (rc)
         goto out;
+    /* RFC 7009: a token revoked by its client or an administrator */
+    if ((rc = st->ops->token_revoked(st, cl->tok.jti)) != DTM_ENOTFOUND) {
+        rc = rc == DTM_OK ? DTM_EAUTH : rc;
+        goto out;
+    }
     if (cl->tok.ingest && !role_sends(sys->role)) {
         rc = DTM_EAUTH;
         goto out;

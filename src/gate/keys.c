@@ -45,8 +45,6 @@ int dtm_keyring_load(const char *path, struct dtm_keyring *out, char *err, size_
     derive(out->master, "dtm content key v1", out->content_key);
     derive(out->master, "dtm mask key v1", out->mask_key);
     derive(out->master, "dtm audit key v1", out->audit_key);
-    derive(out->master, "dtm totp key v1", out->totp_key);
-    derive(out->master, "dtm signing key v1", out->signing_key);
     return DTM_OK;
 }
 

@@ -1,12 +1,12 @@
 /* gate/totp.c — multi-factor authentication of people (T4.3): TOTP codes per RFC 6238 with
  * liboath (HMAC-SHA-1, 30 s steps, 6 digits — what authenticator apps use), the seed sealed
- * with AES-256-GCM under the keyring's totp_key, its otpauth:// URI and QR code (libqrencode,
- * as SVG or as a PNG written with zlib), and one-time recovery codes (stored as hashes). */
+ * under the data keys of encryption at rest (gate/datakey.c), its otpauth:// URI and QR code
+ * (libqrencode, as SVG or as a PNG written with zlib), and one-time recovery codes (stored as
+ * hashes). */
 #include "gate/gate.h"
 
 #include <liboath/oath.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <qrencode.h>
 #include <stdio.h>
@@ -14,81 +14,52 @@
 #include <string.h>
 #include <zlib.h>
 
-#define KEY_ID_LEN 8
-#define NONCE_LEN 12
-#define TAG_LEN 16
 #define STEP_S 30
 #define DIGITS 6
 
-/* ---- the sealed seed */
+/* ---- the sealed seed (T4.2: under the data keys, so a master-key rotation covers it) */
 
-/* The key id stored with each ciphertext: which derived key sealed it (a key rotation can tell
- * old seeds from new ones). */
-static void key_id(const uint8_t key[32], uint8_t out[KEY_ID_LEN])
+/* The associated data of a seed: bound to its account, so a seed moved to another one does not
+ * open. */
+static size_t seed_aad(const char *username, char *aad, size_t aadsz)
 {
-    uint8_t h[32];
-    dtm_hmac_sha256(key, 32, "dtm totp key id", 15, h);
-    memcpy(out, h, KEY_ID_LEN);
+    int n = snprintf(aad, aadsz, "dtm totp seed\n%s", username);
+    return n < 0 || (size_t)n >= aadsz ? 0 : (size_t)n;
 }
 
-int dtm_totp_seal(const uint8_t key[32], const char *username, const uint8_t *secret, size_t n,
+int dtm_totp_seal(struct dtm_datakeys *dk, const char *username, const uint8_t *secret, size_t n,
                   uint8_t *out, size_t outsz, size_t *outlen)
 {
-    EVP_CIPHER_CTX *cx;
-    int len = 0, fin = 0, ok;
-    uint8_t *nonce = out + KEY_ID_LEN, *ct = nonce + NONCE_LEN;
-    if (outsz < n + KEY_ID_LEN + NONCE_LEN + TAG_LEN || n > 64)
+    char aad[160];
+    size_t an = seed_aad(username, aad, sizeof(aad));
+    int rc;
+    if (!an || n > 64 || outsz < n + DTM_SEAL_OVERHEAD)
         return DTM_ETOOBIG;
-    key_id(key, out);
-    if (dtm_random(nonce, NONCE_LEN))
-        return DTM_EIO;
-    if (!(cx = EVP_CIPHER_CTX_new()))
+    if (!dk)
         return DTM_ENOMEM;
-    ok = EVP_EncryptInit_ex(cx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
-         EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) == 1 &&
-         EVP_EncryptInit_ex(cx, NULL, NULL, key, nonce) == 1 &&
-         EVP_EncryptUpdate(cx, NULL, &len, (const uint8_t *)username, (int)strlen(username)) == 1 &&
-         EVP_EncryptUpdate(cx, ct, &len, secret, (int)n) == 1 &&
-         EVP_EncryptFinal_ex(cx, ct + len, &fin) == 1 &&
-         EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, ct + n) == 1;
-    EVP_CIPHER_CTX_free(cx);
-    if (!ok)
-        return DTM_EINTERNAL;
-    *outlen = KEY_ID_LEN + NONCE_LEN + n + TAG_LEN;
+    if ((rc = dtm_datakey_seal_to(dk, aad, an, secret, n, out)))
+        return rc;
+    *outlen = n + DTM_SEAL_OVERHEAD;
     return DTM_OK;
 }
 
-int dtm_totp_open(const uint8_t key[32], const char *username, const uint8_t *sealed, size_t n,
+int dtm_totp_open(struct dtm_datakeys *dk, const char *username, const uint8_t *sealed, size_t n,
                   uint8_t *secret, size_t secretsz, size_t *secretlen)
 {
-    EVP_CIPHER_CTX *cx;
-    uint8_t kid[KEY_ID_LEN];
-    const uint8_t *nonce = sealed + KEY_ID_LEN, *ct = nonce + NONCE_LEN;
-    size_t ctlen;
-    int len = 0, fin = 0, ok;
-    if (n < KEY_ID_LEN + NONCE_LEN + TAG_LEN)
+    char aad[160];
+    size_t an = seed_aad(username, aad, sizeof(aad));
+    int rc;
+    if (!an || !dtm_datakey_sealed(sealed, n))
         return DTM_EMALFORMED;
-    ctlen = n - KEY_ID_LEN - NONCE_LEN - TAG_LEN;
-    if (ctlen > secretsz)
+    if (n - DTM_SEAL_OVERHEAD > secretsz)
         return DTM_ETOOBIG;
-    key_id(key, kid);
-    if (!dtm_ct_equal(kid, sealed, KEY_ID_LEN))
-        return DTM_EAUTH; /* sealed under another key */
-    if (!(cx = EVP_CIPHER_CTX_new()))
+    if (!dk)
         return DTM_ENOMEM;
-    ok = EVP_DecryptInit_ex(cx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
-         EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) == 1 &&
-         EVP_DecryptInit_ex(cx, NULL, NULL, key, nonce) == 1 &&
-         EVP_DecryptUpdate(cx, NULL, &len, (const uint8_t *)username, (int)strlen(username)) == 1 &&
-         EVP_DecryptUpdate(cx, secret, &len, ct, (int)ctlen) == 1 &&
-         EVP_CIPHER_CTX_ctrl(cx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(ct + ctlen)) == 1 &&
-         EVP_DecryptFinal_ex(cx, secret + len, &fin) == 1;
-    EVP_CIPHER_CTX_free(cx);
-    if (!ok) {
+    if ((rc = dtm_datakey_open_to(dk, aad, an, sealed, n, secret))) {
         OPENSSL_cleanse(secret, secretsz);
-        return DTM_EAUTH;
+        return rc == DTM_EMALFORMED ? DTM_EAUTH : rc;
     }
-    *secretlen = ctlen;
+    *secretlen = n - DTM_SEAL_OVERHEAD;
     return DTM_OK;
 }
 

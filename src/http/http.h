@@ -40,6 +40,9 @@ enum dtm_access {
     DTM_ACCESS_SYSTEM_OR_ANALYST,  /* or analyst, operator (reports) or admin: statistics */
     DTM_ACCESS_SYSTEM_OR_READER,   /* or analyst, auditor (logs) or admin: record exports */
     DTM_ACCESS_SYSTEM_OR_OPERATOR, /* or operator or admin: batches */
+    /* DTM_ACCESS_SOURCE, or an operator or admin sending a file on behalf of one (?system=C):
+     * batch uploads from the dashboard */
+    DTM_ACCESS_SOURCE_OR_OPERATOR,
 };
 /* Whether a signed-in person with this role may call a route of this access (admins: every
  * route that admits people). */

@@ -1,6 +1,7 @@
 /* http/server.c — libmicrohttpd wrapper: listeners, TLS, routing, authentication, bodies,
  * responses, access logs, suspend/resume and draining. */
 #include "http/http.h"
+#include "metrics/metrics.h"
 #include "audit/audit.h"
 #include "connlog/connlog.h"
 #include "alert/warn.h"
@@ -210,6 +211,12 @@ static const struct csp_rule {
     const char *content_type; /* prefix; NULL = any */
     const char *policy;
 } csp_rules[] = {
+    /* the dashboard's page (src/web/web.c): scripts, styles, images and API calls from this
+     * origin only — no inline script or style, nothing from elsewhere */
+    {"/", "text/html",
+     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+     "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+     "form-action 'self'; frame-ancestors 'none'"},
     {NULL, NULL, "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"},
 };
 
@@ -637,7 +644,8 @@ static int bearer_refused(struct dtm_req *r)
 static bool token_refuses(struct dtm_req *r)
 {
     struct dtm_str ds;
-    if (!r->token.valid || r->route->access != DTM_ACCESS_SOURCE)
+    if (!r->token.valid || (r->route->access != DTM_ACCESS_SOURCE &&
+                            r->route->access != DTM_ACCESS_SOURCE_OR_OPERATOR))
         return false;
     ds = r->nparams ? r->params[0] : dtm_str_c(dtm_http_query(r, "dataset"));
     if (dtm_token_allows(&r->token, true, ds))
@@ -663,7 +671,7 @@ bool dtm_access_admits_systems(enum dtm_access a)
 {
     return a == DTM_ACCESS_SYSTEM || a == DTM_ACCESS_SOURCE || a == DTM_ACCESS_SYSTEM_OR_PEOPLE ||
            a == DTM_ACCESS_SYSTEM_OR_ANALYST || a == DTM_ACCESS_SYSTEM_OR_READER ||
-           a == DTM_ACCESS_SYSTEM_OR_OPERATOR;
+           a == DTM_ACCESS_SYSTEM_OR_OPERATOR || a == DTM_ACCESS_SOURCE_OR_OPERATOR;
 }
 
 bool dtm_access_admits_role(enum dtm_access a, const char *role)
@@ -680,6 +688,7 @@ bool dtm_access_admits_role(enum dtm_access a, const char *role)
         return admin;
     case DTM_ACCESS_OPERATOR:
     case DTM_ACCESS_SYSTEM_OR_OPERATOR:
+    case DTM_ACCESS_SOURCE_OR_OPERATOR:
         return admin || oper;
     case DTM_ACCESS_ANALYST:
     case DTM_ACCESS_SYSTEM_OR_ANALYST:
@@ -860,8 +869,9 @@ static int gate(struct dtm_req *r)
                          "This resource is for signed-in people, not connected systems.");
         return DTM_HTTP_ASYNC; /* answered */
     }
-    if (r->route->access == DTM_ACCESS_SOURCE && strcmp(r->sys.role, "source") != 0 &&
-        strcmp(r->sys.role, "aggregator") != 0) {
+    if ((r->route->access == DTM_ACCESS_SOURCE ||
+         r->route->access == DTM_ACCESS_SOURCE_OR_OPERATOR) &&
+        strcmp(r->sys.role, "source") != 0 && strcmp(r->sys.role, "aggregator") != 0) {
         dtm_http_problem(r, 403, "forbidden", "Forbidden",
                          "System %s has role %s, which may not send data.", r->sys.code,
                          r->sys.role);
@@ -948,7 +958,7 @@ static void warn_request(struct dtm_req *r)
     rq.peer = ci ? ci->client_addr : NULL;
     rq.system = r->authenticated ? r->sys.code : NULL;
     if (r->status == 401 && r->route && strcmp(r->route->name, "session_post") != 0)
-        rq.auth_failure = strcmp(r->route->name, "oauth_token") == 0 ||
+        rq.auth_failure = strncmp(r->route->name, "oauth_", 6) == 0 ||
                           dtm_http_header(r, "X-API-Key").n > 0 ||
                           dtm_http_header(r, MHD_HTTP_HEADER_AUTHORIZATION).n > 0;
     dtm_warn_request(r->srv->env->warn, &rq);
@@ -1067,6 +1077,7 @@ static const struct media_rule {
     {"/api/v1/ingest/{dataset}", NULL},
     {"/api/v1/batches", NULL},
     {"/oauth/token", "application/x-www-form-urlencoded"},
+    {"/oauth/revoke", "application/x-www-form-urlencoded"},
     {"/soap", "text/xml, application/soap+xml"},
 };
 
@@ -1291,6 +1302,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     access_log(r);
     connection_log(r);
     warn_request(r);
+    dtm_metrics_request(r->route ? (size_t)(r->route - dtm_routes) : SIZE_MAX, r->status,
+                        dtm_mono_us() - r->t0);
     req_free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);

@@ -12,6 +12,7 @@
  * in one transaction with the deltas of each cube row merged first: it does less work per
  * record the more there is. Its queue is bounded; the record writer waits when it is full. */
 #include "ingest/ingest.h"
+#include "metrics/metrics.h"
 #include "stats/stats.h"
 
 #include <pthread.h>
@@ -487,6 +488,13 @@ static void *run(void *arg)
         }
         if (rc == DTM_OK)
             rc = w->store->ops->commit(w->store);
+        if (records || rc) /* groups of records (not only a system's last-seen or a gate job) */
+            dtm_metrics_commit(records, dtm_now_us() - now, rc == DTM_OK);
+        for (j = batch; j && rc == DTM_OK; j = j->next)
+            if (j->nrecs || j->rejected)
+                dtm_metrics_records(j->dataset, j->system_code, j->receipt.accepted,
+                                    j->receipt.duplicates, j->receipt.updated,
+                                    (int64_t)j->rejected);
         if (rc) {
             w->store->ops->rollback(w->store);
             dtm_cube_acc_clear(w->cubes);

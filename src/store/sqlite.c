@@ -34,6 +34,16 @@ enum stmt_id {
     Q_KEY_REVOKE,
     Q_CLIENT_ADD,
     Q_CLIENT_GET,
+    Q_CLIENT_SET,
+    Q_KEY_LIST,
+    Q_WNET_PUT,
+    Q_TOK_REVOKE,
+    Q_DSDEF_PUT,
+    Q_DSDEF_LIST,
+    Q_TOK_REVOKED,
+    Q_TOK_PURGE,
+    Q_WNET_LIST,
+    Q_WNET_PURGE,
     Q_SIGNKEY_ADD,
     Q_SIGNKEY_RETIRE,
     Q_SIGNKEY_LIST,
@@ -117,6 +127,10 @@ enum stmt_id {
     Q_DK_GET,
     Q_DK_LIST,
     Q_DK_UPDATE,
+    Q_SECRET_PUT,
+    Q_SECRET_GET,
+    Q_SECRET_LIST,
+    Q_SECRET_DEL,
     Q_COUNT
 };
 
@@ -178,12 +192,30 @@ static const char *const sql[Q_COUNT] = {
     [Q_KEY_REVOKE] = "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL",
     [Q_CLIENT_ADD] = "INSERT INTO oauth_clients(client_id,system_code,secret_hash,created_at) "
                      "VALUES(?,?,?,?)",
-    [Q_CLIENT_GET] = "SELECT client_id,system_code,secret_hash,created_at,revoked_at "
+    [Q_CLIENT_GET] = "SELECT client_id,system_code,secret_hash,created_at,revoked_at,generation "
                      "FROM oauth_clients WHERE client_id=?",
-    [Q_SIGNKEY_ADD] = "INSERT INTO signing_keys(kid,alg,public_jwk,public_pem,nonce,sealed,"
-                      "created_at) VALUES(?,?,?,?,?,?,?)",
+    [Q_DSDEF_PUT] = "INSERT OR REPLACE INTO dataset_defs(code,definition,updated_at,updated_by) "
+                    "VALUES(?,?,?,?)",
+    [Q_DSDEF_LIST] = "SELECT code,definition FROM dataset_defs ORDER BY code",
+    [Q_TOK_REVOKE] =
+        "INSERT OR IGNORE INTO revoked_tokens(jti,expires_at,revoked_at) VALUES(?,?,?)",
+    [Q_TOK_REVOKED] = "SELECT 1 FROM revoked_tokens WHERE jti=?",
+    [Q_TOK_PURGE] = "DELETE FROM revoked_tokens WHERE expires_at<?",
+    [Q_WNET_PUT] = "INSERT INTO warn_networks(system_code,network,first_seen,last_seen) "
+                   "VALUES(?1,?2,?3,?4) ON CONFLICT(system_code,network) DO UPDATE SET "
+                   "first_seen=min(first_seen,excluded.first_seen),"
+                   "last_seen=max(last_seen,excluded.last_seen)",
+    [Q_WNET_LIST] = "SELECT system_code,network,first_seen,last_seen FROM warn_networks "
+                    "WHERE last_seen>=? ORDER BY system_code,last_seen",
+    [Q_WNET_PURGE] = "DELETE FROM warn_networks WHERE last_seen<?",
+    [Q_CLIENT_SET] = "UPDATE oauth_clients SET secret_hash=?2,revoked_at=?3,generation=?4 "
+                     "WHERE client_id=?1",
+    [Q_KEY_LIST] = "SELECT id,system_code,created_at,coalesce(expires_at,0),coalesce(revoked_at,0) "
+                   "FROM api_keys WHERE system_code=? ORDER BY created_at DESC,id",
+    [Q_SIGNKEY_ADD] = "INSERT INTO signing_keys(kid,alg,public_jwk,public_pem,sealed,created_at) "
+                      "VALUES(?,?,?,?,?,?)",
     [Q_SIGNKEY_RETIRE] = "UPDATE signing_keys SET retired_at=? WHERE retired_at IS NULL",
-    [Q_SIGNKEY_LIST] = "SELECT kid,alg,public_jwk,public_pem,nonce,sealed,created_at,retired_at "
+    [Q_SIGNKEY_LIST] = "SELECT kid,alg,public_jwk,public_pem,sealed,created_at,retired_at "
                        "FROM signing_keys WHERE retired_at IS NULL OR retired_at>? "
                        "ORDER BY created_at DESC,kid",
     [Q_USER_ADD] = "INSERT INTO users(username,role,password_hash,created_at) VALUES(?,?,?,?)",
@@ -258,6 +290,10 @@ static const char *const sql[Q_COUNT] = {
     [Q_DK_LIST] = "SELECT id,wrapped,kek_id,created_at,coalesce(retired_at,0),sealed FROM "
                   "data_keys ORDER BY id",
     [Q_DK_UPDATE] = "UPDATE data_keys SET wrapped=?2,kek_id=?3,retired_at=?4,sealed=?5 WHERE id=?1",
+    [Q_SECRET_PUT] = "INSERT OR REPLACE INTO secrets(name,sealed,updated_at) VALUES(?,?,?)",
+    [Q_SECRET_GET] = "SELECT sealed FROM secrets WHERE name=?",
+    [Q_SECRET_LIST] = "SELECT name,updated_at FROM secrets ORDER BY name",
+    [Q_SECRET_DEL] = "DELETE FROM secrets WHERE name=?",
     [Q_REC_SCAN] = "SELECT " VERSION_COLS " FROM records "
                    "WHERE ds=? AND event_time>=? AND event_time<? ORDER BY event_time,id",
     [Q_REC_SCAN_ALL] = "SELECT " VERSION_COLS " FROM records "
@@ -493,8 +529,8 @@ static const char *const migrations[] = {
     "CREATE TABLE mfa_recovery(username TEXT NOT NULL, hash BLOB NOT NULL, used_at INTEGER,"
     " PRIMARY KEY(username, hash)) WITHOUT ROWID;",
     /* 11: the keys that sign OAuth access tokens (T2.4; gate/jwt.c): ES256, the private key
-     * sealed with AES-256-GCM under a key derived from the master key (nonce per row, the kid as
-     * associated data); retired keys stay published until the tokens they signed expired */
+     * sealed (since 15 under the data keys, the kid as associated data); retired keys stay
+     * published until the tokens they signed expired */
     "CREATE TABLE signing_keys(kid TEXT PRIMARY KEY, alg TEXT NOT NULL,"
     " public_jwk TEXT NOT NULL, public_pem TEXT NOT NULL, nonce BLOB NOT NULL,"
     " sealed BLOB NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);",
@@ -507,6 +543,37 @@ static const char *const migrations[] = {
      * sealed counts the seals reserved under it; retired keys still open what they sealed */
     "CREATE TABLE data_keys(id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, kek_id TEXT NOT NULL,"
     " created_at INTEGER NOT NULL, retired_at INTEGER, sealed INTEGER NOT NULL DEFAULT 0);",
+    /* 15: every secret under the data keys (T4.2). Token-signing keys are sealed under them now
+     * (the blob carries its nonce): the keys sealed before are retired — still published, so
+     * the tokens they signed stay valid until they expire — and a new one is made on first
+     * need. Alert channels' secrets (webhook keys, SMTP passwords) are kept sealed in `secrets`
+     * (`dtm secret set`), named from dtm.conf as store:NAME. OAuth clients get a secret
+     * generation. */
+    "UPDATE signing_keys SET retired_at=CAST((julianday('now')-2440587.5)*86400000000.0 AS INTEGER)"
+    " WHERE retired_at IS NULL;"
+    "ALTER TABLE signing_keys DROP COLUMN nonce;"
+    "CREATE TABLE secrets(name TEXT PRIMARY KEY, sealed BLOB NOT NULL,"
+    " updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+    /* an OAuth client's secret generation: rotating the secret ends the tokens issued under the
+     * previous one (their claim cgen is older) */
+    "ALTER TABLE oauth_clients ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;"
+    /* the networks each system calls from (T4.1, alert/warn.c), so that a restart does not
+     * start the learning of usual networks again */
+    "CREATE TABLE warn_networks(system_code TEXT NOT NULL, network BLOB NOT NULL,"
+    " first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+    " PRIMARY KEY(system_code, network)) WITHOUT ROWID;"
+    /* access tokens revoked before they expire (RFC 7009; gate/jwt.c), kept until then */
+    "CREATE TABLE revoked_tokens(jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL,"
+    " revoked_at INTEGER NOT NULL) WITHOUT ROWID;"
+    /* dataset definitions made by administrators (CONTRACT §4, PUT /api/v1/datasets/{code}):
+     * the canonical JSON, loaded after the built-ins by every process on the data dir */
+    "CREATE TABLE dataset_defs(code TEXT PRIMARY KEY, definition TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL, updated_by TEXT NOT NULL) WITHOUT ROWID;",
+    /* 16: the backups made (issue 10; backup/): when, where, how big, ok or why not — the last
+     * one for `dtm status` and metrics */
+    "CREATE TABLE backup_runs(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, path TEXT NOT NULL,"
+    " status TEXT NOT NULL, error TEXT NOT NULL, bytes INTEGER NOT NULL,"
+    " records INTEGER NOT NULL, ms INTEGER NOT NULL);",
 };
 
 /* The rollups' file (DATA_DIR/dtm.cubes.db beside dtm.db), attached to every connection as
@@ -1097,6 +1164,151 @@ static int s_client_add(struct dtm_store *s, const char *client_id, const char *
     return exec_done(s, st, "client_add");
 }
 
+static int s_client_set(struct dtm_store *s, const struct dtm_oauth_client *c)
+{
+    sqlite3_stmt *st = stmt(s, Q_CLIENT_SET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, c->client_id);
+    sqlite3_bind_blob(st, 2, c->secret_hash, 32, SQLITE_STATIC);
+    bind_opt_i64(st, 3, c->revoked_at, 0);
+    sqlite3_bind_int64(st, 4, c->generation);
+    if ((rc = exec_done(s, st, "client_set")))
+        return rc;
+    return sqlite3_changes(DB(s)) == 1 ? DTM_OK : DTM_ENOTFOUND;
+}
+
+static int s_dataset_def_put(struct dtm_store *s, const char *code, const char *definition,
+                             int64_t now, const char *by)
+{
+    sqlite3_stmt *st = stmt(s, Q_DSDEF_PUT);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, code);
+    bind_text(st, 2, definition);
+    sqlite3_bind_int64(st, 3, now);
+    bind_text(st, 4, by);
+    return exec_done(s, st, "dataset_def_put");
+}
+
+static int s_dataset_def_list(struct dtm_store *s, dtm_dataset_def_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_DSDEF_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *code = (const char *)sqlite3_column_text(st, 0);
+        const char *def = (const char *)sqlite3_column_text(st, 1);
+        if ((rc = cb(ctx, code ? code : "", def ? def : ""))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "dataset_def_list");
+}
+
+static int s_token_revoke(struct dtm_store *s, const char *jti, int64_t expires_at, int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, Q_TOK_REVOKE);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, jti);
+    sqlite3_bind_int64(st, 2, expires_at);
+    sqlite3_bind_int64(st, 3, now);
+    if ((rc = exec_done(s, st, "token_revoke")))
+        return rc;
+    if ((st = stmt(s, Q_TOK_PURGE)) == NULL)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, now);
+    return exec_done(s, st, "token_purge");
+}
+
+static int s_token_revoked(struct dtm_store *s, const char *jti)
+{
+    sqlite3_stmt *st = stmt(s, Q_TOK_REVOKED);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, jti);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return DTM_OK;
+    return rc == SQLITE_DONE ? DTM_ENOTFOUND : fail(s, "token_revoked");
+}
+
+static int s_warn_net_put(struct dtm_store *s, const struct dtm_warn_net *n)
+{
+    sqlite3_stmt *st = stmt(s, Q_WNET_PUT);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, n->system_code);
+    sqlite3_bind_blob(st, 2, n->network, sizeof(n->network), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, n->first_seen);
+    sqlite3_bind_int64(st, 4, n->last_seen);
+    return exec_done(s, st, "warn_net_put");
+}
+
+static int s_warn_net_list(struct dtm_store *s, int64_t since, dtm_warn_net_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_WNET_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, since);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_warn_net n = {0};
+        col_text(st, 0, n.system_code, sizeof(n.system_code));
+        if (sqlite3_column_bytes(st, 1) != (int)sizeof(n.network))
+            continue;
+        memcpy(n.network, sqlite3_column_blob(st, 1), sizeof(n.network));
+        n.first_seen = sqlite3_column_int64(st, 2);
+        n.last_seen = sqlite3_column_int64(st, 3);
+        if ((rc = cb(ctx, &n))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "warn_net_list");
+}
+
+static int s_warn_net_purge(struct dtm_store *s, int64_t before)
+{
+    sqlite3_stmt *st = stmt(s, Q_WNET_PURGE);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, before);
+    return exec_done(s, st, "warn_net_purge");
+}
+
+static int s_key_list(struct dtm_store *s, const char *system_code, dtm_key_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_KEY_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, system_code);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_key k = {0};
+        col_text(st, 0, k.id, sizeof(k.id));
+        col_text(st, 1, k.system_code, sizeof(k.system_code));
+        k.created_at = sqlite3_column_int64(st, 2);
+        k.expires_at = sqlite3_column_int64(st, 3);
+        k.revoked_at = sqlite3_column_int64(st, 4);
+        if ((rc = cb(ctx, &k))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "key_list");
+}
+
 static int s_client_get(struct dtm_store *s, const char *client_id, struct dtm_oauth_client *out)
 {
     sqlite3_stmt *st = stmt(s, Q_CLIENT_GET);
@@ -1113,6 +1325,7 @@ static int s_client_get(struct dtm_store *s, const char *client_id, struct dtm_o
             memcpy(out->secret_hash, sqlite3_column_blob(st, 2), 32);
         out->created_at = sqlite3_column_int64(st, 3);
         out->revoked_at = sqlite3_column_int64(st, 4);
+        out->generation = sqlite3_column_int64(st, 5);
     }
     sqlite3_reset(st);
     if (rc == SQLITE_DONE)
@@ -1129,9 +1342,8 @@ static int s_signing_key_add(struct dtm_store *s, const struct dtm_signing_key *
     bind_text(st, 2, k->alg);
     bind_text(st, 3, k->public_jwk);
     bind_text(st, 4, k->public_pem);
-    sqlite3_bind_blob(st, 5, k->nonce, sizeof(k->nonce), SQLITE_STATIC);
-    sqlite3_bind_blob(st, 6, k->sealed, (int)k->sealed_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, k->created_at);
+    sqlite3_bind_blob(st, 5, k->sealed, (int)k->sealed_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, k->created_at);
     return exec_done(s, st, "signing_key_add");
 }
 
@@ -1156,20 +1368,18 @@ static int s_signing_key_list(struct dtm_store *s, int64_t retired_after, dtm_si
         return DTM_ENOMEM;
     sqlite3_bind_int64(st, 1, retired_after);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int n = sqlite3_column_bytes(st, 5);
+        int n = sqlite3_column_bytes(st, 4);
         memset(k, 0, sizeof(*k));
         col_text(st, 0, k->kid, sizeof(k->kid));
         col_text(st, 1, k->alg, sizeof(k->alg));
         col_text(st, 2, k->public_jwk, sizeof(k->public_jwk));
         col_text(st, 3, k->public_pem, sizeof(k->public_pem));
-        if (sqlite3_column_bytes(st, 4) == (int)sizeof(k->nonce))
-            memcpy(k->nonce, sqlite3_column_blob(st, 4), sizeof(k->nonce));
         if (n > 0 && (size_t)n <= sizeof(k->sealed)) {
-            memcpy(k->sealed, sqlite3_column_blob(st, 5), (size_t)n);
+            memcpy(k->sealed, sqlite3_column_blob(st, 4), (size_t)n);
             k->sealed_len = (size_t)n;
         }
-        k->created_at = sqlite3_column_int64(st, 6);
-        k->retired_at = sqlite3_column_int64(st, 7);
+        k->created_at = sqlite3_column_int64(st, 5);
+        k->retired_at = sqlite3_column_int64(st, 6);
         if ((rc = cb(ctx, k))) {
             sqlite3_reset(st);
             free(k);
@@ -2827,6 +3037,51 @@ static int s_vuln_list(struct dtm_store *s, dtm_vuln_cb cb, void *ctx)
     return out;
 }
 
+/* ---- backups (issue 10; backup/) */
+
+static int s_backup_run_add(struct dtm_store *s, const struct dtm_backup_run *r)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO backup_runs(at,path,status,error,bytes,records,ms)"
+                               " VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, r->at);
+    bind_text(st, 2, r->path);
+    bind_text(st, 3, r->status);
+    bind_text(st, 4, r->error);
+    sqlite3_bind_int64(st, 5, r->bytes);
+    sqlite3_bind_int64(st, 6, r->records);
+    sqlite3_bind_int64(st, 7, r->ms);
+    return run_done(s, st, "backup_run_add");
+}
+
+static int s_backup_run_last(struct dtm_store *s, bool ok_only, struct dtm_backup_run *out)
+{
+    sqlite3_stmt *st = prep(s, "SELECT at,path,status,error,bytes,records,ms FROM backup_runs"
+                               " WHERE status=CASE WHEN ?1 THEN 'ok' ELSE status END"
+                               " AND status<>'drill' ORDER BY id DESC LIMIT 1");
+    int rc, out_rc = DTM_ENOTFOUND;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int(st, 1, ok_only ? 1 : 0);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->at = sqlite3_column_int64(st, 0);
+        snprintf(out->path, sizeof(out->path), "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(out->status, sizeof(out->status), "%s", (const char *)sqlite3_column_text(st, 2));
+        snprintf(out->error, sizeof(out->error), "%s", (const char *)sqlite3_column_text(st, 3));
+        out->bytes = sqlite3_column_int64(st, 4);
+        out->records = sqlite3_column_int64(st, 5);
+        out->ms = sqlite3_column_int64(st, 6);
+        out_rc = DTM_OK;
+    } else if (rc != SQLITE_DONE) {
+        out_rc = fail(s, "backup_run_last");
+    }
+    sqlite3_finalize(st);
+    return out_rc;
+}
+
 /* ---- data keys (T4.2; gate/datakey.c) */
 
 static void read_datakey(sqlite3_stmt *st, struct dtm_datakey_row *k)
@@ -2904,6 +3159,67 @@ static int s_datakey_update(struct dtm_store *s, const struct dtm_datakey_row *k
     return exec_done(s, st, "datakey_update");
 }
 
+static int s_secret_put(struct dtm_store *s, const char *name, const uint8_t *sealed, size_t n,
+                        int64_t now)
+{
+    sqlite3_stmt *st = stmt(s, Q_SECRET_PUT);
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, name);
+    sqlite3_bind_blob(st, 2, sealed, (int)n, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    return exec_done(s, st, "secret_put");
+}
+
+static int s_secret_get(struct dtm_store *s, const char *name, struct dtm_buf *out)
+{
+    sqlite3_stmt *st = stmt(s, Q_SECRET_GET);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, name);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        dtm_buf_reset(out);
+        dtm_buf_add(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return DTM_ENOTFOUND;
+    if (rc != SQLITE_ROW)
+        return fail(s, "secret_get");
+    return out->err ? DTM_ENOMEM : DTM_OK;
+}
+
+static int s_secret_list(struct dtm_store *s, dtm_secret_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_SECRET_LIST);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        if ((rc = cb(ctx, name ? name : "", sqlite3_column_int64(st, 1)))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "secret_list");
+}
+
+static int s_secret_delete(struct dtm_store *s, const char *name)
+{
+    sqlite3_stmt *st = stmt(s, Q_SECRET_DEL);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, name);
+    if ((rc = exec_done(s, st, "secret_delete")))
+        return rc;
+    return sqlite3_changes(((struct sqlite_store *)(void *)s)->db) ? DTM_OK : DTM_ENOTFOUND;
+}
+
 static const struct dtm_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = s_close,
@@ -2928,6 +3244,15 @@ static const struct dtm_store_ops sqlite_ops = {
     .key_revoke = s_key_revoke,
     .client_add = s_client_add,
     .client_get = s_client_get,
+    .client_set = s_client_set,
+    .key_list = s_key_list,
+    .warn_net_put = s_warn_net_put,
+    .token_revoke = s_token_revoke,
+    .dataset_def_put = s_dataset_def_put,
+    .dataset_def_list = s_dataset_def_list,
+    .token_revoked = s_token_revoked,
+    .warn_net_list = s_warn_net_list,
+    .warn_net_purge = s_warn_net_purge,
     .signing_key_add = s_signing_key_add,
     .signing_key_retire = s_signing_key_retire,
     .signing_key_list = s_signing_key_list,
@@ -2973,6 +3298,10 @@ static const struct dtm_store_ops sqlite_ops = {
     .datakey_get = s_datakey_get,
     .datakey_list = s_datakey_list,
     .datakey_update = s_datakey_update,
+    .secret_put = s_secret_put,
+    .secret_get = s_secret_get,
+    .secret_list = s_secret_list,
+    .secret_delete = s_secret_delete,
     .cube_id = s_cube_id,
     .cube_apply = s_cube_apply,
     .cube_scan = s_cube_scan,
@@ -3004,6 +3333,8 @@ static const struct dtm_store_ops sqlite_ops = {
     .vuln_update = s_vuln_update,
     .vuln_get = s_vuln_get,
     .vuln_list = s_vuln_list,
+    .backup_run_add = s_backup_run_add,
+    .backup_run_last = s_backup_run_last,
 };
 
 int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz)

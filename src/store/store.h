@@ -33,6 +33,7 @@ struct dtm_key {
     int64_t expires_at; /* 0 = no expiry */
     int64_t revoked_at; /* 0 = not revoked */
 };
+typedef int (*dtm_key_cb)(void *ctx, const struct dtm_key *k);
 
 /* A record ready to store: validated, masked, hashed (by ingest/pipeline.c). */
 struct dtm_store_record {
@@ -146,13 +147,14 @@ typedef int (*dtm_grant_cb)(void *ctx, const struct dtm_grant *g);
 
 /* OAuth 2.0 (T2.4, CONTRACT §3; gate/jwt.c): a client of the client-credentials grant (the
  * secret is stored only as its SHA-256), and a key that signs access tokens (ES256). The
- * private half is sealed with AES-256-GCM under the keyring's signing key (nonce per key, the
- * kid as associated data); the public half is kept as a JWK and as PEM. */
+ * private half is sealed under the data keys (T4.2, the kid as associated data); the public
+ * half is kept as a JWK and as PEM. */
 struct dtm_oauth_client {
     char client_id[DTM_CODE_MAX];
     char system_code[DTM_CODE_MAX];
     uint8_t secret_hash[32];
     int64_t created_at, revoked_at; /* µs; revoked_at 0 = live */
+    int64_t generation; /* of the secret: tokens carry it (claim cgen); a rotation ends older */
 };
 #define DTM_SIGNING_SEALED_MAX 1024
 struct dtm_signing_key {
@@ -160,8 +162,7 @@ struct dtm_signing_key {
     char alg[8];          /* ES256 */
     char public_jwk[512]; /* {"kty":"EC","crv":"P-256","x":…,"y":…,"kid":…,"use":"sig",…} */
     char public_pem[512]; /* SubjectPublicKeyInfo */
-    uint8_t nonce[12];    /* AES-256-GCM nonce of sealed */
-    uint8_t sealed[DTM_SIGNING_SEALED_MAX]; /* PKCS#8 PEM of the private key, then the tag */
+    uint8_t sealed[DTM_SIGNING_SEALED_MAX]; /* PKCS#8 PEM of the private key, sealed (T4.2) */
     size_t sealed_len;
     int64_t created_at, retired_at; /* µs; retired_at 0 = the current key */
 };
@@ -295,8 +296,19 @@ struct dtm_datakey_row {
     int64_t created_at, retired_at, sealed;
 };
 typedef int (*dtm_datakey_cb)(void *ctx, const struct dtm_datakey_row *k);
+typedef int (*dtm_secret_cb)(void *ctx, const char *name, int64_t updated_at);
+typedef int (*dtm_dataset_def_cb)(void *ctx, const char *code, const char *definition);
+/* A network a connected system called from (T4.1; alert/warn.c): the address masked to its
+ * prefix, as 16 bytes (IPv4 mapped). */
+struct dtm_warn_net {
+    char system_code[DTM_CODE_MAX];
+    uint8_t network[16];
+    int64_t first_seen, last_seen; /* µs */
+};
+typedef int (*dtm_warn_net_cb)(void *ctx, const struct dtm_warn_net *n);
 
 struct dtm_store;
+struct dtm_backup_run; /* below, with the snapshots */
 
 struct dtm_store_ops {
     const char *name;
@@ -337,6 +349,10 @@ struct dtm_store_ops {
                       const uint8_t secret_hash[32], int64_t now);
     /* DTM_ENOTFOUND when no such client. */
     int (*client_get)(struct dtm_store *s, const char *client_id, struct dtm_oauth_client *out);
+    /* writes secret_hash, revoked_at and generation by client_id; DTM_ENOTFOUND when none */
+    int (*client_set)(struct dtm_store *s, const struct dtm_oauth_client *c);
+    /* a system's API keys, newest first (never their hashes) */
+    int (*key_list)(struct dtm_store *s, const char *system_code, dtm_key_cb cb, void *ctx);
     /* OAuth signing keys (migration 11): signing_key_retire marks every current key retired at
      * now; signing_key_list hands out the current keys and those retired after retired_after,
      * newest first. */
@@ -517,6 +533,31 @@ struct dtm_store_ops {
     int (*datakey_get)(struct dtm_store *s, int64_t id, struct dtm_datakey_row *out);
     int (*datakey_list)(struct dtm_store *s, dtm_datakey_cb cb, void *ctx);
     int (*datakey_update)(struct dtm_store *s, const struct dtm_datakey_row *k);
+    /* secrets (T4.2, migration 15): small named secrets sealed by the caller under the data
+     * keys (alert channels' keys and passwords, named store:NAME in dtm.conf). secret_put
+     * inserts or replaces; secret_get and secret_delete: DTM_ENOTFOUND when none; secret_list:
+     * names and times only, by name. */
+    int (*secret_put)(struct dtm_store *s, const char *name, const uint8_t *sealed, size_t n,
+                      int64_t now);
+    int (*secret_get)(struct dtm_store *s, const char *name, struct dtm_buf *out);
+    int (*secret_list)(struct dtm_store *s, dtm_secret_cb cb, void *ctx);
+    int (*secret_delete)(struct dtm_store *s, const char *name);
+    /* the usual networks of systems (T4.1, migration 15): warn_net_put inserts or widens
+     * (first_seen the earliest, last_seen the latest); warn_net_list those seen since, by
+     * system; warn_net_purge forgets those not seen since before */
+    int (*warn_net_put)(struct dtm_store *s, const struct dtm_warn_net *n);
+    int (*warn_net_list)(struct dtm_store *s, int64_t since, dtm_warn_net_cb cb, void *ctx);
+    int (*warn_net_purge)(struct dtm_store *s, int64_t before);
+    /* OAuth access tokens revoked before they expire (RFC 7009, migration 15): token_revoke
+     * records a jti until expires_at (µs; again = no change) and forgets those expired by now;
+     * token_revoked: DTM_OK when revoked, DTM_ENOTFOUND when not */
+    int (*token_revoke)(struct dtm_store *s, const char *jti, int64_t expires_at, int64_t now);
+    int (*token_revoked)(struct dtm_store *s, const char *jti);
+    /* dataset definitions of administrators (CONTRACT §4, migration 15): the canonical JSON by
+     * code, inserted or replaced; listed by code */
+    int (*dataset_def_put)(struct dtm_store *s, const char *code, const char *definition,
+                           int64_t now, const char *by);
+    int (*dataset_def_list)(struct dtm_store *s, dtm_dataset_def_cb cb, void *ctx);
 
     /* Alerts (alert/): alert_insert sets a->id; alert_update writes every member but rule, key
      * and first_seen by id (DTM_ENOTFOUND when none); alert_open finds the open alert (firing
@@ -544,6 +585,12 @@ struct dtm_store_ops {
     int (*vuln_update)(struct dtm_store *s, const struct dtm_vuln *v);
     int (*vuln_get)(struct dtm_store *s, int64_t id, struct dtm_vuln *out);
     int (*vuln_list)(struct dtm_store *s, dtm_vuln_cb cb, void *ctx);
+
+    /* Backups (backup/; issue 10): backup_run_add records one (in the caller's transaction);
+     * backup_run_last gives the newest (ok or failed; drills' backups aside), or the newest
+     * with status "ok" when ok_only (DTM_ENOTFOUND when none). */
+    int (*backup_run_add)(struct dtm_store *s, const struct dtm_backup_run *r);
+    int (*backup_run_last)(struct dtm_store *s, bool ok_only, struct dtm_backup_run *out);
 };
 
 struct dtm_store {
@@ -559,5 +606,51 @@ int dtm_store_open(const struct dtm_conf *c, struct dtm_store **out, char *err, 
 
 /* Backends */
 int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz);
+/* conninfo: a libpq connection string; password NULL = the DSN's, PGPASSWORD or ~/.pgpass */
+int dtm_store_pg_open(const char *conninfo, const char *password, struct dtm_store **out, char *err,
+                      size_t errsz);
+
+/* ---- snapshots for backups (issue 10; store/snapshot.c, used by backup/)
+ *
+ * A consistent copy of the store's files, taken while servers write: the files land in dir
+ * (which must exist) under the names they have in the data dir, and the facts of the same
+ * moment are noted. SQLite: the online backup API inside one read transaction, the rollups
+ * (dtm.cubes.db) read before the records, so the copy's rollups are never ahead of its
+ * records (behind, they are rebuilt at the first start). Another backend implements
+ * dtm_store_snapshot for its own files (or a dump) the same way. */
+#define DTM_SNAPSHOT_FILES 4
+#define DTM_SNAPSHOT_DATASETS 64
+struct dtm_snapshot {
+    size_t nfiles;
+    struct {
+        char name[128];          /* relative to the data dir (e.g. "dtm.db") */
+        char path[DTM_PATH_MAX]; /* the copy */
+    } file[DTM_SNAPSHOT_FILES];
+    size_t ndatasets;
+    struct {
+        char code[DTM_CODE_MAX];
+        int64_t records;
+    } dataset[DTM_SNAPSHOT_DATASETS];
+    int64_t records;           /* all datasets */
+    int64_t last_receipt_seq;  /* the newest receipt in the copy */
+    int64_t cubes_applied_seq; /* the receipt the copy's rollups are complete up to */
+    int64_t audit_seq;         /* the newest audit entry in the copy */
+    char kek_id[24];           /* the master key wrapping the copy's data keys ("" = none) */
+    bool kek_mixed;            /* data keys under two master keys (a rotation under way) */
+};
+/* One backup made (backup/; migration 16): the newest for `dtm status` and metrics. */
+struct dtm_backup_run {
+    int64_t at; /* µs, when it ended */
+    char path[DTM_PATH_MAX];
+    char status[16]; /* ok | failed | drill (a recovery drill's, deleted after it) */
+    char error[256]; /* why it failed ("" = it did not) */
+    int64_t bytes, records, ms;
+};
+/* progress (may be NULL) is called now and then with the bytes copied so far and the total;
+ * when it returns non-zero the copy stops (DTM_EBUSY). dir NULL: the facts only, nothing copied
+ * (a restore counts what it restored). */
+int dtm_store_snapshot(const struct dtm_conf *c, const char *dir, struct dtm_snapshot *out,
+                       int (*progress)(void *ctx, int64_t done, int64_t total), void *ctx,
+                       char *err, size_t errsz);
 
 #endif

@@ -20,6 +20,8 @@ from pathlib import Path
 import requests
 import urllib3
 
+import pgcluster
+
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +117,10 @@ def wait_for(pred, timeout=5.0, interval=0.05):
 
 
 def run_dtm(*args, check=True, timeout=60, input=None):
-    """Runs `dtm ARGS…`; returns the CompletedProcess (text). check=True asserts exit 0."""
+    """Runs `dtm ARGS…`; returns the CompletedProcess (text). check=True asserts exit 0.
+    On PostgreSQL (DTM_TEST_STORE=postgresql), `dtm init` gets a fresh database (pgcluster)."""
+    if args and args[0] == "init" and pgcluster.CLUSTER and "--help" not in args:
+        args = (*args, "--store-dsn", pgcluster.CLUSTER.new_database())
     p = subprocess.run([DTM_BIN, *map(str, args)], capture_output=True, text=True,
                        timeout=timeout, input=input)
     if check:
@@ -338,11 +343,43 @@ def new_session():
 
 
 def open_db(data_dir):
-    """The data dir's SQLite database, opened read-only (the server may be running)."""
+    """The data dir's SQLite database, opened read-only (the server may be running). On
+    PostgreSQL (DTM_TEST_STORE=postgresql): its database through psql (pgcluster.PgCon)."""
+    if pgcluster.enabled():
+        return pgcluster.PgCon(pgcluster.dsn_of(data_dir))
     path = Path(data_dir) / "dtm.db"
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     con.execute("PRAGMA busy_timeout = 10000")
     return con
+
+
+def open_cubes(data_dir):
+    """The rollups: SQLite keeps them in dtm.cubes.db (read-write here: no server running);
+    PostgreSQL in the store's database."""
+    if pgcluster.enabled():
+        return open_db(data_dir)
+    return sqlite3.connect(str(Path(data_dir) / "dtm.cubes.db"))
+
+
+def store_bytes(data_dir):
+    """The bytes of the store's files, to search for what must never be there in clear: dtm.db,
+    or on PostgreSQL the files of the test's database and the cluster's WAL (committed rows are
+    there at once, before a checkpoint writes the tables)."""
+    if not pgcluster.enabled():
+        return (Path(data_dir) / "dtm.db").read_bytes()
+    files = [p for d in store_dirs(data_dir) for p in Path(d).rglob("*") if p.is_file()]
+    return b"".join(p.read_bytes() for p in files)
+
+
+def store_dirs(data_dir):
+    """Where the store keeps data outside the data dir: nothing for SQLite; on PostgreSQL the
+    directory of the test's database and the cluster's WAL."""
+    if not pgcluster.enabled():
+        return []
+    con = open_db(data_dir)
+    (oid,) = con.execute("SELECT oid FROM pg_database WHERE datname=current_database()").fetchone()
+    root = Path(pgcluster.CLUSTER.dir) / "data"
+    return [str(root / "base" / str(oid)), str(root / "pg_wal")]
 
 
 # ---- encryption at rest (T4.2): record content is sealed with AES-256-GCM under data keys

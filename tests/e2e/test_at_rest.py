@@ -61,8 +61,9 @@ def grep_clear(root, values):
     """{value: [files]} for the values found in clear in any file under root (grep -a: binary
     files searched as text, the way `strings | grep` finds them)."""
     hits = {}
+    roots = [str(root)] + T.store_dirs(root)  # PostgreSQL: its files (tables, WAL)
     for what, v in values:
-        p = subprocess.run(["grep", "-r", "-l", "-a", "-F", "--", v, str(root)],
+        p = subprocess.run(["grep", "-r", "-l", "-a", "-F", "--", v, *roots],
                            capture_output=True, text=True)
         assert p.returncode in (0, 1), p.stderr
         if p.stdout.strip():
@@ -274,7 +275,8 @@ def test_legacy_plain_content_reads_and_blobs_do_not_move(own_server):
     a, b, c = (T.txn(system_code=s.code, error_reason="r" + marker(t)) for t in "ABC")
     T.assert_ok(srv.ingest(s, [a, b, c]))
     assert srv.stop() == 0
-    con = __import__("sqlite3").connect(str(srv.data_dir / "dtm.db"))
+    con = (T.open_db(srv.data_dir) if T.pgcluster.enabled() else
+           __import__("sqlite3").connect(str(srv.data_dir / "dtm.db")))
     try:
         keys = T.data_keys(srv.data_dir, con)
         rows = {}

@@ -47,7 +47,11 @@ def audit_rows_text(data_dir):
 
 
 def sql(data_dir, statement):
-    """Alters the database (no server running) with the sqlite3 CLI, else Python's sqlite3."""
+    """Alters the database (no server running) with the sqlite3 CLI, else Python's sqlite3; on
+    PostgreSQL with psql."""
+    if T.pgcluster.enabled():
+        T.open_db(data_dir).execute(statement)
+        return
     db = str(data_dir / "dtm.db")
     if shutil.which("sqlite3"):
         subprocess.run(["sqlite3", db, statement], check=True, capture_output=True, timeout=30)

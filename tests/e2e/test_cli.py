@@ -43,11 +43,16 @@ def test_init_prints_admin_and_creates_data_dir(tmp_path):
     kv = T.parse_kv(p.stdout)
     assert kv.get("admin_username") == "admin", p.stdout
     assert len(kv.get("admin_password", "")) >= 12, f"weak or missing admin_password: {p.stdout!r}"
-    for f in ("dtm.conf", "master.key", "tls.crt", "tls.key", "dtm.db"):
+    pg = T.pgcluster.enabled()  # the store is then a PostgreSQL database, not dtm.db
+    for f in ("dtm.conf", "master.key", "tls.crt", "tls.key") + (() if pg else ("dtm.db",)):
         assert (d / f).is_file(), f"{f} missing after init; data dir has {os.listdir(d)}"
     assert mode_of(d / "master.key") == 0o600, oct(mode_of(d / "master.key"))
     assert mode_of(d / "tls.key") == 0o600, oct(mode_of(d / "tls.key"))
-    assert (d / "dtm.db").read_bytes()[:16] == b"SQLite format 3\x00"
+    if pg:
+        assert T.open_db(d).execute("SELECT max(version) FROM schema_version").fetchone()[0] >= 1
+        assert not (d / "dtm.db").exists()
+    else:
+        assert (d / "dtm.db").read_bytes()[:16] == b"SQLite format 3\x00"
     assert b"-----BEGIN CERTIFICATE-----" in (d / "tls.crt").read_bytes()
     assert (d / "dtm.conf").stat().st_size > 0
     # The password is printed once, never stored in clear.
@@ -67,7 +72,10 @@ def test_init_into_existing_empty_dir(tmp_path):
     d = tmp_path / "empty"
     d.mkdir()
     T.dtm_init(str(d))
-    assert (d / "dtm.db").is_file()
+    if T.pgcluster.enabled():
+        assert T.open_db(d).execute("SELECT count(*) FROM users").fetchone()[0] == 1
+    else:
+        assert (d / "dtm.db").is_file()
 
 
 def test_init_refuses_non_empty_dir(tmp_path):

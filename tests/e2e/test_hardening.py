@@ -500,6 +500,11 @@ STRING_FIELDS = {"txn_id": 64, "agency_code": 64, "service_code": 64, "error_cod
 def tables(server):
     con = server.db()
     try:
+        if T.pgcluster.enabled():  # PostgreSQL: its catalog
+            return sorted(r[0] for r in con.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid=c.relnamespace "
+                "WHERE n.nspname='public' AND c.relkind IN ('r','i','v','p') UNION ALL "
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
         return sorted(r[0] for r in con.execute(
             "SELECT name FROM sqlite_master WHERE type IN ('table','index','trigger','view')"))
     finally:

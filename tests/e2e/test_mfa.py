@@ -96,9 +96,11 @@ def test_enrolment_secret_uri_qr_and_sealed_seed(srv):
     con = T.open_db(srv.data_dir)
     try:
         blob, = con.execute("SELECT mfa_secret FROM users WHERE username=?", (name,)).fetchone()
+        keys = T.data_keys(srv.data_dir, con)  # T4.2: sealed under a data key
     finally:
         con.close()
-    assert len(blob) == 8 + 12 + len(raw) + 16 and raw not in bytes(blob)
+    assert len(blob) == 33 + len(raw) and raw not in bytes(blob)
+    assert T.open_sealed(keys, blob, b"dtm totp seed\n" + name.encode()) == raw
     db = (srv.data_dir / "dtm.db").read_bytes()
     assert raw not in db and secret.encode() not in db
     # a wrong code does not confirm; the right one does, once

@@ -79,7 +79,7 @@ def test_login_sets_a_hardened_cookie(srv, people):
         con.close()
     hashes = {bytes(h) for h, _ in rows}
     assert hashlib.sha256(value.encode()).digest() in hashes
-    assert value.encode() not in (srv.data_dir / "dtm.db").read_bytes()
+    assert value.encode() not in T.store_bytes(srv.data_dir)
     # the password is never logged
     assert people["analyst"][1] not in srv.log_text()
 
@@ -426,3 +426,36 @@ def test_user_api_and_audit_api(srv, people):
     def admin_did(rows):
         return want <= {e["action"] for e in rows if e["actor"] == "admin"}
     assert admin_did(P.audit_actions(srv, until=admin_did))
+
+
+def test_a_persons_live_stream_is_reopened_to_check_the_session(tmp_path_factory):
+    """GET /api/v1/live authenticates a person once, when it opens: it ends after [session]
+    live_stream_max s (the browser opens it again, the session checked again), so a signed-out
+    tab is not fed for long; a system's stream runs on."""
+    import time
+    srv = P.start_server(tmp_path_factory, "\n[session]\nlive_stream_max = 2\n", name="livemax")
+    try:
+        p = P.Person(srv, "live.viewer", P.add_user(srv, "live.viewer", "analyst"))
+        p.login_ok()
+        t0 = time.monotonic()
+        with p.get("/api/v1/live", stream=True, timeout=15) as r:
+            assert r.status_code == 200
+            events = sum(1 for line in r.iter_lines() if line.startswith(b"data:"))
+        took = time.monotonic() - t0
+        assert 1.5 <= took <= 6 and events >= 1, (took, events)
+        # signed out: the next opening is refused
+        assert p.req("DELETE", "/api/v1/session").status_code in (200, 204)
+        assert p.get("/api/v1/live", stream=True, timeout=5).status_code == 401
+        # a system's stream is not cut
+        s = srv.add_system()
+        t0 = time.monotonic()
+        with srv.session.get(srv.base_url + "/api/v1/live", headers=s.headers, stream=True,
+                             timeout=15) as r:
+            n = 0
+            for line in r.iter_lines():
+                n += line.startswith(b"data:")
+                if time.monotonic() - t0 > 4:
+                    break
+        assert time.monotonic() - t0 > 4 and n >= 3
+    finally:
+        srv.stop()

@@ -363,7 +363,7 @@ def test_rollups_missing_records_are_rebuilt_at_start(own_server):
             for i in range(60)]
     T.assert_ok(srv.ingest(s, recs))
     assert srv.stop() == 0
-    db = sqlite3.connect(str(Path(srv.data_dir) / "dtm.cubes.db"))
+    db = T.open_cubes(srv.data_dir)
     with db:
         db.execute("DELETE FROM cube_rows")
         db.execute("DELETE FROM cube_ids")
@@ -392,7 +392,7 @@ def test_rollups_behind_the_records_after_a_crash_are_rebuilt(own_server):
     assert srv.stop() == 0
     # what a lost last commit of the rollup file looks like: the second request's deltas and the
     # applied mark gone, the cubes still marked complete
-    db = sqlite3.connect(str(Path(srv.data_dir) / "dtm.cubes.db"))
+    db = T.open_cubes(srv.data_dir)
     with db:
         applied = db.execute("SELECT v FROM cube_state WHERE k='applied_seq'").fetchone()[0]
         assert applied >= 2
@@ -462,7 +462,7 @@ def test_records_dated_far_ahead_keep_no_hour_rows(own_server):
     assert got["plan"].endswith("grain=day")
     check(got, expected(recs, ["count"], interval="day"), 1)
     assert srv.stop() == 0
-    db = sqlite3.connect(str(Path(srv.data_dir) / "dtm.cubes.db"))
+    db = T.open_cubes(srv.data_dir)
     ahead_us = int(ahead.timestamp()) * 1000000
     hour_b = (ahead_us + 7 * 3600000000) // 3600000000  # hour buckets count in UTC+07:00
     assert db.execute("SELECT count(*) FROM cube_rows WHERE grain=0 AND bucket>=?",

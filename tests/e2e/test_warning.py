@@ -179,6 +179,32 @@ def test_api_key_used_from_an_unusual_network(own_server, hook):
     assert not delivered(hook, "key.unusual_network", fresh.code)
 
 
+def test_usual_networks_survive_a_restart(own_server, hook):
+    """The networks learnt are kept in the store: after a restart a call from a new network is
+    judged at once, without learning again from scratch."""
+    srv = start(own_server, hook, "network_learning = 2\n")
+    s = srv.add_system()
+    home = Client(srv, "127.0.0.1")
+    for _ in range(3):
+        assert home.call("POST", "/api/v1/heartbeat", s.headers)[0] == 200
+    time.sleep(2.2)
+    home.close()
+    assert srv.stop() == 0
+    db = srv.db()
+    try:
+        rows = db.execute("SELECT system_code, hex(network) FROM warn_networks").fetchall()
+    finally:
+        db.close()
+    assert rows == [(s.code, "00000000000000000000FFFF7F000000")], rows
+    srv.start(https=False)
+    assert Client(srv, "127.0.0.42").call("POST", "/api/v1/heartbeat", s.headers)[0] == 200
+    time.sleep(0.5)
+    assert not delivered(hook, "key.unusual_network")
+    assert Client(srv, "127.0.3.4").call("POST", "/api/v1/heartbeat", s.headers)[0] == 200
+    a = wait_delivered(srv, hook, "key.unusual_network", s.code)
+    assert a["detail"]["network"] == "127.0.3.0/24" and a["detail"]["known_networks"] == 1
+
+
 def test_traffic_and_error_spike_against_the_baseline(own_server, hook):
     srv = start(own_server, hook, "spike_bucket = 2\nspike_warmup = 2\nspike_factor = 3\n"
                                   "spike_alpha = 0.5\nspike_floor = 30\nerror_floor = 20\n")
@@ -284,6 +310,20 @@ def test_brute_force_lockout_and_alert_on_two_channels(own_server, hook):
         assert not [x for x in alerts(srv, "auth.brute_force_account") if x["key"] != "nguyenvana"]
     finally:
         syslog.close()
+
+
+def test_refused_attempts_still_count_as_brute_force(own_server, hook):
+    """Attempts answered 429 (progressive delay) never reach the password check, yet they are
+    attempts: a client hammering without waiting still raises the account alert."""
+    srv = start(own_server, hook, "account_failures = 6\naccount_window = 120\n"
+                                  "ip_failures = 1000\nip_window = 120\n",
+                extra="[session]\nlockout_after = 50\nlockout_minutes = 5\n")
+    add_user(srv, "tranthib", "analyst")
+    c = Client(srv, "127.0.0.6")
+    statuses = [login(c, "tranthib", "wrong password 456!")[0] for _ in range(8)]
+    assert statuses[0] == 401 and statuses.count(429) >= 5, statuses
+    a = wait_delivered(srv, hook, "auth.brute_force_account", "tranthib")
+    assert a["detail"]["count"] >= 6
 
 
 def test_admin_sign_in_from_a_new_address(own_server, hook):

@@ -252,6 +252,80 @@ static void test_rotation(void **state)
     assert_int_equal(dtm_datakey_open_to(dk, "y", 1, blob, 7 + DTM_SEAL_OVERHEAD, out), DTM_OK);
 }
 
+/* TOTP seeds and named secrets are sealed under the data keys: bound to their account or
+ * name, altered blobs refused, and they open after a master-key rotation. */
+static void test_secrets(void **state)
+{
+    struct dtm_conf c;
+    struct dtm_datakeys *dk;
+    struct dtm_store *st;
+    struct dtm_buf blob;
+    uint8_t seed[20], sealed[96], back[64];
+    char path[DTM_PATH_MAX], err[512], out[256], why[256], a[DTM_KEK_ID_LEN + 1],
+        b[DTM_KEK_ID_LEN + 1];
+    size_t n, m;
+    int64_t k = 0;
+    (void)state;
+    conf(&c);
+    dk = dtm_datakeys_get(&c);
+    assert_int_equal(dtm_totp_secret_new(seed), DTM_OK);
+    assert_int_equal(dtm_totp_seal(dk, "ana", seed, 20, sealed, sizeof(sealed), &n), DTM_OK);
+    assert_int_equal(n, 20 + DTM_SEAL_OVERHEAD);
+    assert_true(dtm_datakey_sealed(sealed, n));
+    assert_null(memmem(sealed, n, seed, 20));
+    assert_int_equal(dtm_totp_open(dk, "ana", sealed, n, back, sizeof(back), &m), DTM_OK);
+    assert_int_equal(m, 20);
+    assert_memory_equal(back, seed, 20);
+    assert_int_equal(dtm_totp_open(dk, "bob", sealed, n, back, sizeof(back), &m), DTM_EAUTH);
+    sealed[25] ^= 1;
+    assert_int_equal(dtm_totp_open(dk, "ana", sealed, n, back, sizeof(back), &m), DTM_EAUTH);
+    sealed[25] ^= 1;
+
+    /* a named secret: stored sealed, resolved from store:NAME, other values as they are */
+    dtm_buf_init(&blob, 4096);
+    assert_int_equal(dtm_secret_seal(dk, "hook", "s3cr3t-value", &blob), DTM_OK);
+    assert_null(memmem(blob.p, blob.n, "s3cr3t", 6));
+    assert_int_equal(dtm_store_open(&c, &st, err, sizeof(err)), DTM_OK);
+    assert_int_equal(st->ops->begin(st), DTM_OK);
+    assert_int_equal(st->ops->secret_put(st, "hook", (uint8_t *)blob.p, blob.n, 1), DTM_OK);
+    /* the same blob under another name does not open */
+    assert_int_equal(st->ops->secret_put(st, "moved", (uint8_t *)blob.p, blob.n, 1), DTM_OK);
+    assert_int_equal(st->ops->commit(st), DTM_OK);
+    assert_int_equal(dtm_secret_resolve(st, dk, "store:hook", out, sizeof(out), why, sizeof(why)),
+                     DTM_OK);
+    assert_string_equal(out, "s3cr3t-value");
+    assert_int_not_equal(
+        dtm_secret_resolve(st, dk, "store:moved", out, sizeof(out), why, sizeof(why)), DTM_OK);
+    assert_null(strstr(why, "s3cr3t"));
+    assert_int_equal(dtm_secret_resolve(st, dk, "store:none", out, sizeof(out), why, sizeof(why)),
+                     DTM_ENOTFOUND);
+    assert_non_null(strstr(why, "dtm secret set none"));
+    assert_int_equal(dtm_secret_resolve(st, dk, "store:../x", out, sizeof(out), why, sizeof(why)),
+                     DTM_EINVAL);
+    assert_int_equal(dtm_secret_resolve(st, dk, "plain", out, sizeof(out), why, sizeof(why)),
+                     DTM_OK);
+    assert_string_equal(out, "plain");
+    assert_false(dtm_secret_name_ok(""));
+    assert_false(dtm_secret_name_ok("a b"));
+    assert_true(dtm_secret_name_ok("ops-mail.password_1"));
+
+    /* both open after a rotation of the master key */
+    assert_int_equal(dtm_masterkey_rotate(&c, &k, a, b, err, sizeof(err)), DTM_OK);
+    assert_int_equal(dtm_totp_open(dk, "ana", sealed, n, back, sizeof(back), &m), DTM_OK);
+    assert_memory_equal(back, seed, 20);
+    assert_int_equal(dtm_secret_resolve(st, dk, "store:hook", out, sizeof(out), why, sizeof(why)),
+                     DTM_OK);
+    assert_string_equal(out, "s3cr3t-value");
+    assert_int_equal(st->ops->begin(st), DTM_OK);
+    assert_int_equal(st->ops->secret_delete(st, "hook"), DTM_OK);
+    assert_int_equal(st->ops->secret_delete(st, "hook"), DTM_ENOTFOUND);
+    assert_int_equal(st->ops->commit(st), DTM_OK);
+    st->ops->close(st);
+    dtm_buf_free(&blob);
+    dtm_conf_path(&c, "master.key", path, sizeof(path));
+    (void)path;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_master_key_formats),
         cmocka_unit_test(test_rotation),
+        cmocka_unit_test(test_secrets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

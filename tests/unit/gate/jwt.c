@@ -1,7 +1,8 @@
 /* Unit tests of src/gate/jwt.c against a real SQLite store: client authentication, scopes,
- * signing keys (sealed under the keyring, rotated, published), issuing and verifying ES256
+ * signing keys (sealed under the data keys, rotated, published), issuing and verifying ES256
  * tokens, and the tokens a verifier must refuse (tampered, alg none, HS256 confusion, another
  * issuer, expired, not yet valid, unknown kid, revoked role change). */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,7 +157,7 @@ static char *issue_at(int64_t at, struct dtm_token *t)
         dtm_oauth_client_auth(st, DTM_STR("SRC"), dtm_str_c(secret), at, &sys, &reason), DTM_OK);
     assert_int_equal(dtm_oauth_scope(st, dict, &sys, DTM_STR(""), DTM_LANG_EN, t, why, sizeof(why)),
                      DTM_OK);
-    assert_int_equal(dtm_token_issue(st, &kr, &conf, &sys, "SRC", t, at, &jwt), DTM_OK);
+    assert_int_equal(dtm_token_issue(st, &conf, &sys, "SRC", t, at, &jwt), DTM_OK);
     return jwt;
 }
 
@@ -200,6 +201,7 @@ static void test_issue_and_verify(void **state)
 {
     struct dtm_token t, v;
     struct dtm_system sys;
+    struct dtm_signing_key fresh, fresh2;
     struct dtm_buf jwks;
     char kid[DTM_ID_MAX], kid2[DTM_ID_MAX], *tok, *tok2, bad[4096], hdr[256], pem[512];
     int64_t now = dtm_now_us();
@@ -213,13 +215,17 @@ static void test_issue_and_verify(void **state)
         assert_int_equal(
             dtm_oauth_client_auth(st, DTM_STR("SRC"), dtm_str_c(secret), now, &s2, &reason),
             DTM_OK);
-        assert_int_equal(dtm_token_issue(st, &kr, &conf, &s2, "SRC", &t, now, &none),
-                         DTM_ENOTFOUND);
+        assert_int_equal(dtm_token_issue(st, &conf, &s2, "SRC", &t, now, &none), DTM_ENOTFOUND);
     }
+    assert_int_equal(dtm_signing_key_new(dtm_datakeys_get(&conf), now, &fresh), DTM_OK);
+    assert_int_equal(dtm_signing_key_new(dtm_datakeys_get(&conf), now, &fresh2), DTM_OK);
+    assert_true(dtm_datakey_sealed(fresh.sealed, fresh.sealed_len));
+    assert_null(memmem(fresh.sealed, fresh.sealed_len, "PRIVATE", 7));
     assert_int_equal(st->ops->begin(st), DTM_OK);
-    assert_int_equal(dtm_signing_key_ensure(st, &kr, kid), DTM_OK);
+    assert_int_equal(dtm_signing_key_ensure(st, &fresh, kid), DTM_OK);
     assert_true(strlen(kid) > 20);
-    assert_int_equal(dtm_signing_key_ensure(st, &kr, kid2), DTM_OK);
+    assert_string_equal(kid, fresh.kid);
+    assert_int_equal(dtm_signing_key_ensure(st, &fresh2, kid2), DTM_OK);
     assert_string_equal(kid2, "");
     assert_int_equal(st->ops->commit(st), DTM_OK);
 
@@ -282,9 +288,11 @@ static void test_issue_and_verify(void **state)
     }
 
     /* rotation: a new kid signs; the old token still verifies; both published */
+    assert_int_equal(dtm_signing_key_new(dtm_datakeys_get(&conf), dtm_now_us(), &fresh2), DTM_OK);
     assert_int_equal(st->ops->begin(st), DTM_OK);
-    assert_int_equal(dtm_signing_key_rotate(st, &kr, dtm_now_us(), kid2), DTM_OK);
+    assert_int_equal(dtm_signing_key_install(st, &fresh2), DTM_OK);
     assert_int_equal(st->ops->commit(st), DTM_OK);
+    snprintf(kid2, sizeof(kid2), "%s", fresh2.kid);
     assert_string_not_equal(kid, kid2);
     tok2 = issue_at(dtm_now_us(), &t);
     assert_string_equal(t.kid, kid2);
@@ -303,18 +311,21 @@ static void test_issue_and_verify(void **state)
     assert_non_null(strstr(jwks.p, kid2));
     dtm_buf_free(&jwks);
 
-    /* another master key cannot open the signing key */
+    /* an altered sealed private key does not open: no token is signed */
     {
-        struct dtm_keyring other = kr;
         struct dtm_system s2;
         const char *reason;
         char *none = NULL;
-        memset(other.signing_key, 0x42, sizeof(other.signing_key));
         assert_int_equal(
             dtm_oauth_client_auth(st, DTM_STR("SRC"), dtm_str_c(secret), now, &s2, &reason),
             DTM_OK);
-        assert_int_not_equal(dtm_token_issue(st, &other, &conf, &s2, "SRC", &t, now, &none),
-                             DTM_OK);
+        fresh2.sealed[40] ^= 1;
+        fresh2.created_at = dtm_now_us();
+        snprintf(fresh2.kid, sizeof(fresh2.kid), "altered");
+        assert_int_equal(st->ops->begin(st), DTM_OK);
+        assert_int_equal(dtm_signing_key_install(st, &fresh2), DTM_OK);
+        assert_int_equal(st->ops->commit(st), DTM_OK);
+        assert_int_not_equal(dtm_token_issue(st, &conf, &s2, "SRC", &t, now, &none), DTM_OK);
         assert_null(none);
     }
     free(tok);
