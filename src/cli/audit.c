@@ -40,6 +40,19 @@ int dtm_cli_audit(const struct dtm_conf *c, struct dtm_store *st, const char *ac
     return rc;
 }
 
+int dtm_cli_audited(const struct dtm_conf *c, struct dtm_store *st, dtm_cli_txn_fn fn, void *ctx,
+                    const char *action, const char *target, const char *detail)
+{
+    int rc = st->ops->begin(st);
+    if (rc)
+        return rc;
+    if (!(rc = fn(st, ctx)) && !(rc = dtm_cli_audit(c, st, action, target, detail)))
+        rc = st->ops->commit(st);
+    if (rc)
+        st->ops->rollback(st);
+    return rc;
+}
+
 struct head_ctx {
     int64_t seq;
     uint8_t hash[32];

@@ -75,6 +75,12 @@ int dtm_cmd_backup(int argc, char **argv);  /* issue 10 (cli/backup.c) */
 int dtm_cmd_restore(int argc, char **argv); /* issue 10 (cli/backup.c) */
 int dtm_cmd_drill(int argc, char **argv);   /* issue 10 (cli/backup.c) */
 
+/* One change of a command and its audit entry, committed together (S3): fn(st, ctx) runs in a
+ * write transaction of st, then dtm_cli_audit(c, st, action, target, detail); any failure rolls
+ * both back. Returns DTM_OK or the first error (fn's, the audit's or the commit's). */
+typedef int (*dtm_cli_txn_fn)(struct dtm_store *st, void *ctx);
+int dtm_cli_audited(const struct dtm_conf *c, struct dtm_store *st, dtm_cli_txn_fn fn, void *ctx,
+                    const char *action, const char *target, const char *detail);
 /* Appends this command's entry to the audit trail inside st's open transaction (cli/audit.c):
  * actor the OS user (kind cli), detail a JSON object (NULL = {}) without secrets or personal
  * values. Prints why the master key cannot be read; on any failure the caller rolls back, so

@@ -36,6 +36,19 @@ static int read_value(char *out, size_t outsz)
     return DTM_EXIT_OK;
 }
 
+struct change_ctx {
+    const char *name;
+    const struct dtm_buf *blob; /* the sealed value; NULL = delete */
+};
+
+static int change_txn(struct dtm_store *st, void *ctx)
+{
+    const struct change_ctx *x = ctx;
+    return x->blob ? st->ops->secret_put(st, x->name, (const uint8_t *)x->blob->p, x->blob->n,
+                                         dtm_now_us())
+                   : st->ops->secret_delete(st, x->name);
+}
+
 /* One change (put when value, else delete) and its audit entry, in one transaction. */
 static int change(const struct dtm_conf *c, const char *name, const char *value)
 {
@@ -47,16 +60,9 @@ static int change(const struct dtm_conf *c, const char *name, const char *value)
         return DTM_EXIT_FAIL;
     /* sealed before the transaction: the first seal of a process may take one of its own */
     rc = value ? dtm_secret_seal(dtm_datakeys_get(c), name, value, &blob) : DTM_OK;
-    if (rc == DTM_OK && (rc = st->ops->begin(st)) == DTM_OK) {
-        rc = value ? st->ops->secret_put(st, name, (const uint8_t *)blob.p, blob.n, dtm_now_us())
-                   : st->ops->secret_delete(st, name);
-        if (rc == DTM_OK)
-            rc = dtm_cli_audit(c, st, value ? "secret.set" : "secret.deleted", name, NULL);
-        if (rc == DTM_OK)
-            rc = st->ops->commit(st);
-        if (rc)
-            st->ops->rollback(st);
-    }
+    if (rc == DTM_OK)
+        rc = dtm_cli_audited(c, st, change_txn, &(struct change_ctx){name, value ? &blob : NULL},
+                             value ? "secret.set" : "secret.deleted", name, NULL);
     st->ops->close(st);
     dtm_buf_free(&blob);
     if (rc == DTM_ENOTFOUND) {

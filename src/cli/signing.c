@@ -10,6 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int install(struct dtm_store *st, void *k)
+{
+    return dtm_signing_key_install(st, k);
+}
+
 int dtm_cmd_key_rotate_signing(int argc, char **argv)
 {
     static const char usage[] = "dtm key rotate-signing [--json]";
@@ -20,7 +25,7 @@ int dtm_cmd_key_rotate_signing(int argc, char **argv)
     struct dtm_signing_key *k;
     struct dtm_store *st;
     struct dtm_cli_out out = {0};
-    char kid[DTM_ID_MAX], detail[128];
+    char kid[DTM_ID_MAX];
     int rc = dtm_cli_parse(argc, argv, NULL, 0, &com, pos, 0, &npos, usage);
     if (rc)
         return rc;
@@ -37,18 +42,9 @@ int dtm_cmd_key_rotate_signing(int argc, char **argv)
         return DTM_EXIT_FAIL;
     }
     /* sealed before the transaction: the first seal of a process may take one of its own */
-    rc = dtm_signing_key_new(dtm_datakeys_get(&c), dtm_now_us(), k);
-    if (rc == DTM_OK && (rc = st->ops->begin(st)) == DTM_OK) {
-        rc = dtm_signing_key_install(st, k);
+    if ((rc = dtm_signing_key_new(dtm_datakeys_get(&c), dtm_now_us(), k)) == DTM_OK) {
         snprintf(kid, sizeof(kid), "%s", k->kid);
-        if (rc == DTM_OK) {
-            snprintf(detail, sizeof(detail), "{\"alg\":\"ES256\"}");
-            rc = dtm_cli_audit(&c, st, "signing_key.rotated", kid, detail);
-        }
-        if (rc == DTM_OK)
-            rc = st->ops->commit(st);
-        if (rc)
-            st->ops->rollback(st);
+        rc = dtm_cli_audited(&c, st, install, k, "signing_key.rotated", kid, "{\"alg\":\"ES256\"}");
     }
     st->ops->close(st);
     OPENSSL_cleanse(k, sizeof(*k));

@@ -404,6 +404,18 @@ static int key_revoke(int argc, char **argv)
     return DTM_EXIT_OK;
 }
 
+struct client_ctx {
+    const char *code;
+    struct dtm_credentials *cr; /* NULL = revoke */
+};
+
+static int client_txn(struct dtm_store *st, void *ctx)
+{
+    const struct client_ctx *x = ctx;
+    return x->cr ? dtm_client_rotate(st, x->code, dtm_now_us(), x->cr)
+                 : dtm_client_revoke(st, x->code, dtm_now_us());
+}
+
 /* `dtm key rotate-client` / `revoke-client`: the OAuth client of a system (T2.4). A new
  * secret ends the old one and every token issued under it at once (a leaked secret is the
  * reason to rotate); revoking ends the client and its tokens until the next rotation. */
@@ -432,18 +444,8 @@ static int client_change(int argc, char **argv, bool rotate)
     }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
         return DTM_EXIT_FAIL;
-    /* S3: the change and its audit entry commit together */
-    if ((rc = st->ops->begin(st)) == DTM_OK) {
-        rc = rotate ? dtm_client_rotate(st, code, dtm_now_us(), &cr)
-                    : dtm_client_revoke(st, code, dtm_now_us());
-        if (rc == DTM_OK)
-            rc = dtm_cli_audit(&c, st, rotate ? "oauth_client.rotated" : "oauth_client.revoked",
-                               code, NULL);
-        if (rc == DTM_OK)
-            rc = st->ops->commit(st);
-        if (rc)
-            st->ops->rollback(st);
-    }
+    rc = dtm_cli_audited(&c, st, client_txn, &(struct client_ctx){code, rotate ? &cr : NULL},
+                         rotate ? "oauth_client.rotated" : "oauth_client.revoked", code, NULL);
     st->ops->close(st);
     if (rc == DTM_ENOTFOUND) {
         dtm_cli_error(rotate ? "no system with code %s" : "system %s has no live OAuth client",
@@ -465,6 +467,18 @@ static int client_change(int argc, char **argv, bool rotate)
     return DTM_EXIT_OK;
 }
 
+struct token_ctx {
+    const char *jti;
+    int64_t now;
+};
+
+static int token_txn(struct dtm_store *st, void *ctx)
+{
+    const struct token_ctx *x = ctx;
+    return st->ops->token_revoke(
+        st, x->jti, x->now + (int64_t)(DTM_TOKEN_TTL_MAX + DTM_TOKEN_LEEWAY) * 1000000, x->now);
+}
+
 /* `dtm key revoke-token --jti J`: an access token ends now (RFC 7009's effect, for an
  * administrator: the jti is in the audit entry oauth.token_issued). Kept until any token can
  * have expired. */
@@ -478,7 +492,6 @@ static int token_revoke(int argc, char **argv)
     size_t npos;
     struct dtm_conf c;
     struct dtm_store *st;
-    int64_t now = dtm_now_us();
     int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
     if (rc)
         return rc;
@@ -492,14 +505,8 @@ static int token_revoke(int argc, char **argv)
     }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
         return DTM_EXIT_FAIL;
-    if ((rc = st->ops->begin(st)) == DTM_OK &&
-        (rc = st->ops->token_revoke(st, jti,
-                                    now + (int64_t)(DTM_TOKEN_TTL_MAX + DTM_TOKEN_LEEWAY) * 1000000,
-                                    now)) == DTM_OK &&
-        (rc = dtm_cli_audit(&c, st, "oauth.token_revoked", jti, NULL)) == DTM_OK)
-        rc = st->ops->commit(st);
-    if (rc)
-        st->ops->rollback(st);
+    rc = dtm_cli_audited(&c, st, token_txn, &(struct token_ctx){jti, dtm_now_us()},
+                         "oauth.token_revoked", jti, NULL);
     st->ops->close(st);
     if (rc) {
         dtm_cli_error("cannot revoke the token (%s)", dtm_rc_name(rc));
