@@ -25,11 +25,34 @@ if command -v clang-format >/dev/null 2>&1; then
     fi
 fi
 
+step "OpenAPI document (issue 8): redocly lint of what build/dtm serves, offline"
+# tests/e2e/test_openapi_catalog.py checks too that it describes every route and nothing else
+if build/dtm openapi >build/openapi.json && build/dtm openapi --lang vi >build/openapi.vi.json &&
+    REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_COLOR=1 \
+        docs/api/node_modules/.bin/redocly lint --config docs/api/redocly.yaml \
+        build/openapi.json build/openapi.vi.json; then
+    echo "openapi: ok"
+else
+    STATUS=1
+fi
+
 step "unit tests"
 meson test -C build --suite unit --print-errorlogs || STATUS=1
 
 step "end-to-end tests (build/dtm)"
 DTM_BIN="$PWD/build/dtm" $PY -m pytest -q tests/e2e || STATUS=1
+
+# The whole end-to-end suite again on PostgreSQL 15 (issue 9 item 2). tests/e2e/pgcluster.py
+# starts one throw-away cluster for the run: initdb and pg_ctl in a temporary directory, a free
+# loopback port, no system service — as the unprivileged `postgres` user when this runs as root
+# (CI), since initdb refuses root. Every test server gets a database of its own: copies of a
+# template migrated by build/dtm, made ahead by a background thread (CREATE DATABASE … TEMPLATE),
+# so a test waits for neither. The cluster runs with fsync=off (a throw-away cluster: the tests
+# kill dtm, never the database's machine; synchronous_commit stays on, so a 2xx still means
+# COMMIT returned). Only the plain build runs on PostgreSQL; the ASan + UBSan run below is on
+# SQLite.
+step "end-to-end tests on PostgreSQL 15 (build/dtm)"
+DTM_TEST_STORE=postgresql DTM_BIN="$PWD/build/dtm" $PY -m pytest -q tests/e2e || STATUS=1
 
 step "browser tests of the dashboard (build/dtm, headless chromium; screenshots in build/browser-artifacts)"
 DTM_BIN="$PWD/build/dtm" node tests/browser/run.mjs build/browser-artifacts || STATUS=1

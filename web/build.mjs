@@ -27,11 +27,18 @@ const esbuild = await import('esbuild');
 // Every string comes from the catalogues: both languages have the same keys, and every literal
 // key the sources ask for (t('…')) exists. A missing one fails the build.
 function checkCatalogues() {
-  const vi = JSON.parse(readFileSync(join(here, 'src/i18n/vi.json'), 'utf8'));
-  const en = JSON.parse(readFileSync(join(here, 'src/i18n/en.json'), 'utf8'));
+  // i18n/vi.json + en.json, and one pair per area (i18n/AREA.vi.json + AREA.en.json)
   const problems = [];
-  for (const k of Object.keys(vi)) if (!(k in en)) problems.push(`'${k}' is in vi.json but not in en.json`);
-  for (const k of Object.keys(en)) if (!(k in vi)) problems.push(`'${k}' is in en.json but not in vi.json`);
+  const vi = {};
+  for (const f of readdirSync(join(here, 'src/i18n')).filter((n) => /(^|\.)vi\.json$/.test(n))) {
+    const g = f.replace(/vi\.json$/, 'en.json');
+    const a = JSON.parse(readFileSync(join(here, 'src/i18n', f), 'utf8'));
+    const b = JSON.parse(readFileSync(join(here, 'src/i18n', g), 'utf8'));
+    for (const k of Object.keys(a)) if (!(k in b)) problems.push(`'${k}' is in ${f} but not in ${g}`);
+    for (const k of Object.keys(b)) if (!(k in a)) problems.push(`'${k}' is in ${g} but not in ${f}`);
+    for (const k of Object.keys(a)) if (k in vi) problems.push(`'${k}' is in ${f} and another catalogue`);
+    Object.assign(vi, a);
+  }
   const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
     d.isDirectory() ? walk(join(dir, d.name)) : d.name.endsWith('.js') ? [join(dir, d.name)] : []);
   for (const file of walk(join(here, 'src'))) {

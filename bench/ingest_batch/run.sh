@@ -25,7 +25,9 @@
 # Targets: dtm >= 1.5 x PostgreSQL rows/s (each of api and import); peak RSS <= 200 MB.
 #
 # Env: ROWS (default 2000000; e.g. ROWS=200000 for a quick run), BENCH_SEED (1),
-#      BENCH_PARTS (default "pg api import"; any subset), BENCH_PG_PORT (55432; a free port is
+#      BENCH_PARTS (default "pg api import api_pg api_pg2"; any subset: api_pg = the API part with
+#      dtm on PostgreSQL, one node; api_pg2 = two nodes sharing the database, the file split
+#      in two halves posted one to each at once — issue 9), BENCH_PG_PORT (55432; a free port is
 #      taken when it is busy), BENCH_BATCH_TIMEOUT (seconds to wait for the batch, 1200),
 #      BENCH_IMPORT_SYSTEM (--system for dtm import, default the aggregator BENCHAGG; empty =
 #      no --system), BENCH_STRICT=1 (exit 1 when a check fails), DTM_BENCH_NO_BUILD=1 (use
@@ -38,7 +40,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 PY=/usr/bin/python3
 ROWS="${ROWS:-2000000}"
 SEED="${BENCH_SEED:-1}"
-PARTS=" ${BENCH_PARTS:-pg api import} "
+PARTS=" ${BENCH_PARTS:-pg api import api_pg api_pg2} "
 BATCH_TIMEOUT="${BENCH_BATCH_TIMEOUT:-1200}"
 IMPORT_SYSTEM="${BENCH_IMPORT_SYSTEM-BENCHAGG}"
 RESULTS="${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}"
@@ -51,6 +53,8 @@ TARGET_RSS_MB=200
 
 # shellcheck source=bench/lib.sh
 . "$HERE/../lib.sh"
+# shellcheck source=bench/pg.sh
+. "$HERE/../pg.sh"
 has_part() { [[ "$PARTS" == *" $1 "* ]]; }
 
 if ! [[ "$ROWS" =~ ^[1-9][0-9]*$ ]] || [ "$ROWS" -lt 1000 ]; then
@@ -58,7 +62,7 @@ if ! [[ "$ROWS" =~ ^[1-9][0-9]*$ ]] || [ "$ROWS" -lt 1000 ]; then
 fi
 [[ "$SEED" =~ ^[0-9]+$ ]] || die "BENCH_SEED must be a number (got $SEED)"
 for p in $PARTS; do
-    case "$p" in pg | api | import) ;; *) die "BENCH_PARTS: unknown part '$p' (pg, api, import)" ;; esac
+    case "$p" in pg | api | import | api_pg | api_pg2) ;; *) die "BENCH_PARTS: unknown part '$p' (pg, api, import, api_pg, api_pg2)" ;; esac
 done
 
 # ---- prerequisites --------------------------------------------------------------------------
@@ -97,6 +101,7 @@ cleanup() {
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGTMP/data" -m immediate -w stop >/dev/null 2>&1
     fi
     [ -n "$PGTMP" ] && rm -rf "$PGTMP"
+    bpg_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -169,7 +174,7 @@ say "$ROWS rows ($NDJSON_MB MB NDJSON, ~$ROW_BYTES bytes a row): $EXP_KEYS disti
 # Figures per part (pg, api, import): seconds, rows/s, peak RSS (VmHWM / maximum RSS) and peak
 # anonymous RSS, counts; ERR[part] says why a part has none.
 declare -A SECS RPS RSS ANON ACC DUP REJ UPD ERR
-for p in pg api import; do
+for p in pg api import api_pg api_pg2; do
     SECS[$p]="?"; RPS[$p]="?"; RSS[$p]="?"; ANON[$p]="?"; ACC[$p]="?"; DUP[$p]="?"; REJ[$p]="?"; UPD[$p]="?"
     ERR[$p]=""
 done
@@ -223,10 +228,10 @@ pg_run() {
 # ---- dtm --------------------------------------------------------------------------------------
 # dtm_setup DIR → fresh data dir with the aggregator BENCHAGG and the 20 systems as its children;
 # prints the aggregator's API key
-dtm_setup() {
+dtm_setup() { # DIR [DSN: the store is that PostgreSQL database]
     local dir="$1" c
     local log="$TMP/setup.log"
-    "$DTM" init --data-dir "$dir" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
+    "$DTM" init --data-dir "$dir" ${2:+--store-dsn "$2"} >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
     "$DTM" system add --data-dir "$dir" --code "$AGG" --name "Benchmark aggregator" \
         --role aggregator --json >"$TMP/agg.json" 2>"$log" || { cat "$log" >&2; return 1; }
     for c in $SYSTEMS; do
@@ -393,6 +398,61 @@ EOF
     rm -rf "$data"
 }
 
+# ---- dtm on PostgreSQL (issue 9): the API part again, the store a PostgreSQL database ---------
+# api_pg_run NODES: a throw-away cluster (bench/pg.sh), a data dir on a new database, NODES
+# `dtm serve` on it (one data dir, different ports: shared storage); NODES=1 posts the file,
+# NODES=2 posts one half of it to each node at once (split by lines); the clock runs from the
+# first POST until every batch is done.
+api_pg_run() {
+    local n="$1" part="api_pg" data key t0 t1 i pids=() urls=() ids=() acc=0 dup=0 rej=0 upd=0 x
+    [ "$n" = 2 ] && part="api_pg2"
+    data="$TMP/$part"
+    [ "$BPG_UP" = 1 ] || bpg_start
+    key="$(dtm_setup "$data" "$(bpg_newdb "batch_$part")")" || key=""
+    if [ -z "$key" ] || [ "$key" = "?" ]; then ERR[$part]="dtm init / system add failed"; return 1; fi
+    KEY="$key"
+    for i in $(seq 1 "$n"); do
+        local port
+        port="$(free_port)"
+        "$DTM" serve --data-dir "$data" --http "127.0.0.1:$port" --https off 2>>"$TMP/dtm-$part.log" &
+        pids+=($!)
+        urls+=("http://127.0.0.1:$port")
+        wait_http "http://127.0.0.1:$port/healthz" || { tail -20 "$TMP/dtm-$part.log" >&2; ERR[$part]="dtm serve did not start"; return 1; }
+    done
+    DTM_PID="${pids[0]}"
+    local files=("$NDJSON")
+    if [ "$n" = 2 ]; then
+        [ -s "$TMP/half.aa" ] || split -n l/2 "$NDJSON" "$TMP/half."
+        files=("$TMP/half.aa" "$TMP/half.ab")
+    fi
+    say "dtm API on PostgreSQL, $n node(s): POST /api/v1/batches with $ROWS rows"
+    t0="$(now)"
+    for i in $(seq 0 $((n - 1))); do
+        DTM_URL="${urls[$i]}"
+        batch_post "${files[$i]}"
+        if [ "$B_CODE" != 202 ] || [ "$B_ID" = "?" ]; then
+            ERR[$part]="POST answered $B_CODE: $(head -c 300 "$TMP/post.json")"
+            return 1
+        fi
+        ids+=("$B_ID")
+    done
+    for i in $(seq 0 $((n - 1))); do
+        DTM_URL="${urls[$i]}"; DTM_PID="${pids[$i]}"
+        batch_wait "${ids[$i]}" "$BATCH_TIMEOUT" || { ERR[$part]="batch ${ids[$i]}: $(head -c 300 "$TMP/batch.json")"; return 1; }
+        read -r a d r u < <(json_get "$TMP/batch.json" accepted duplicates rejected updated)
+        acc=$((acc + a)); dup=$((dup + d)); rej=$((rej + r)); [ "$u" != "?" ] && upd=$((upd + u))
+    done
+    t1="$(now)"
+    SECS[$part]="$(elapsed "$t0" "$t1")"
+    RPS[$part]="$(rate "$ROWS" "${SECS[$part]}")"
+    RSS[$part]="$(vmhwm_mb "${pids[0]}")"
+    ACC[$part]=$acc; DUP[$part]=$dup; REJ[$part]=$rej; UPD[$part]=$upd
+    say "dtm API on PostgreSQL, $n node(s): ${SECS[$part]} s, ${RPS[$part]} rows/s; accepted $acc duplicates $dup rejected $rej"
+    for x in "${pids[@]}"; do stop_pid "$x" TERM 100; done
+    DTM_PID=""
+    rm -rf "$data"
+}
+
 # settle() between the parts: the previous one's dirty pages (PostgreSQL's checkpoint, a data
 # dir) are written back before the next clock starts, so no part pays for another's writeback.
 settle() { sync; sleep 2; }
@@ -401,6 +461,11 @@ settle
 if has_part api; then api_run || true; else ERR[api]="not run (BENCH_PARTS)"; fi
 settle
 if has_part import; then import_run || true; else ERR[import]="not run (BENCH_PARTS)"; fi
+settle
+if has_part api_pg; then api_pg_run 1 || true; else ERR[api_pg]="not run (BENCH_PARTS)"; fi
+settle
+if has_part api_pg2; then api_pg_run 2 || true; else ERR[api_pg2]="not run (BENCH_PARTS)"; fi
+bpg_stop
 
 # ---- report -----------------------------------------------------------------------------------
 DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -426,6 +491,25 @@ TABLE="$TMP/table.md"
         fi
     done
 } >"$TABLE"
+PGTABLE="$TMP/pgtable.md"
+{
+    echo "| dtm API, store | seconds | rows/s | PostgreSQL/SQLite | 2 nodes/1 node | accepted | duplicates | rejected |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for p in api api_pg api_pg2; do
+        case $p in
+        api) name="SQLite, 1 node" ;;
+        api_pg) name="PostgreSQL $PGVER, 1 node" ;;
+        api_pg2) name="PostgreSQL $PGVER, 2 nodes (half the file each)" ;;
+        esac
+        if [ -n "${ERR[$p]}" ]; then
+            echo "| $name | n/a | n/a | | | | | |"
+        else
+            r=""; [ "$p" != api ] && r="$(ratio "${RPS[$p]}" "${RPS[api]}")"
+            r2=""; [ "$p" = api_pg2 ] && r2="$(ratio "${RPS[api_pg2]}" "${RPS[api_pg]}")"
+            echo "| $name | ${SECS[$p]} | ${RPS[$p]} | $r | $r2 | ${ACC[$p]} | ${DUP[$p]} | ${REJ[$p]} |"
+        fi
+    done
+} >"$PGTABLE"
 
 VERDICT="$TMP/verdict.txt"
 "$PY" - "$ROWS" "$EXP_KEYS" "$EXP_DUP" "$EXP_BAD" "$TARGET_RATIO" "$TARGET_RSS_MB" \
@@ -480,6 +564,10 @@ echo
 [ -z "${ERR[pg]}" ] && echo "PostgreSQL: $PG_NOTE"
 echo
 grep -v '^ALL_PASS$\|^SOME_FAIL$' "$VERDICT"
+echo
+echo "dtm on PostgreSQL (durable cluster, bench/pg.sh), same run:"
+echo
+cat "$PGTABLE"
 
 [ -s "$RESULTS" ] || printf '# Benchmark results\n' >"$RESULTS"
 {
@@ -506,6 +594,10 @@ grep -v '^ALL_PASS$\|^SOME_FAIL$' "$VERDICT"
     echo
     [ -z "${ERR[pg]}" ] && echo "PostgreSQL: $PG_NOTE." && echo
     grep -v '^ALL_PASS$\|^SOME_FAIL$' "$VERDICT"
+    echo
+    echo "dtm's API with its store on PostgreSQL $PGVER (throw-away cluster, fsync and synchronous_commit on), same run:"
+    echo
+    cat "$PGTABLE"
 } >>"$RESULTS"
 say "appended to $RESULTS"
 

@@ -14,7 +14,17 @@
 #      BENCH_STRICT=1 (exit 1 when a target is missed), DTM_BENCH_NO_BUILD=1 (use
 #      build-release/dtm as it is), DTM_BENCH_BIN (benchmark this binary instead; no build),
 #      BENCH_RESULTS (default bench/RESULTS.md), BENCH_DTM_CONF (lines appended to dtm.conf, e.g.
-#      $'[ratelimit]\nenabled = false' to measure what the rate limits cost).
+#      $'[ratelimit]\nenabled = false' to measure what the rate limits cost),
+#      BENCH_PG (default 1 when PostgreSQL 15 is installed: also measure dtm on PostgreSQL; 0 =
+#      SQLite only).
+#
+# PostgreSQL (issue 9): the same run then measures dtm on a throw-away PostgreSQL 15 cluster
+# (bench/pg.sh; durable: fsync and synchronous_commit on), one node, then two nodes — two
+# `dtm serve` on different ports sharing the database and the data dir (the deployment of
+# docs/SCALING.md), the load split between them (two wrk, -t1 and half the connections each,
+# at once). It prints req/s (= records/s, one record a request) and the ratios PostgreSQL/SQLite
+# and two nodes/one node. Targets: one node on PostgreSQL >= 0.5 x SQLite; two nodes >= 1.3 x
+# one node.
 #
 # The benchmark's system is registered with `--tier gold` (T2.2): the default gold limit
 # (50 000 req/s, bucket 100 000) is far above what one machine answers, so it never limits the
@@ -33,6 +43,10 @@ DTM="${DTM_BENCH_BIN:-$BUILD/dtm}"
 
 # shellcheck source=bench/lib.sh
 . "$HERE/../lib.sh"
+# shellcheck source=bench/pg.sh
+. "$HERE/../pg.sh"
+PG_ON="${BENCH_PG:-1}"
+bpg_available || PG_ON=0
 
 # ---- prerequisites --------------------------------------------------------------------------
 if ! command -v wrk >/dev/null || ! [ -x /usr/sbin/nginx ]; then
@@ -58,12 +72,15 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # ---- scratch space and cleanup -------------------------------------------------------------
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/dtm-bench.XXXXXX")"
 DTM_PID=""
+DTM2_PID=""
 NGINX_PID=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     set +e
     stop_pid "$DTM_PID" TERM 100
+    stop_pid "$DTM2_PID" TERM 100
     stop_pid "$NGINX_PID" QUIT 50
+    bpg_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -128,6 +145,93 @@ EOF
 SENT=0
 for c in $CONNS; do SENT=$((SENT + ${REQS[dtm$c]} - ${ERR[dtm$c]})); done
 
+# ---- dtm on PostgreSQL: one node, then two nodes sharing the database -------------------------
+# wrk2_run NAME URL1 URL2 CONNS KEY: two wrk at once, -t1 and CONNS/2 connections each, one per
+# node → R_RPS (the sum), R_P50/R_P99 (the larger of the two), R_NON2XX, R_SOCK, R_REQS (sums)
+wrk2_run() {
+    local name="$1" c="$4" key="$5" half pids=() i out url r1 r2
+    half=$(($4 / 2))
+    say "wrk $name: 2 x (-t1 -c$half -d$DURATION), one per node"
+    for i in 1 2; do
+        out="$TMP/wrk-$name-c$c-$i.txt"
+        url="$2"
+        [ "$i" = 2 ] && url="$3"
+        DTM_KEY="$key" DTM_RUN="$name$c$i$RANDOM" \
+            wrk -t1 -c"$half" -d"$DURATION" --latency -s "$HERE/post.lua" "$url" >"$out" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || die "wrk failed"; done
+    r1="$("$PY" "$HERE/wrkparse.py" "$TMP/wrk-$name-c$c-1.txt")"
+    r2="$("$PY" "$HERE/wrkparse.py" "$TMP/wrk-$name-c$c-2.txt")"
+    read -r R_RPS R_P50 R_P99 R_NON2XX R_SOCK R_REQS < <("$PY" -c '
+import sys
+a, b = (x.split() for x in sys.argv[1:])
+def f(v):
+    try: return float(v)
+    except ValueError: return float("nan")
+print("%.0f" % (f(a[0]) + f(b[0])), max(a[1], b[1], key=f), max(a[2], b[2], key=f),
+      *("%d" % (int(f(a[i])) + int(f(b[i]))) for i in (3, 4, 5)))' "$r1" "$r2")
+}
+
+# pg_node DATA DSN → a data dir on the database DSN with the benchmark system; prints its key
+pg_node() {
+    "$DTM" init --data-dir "$1" --store-dsn "$2" >/dev/null 2>"$TMP/pg-init.log" \
+        || { cat "$TMP/pg-init.log" >&2; die "dtm init --store-dsn failed"; }
+    [ -z "${BENCH_DTM_CONF:-}" ] || printf '\n%s\n' "$BENCH_DTM_CONF" >>"$1/dtm.conf"
+    "$DTM" system add --data-dir "$1" --code BENCH01 --name "Benchmark source" \
+        --role source --tier gold | awk -F': ' '$1 == "api_key" { print $2 }'
+}
+
+# pg_serve DATA → starts a node, sets SERVE_PID and SERVE_URL
+pg_serve() {
+    local port
+    port="$(free_port)"
+    "$DTM" serve --data-dir "$1" --http "127.0.0.1:$port" --https off 2>>"$TMP/dtm-pg.stderr.log" &
+    SERVE_PID=$!
+    SERVE_URL="http://127.0.0.1:$port"
+    wait_http "$SERVE_URL/healthz" || { tail -20 "$TMP/dtm-pg.stderr.log" >&2; die "dtm (PostgreSQL) did not start"; }
+}
+
+PG_STORED="-"; PG2_STORED="-"; PG_SENT=0; PG2_SENT=0; PG_RSS="-"
+if [ "$PG_ON" = 1 ]; then
+    bpg_start
+    # one node
+    PG_DSN="$(bpg_newdb rt_one)"
+    PKEY="$(pg_node "$TMP/pgdata" "$PG_DSN")"
+    [ -n "$PKEY" ] || die "dtm system add (PostgreSQL) printed no api_key"
+    pg_serve "$TMP/pgdata"
+    DTM_PID=$SERVE_PID
+    for c in $CONNS; do
+        sync; sleep 2
+        wrk_run pg1 "$SERVE_URL" "$c" "$PKEY"
+        RPS[pg1$c]=$R_RPS; P50[pg1$c]=$R_P50; P99[pg1$c]=$R_P99
+        ERR[pg1$c]=$((R_NON2XX + R_SOCK)); REQS[pg1$c]=$R_REQS
+        PG_SENT=$((PG_SENT + R_REQS - R_NON2XX - R_SOCK))
+        kill -0 "$DTM_PID" 2>/dev/null || { tail -20 "$TMP/dtm-pg.stderr.log" >&2; die "dtm (PostgreSQL) died under load"; }
+    done
+    PG_RSS="$(vmhwm_mb "$DTM_PID")"
+    stop_pid "$DTM_PID" TERM 100; DTM_PID=""
+    PG_STORED="$(bpg_query "$PG_DSN" "SELECT count(*) FROM records")"
+    # two nodes: one database, one data dir (shared storage, as docs/SCALING.md deploys them)
+    PG2_DSN="$(bpg_newdb rt_two)"
+    PKEY2="$(pg_node "$TMP/pgdata2" "$PG2_DSN")"
+    [ -n "$PKEY2" ] || die "dtm system add (PostgreSQL, two nodes) printed no api_key"
+    pg_serve "$TMP/pgdata2"; DTM_PID=$SERVE_PID; URL_A=$SERVE_URL
+    pg_serve "$TMP/pgdata2"; DTM2_PID=$SERVE_PID; URL_B=$SERVE_URL
+    for c in $CONNS; do
+        sync; sleep 2
+        wrk2_run pg2 "$URL_A" "$URL_B" "$c" "$PKEY2"
+        RPS[pg2$c]=$R_RPS; P50[pg2$c]=$R_P50; P99[pg2$c]=$R_P99
+        ERR[pg2$c]=$((R_NON2XX + R_SOCK)); REQS[pg2$c]=$R_REQS
+        PG2_SENT=$((PG2_SENT + R_REQS - R_NON2XX - R_SOCK))
+        kill -0 "$DTM2_PID" 2>/dev/null || { tail -20 "$TMP/dtm-pg.stderr.log" >&2; die "dtm node 2 died under load"; }
+    done
+    stop_pid "$DTM_PID" TERM 100; DTM_PID=""
+    stop_pid "$DTM2_PID" TERM 100; DTM2_PID=""
+    PG2_STORED="$(bpg_query "$PG2_DSN" "SELECT count(*) FROM records")"
+    bpg_stop
+fi
+
 # ---- nginx, the ceiling -----------------------------------------------------------------------
 NG="$TMP/nginx"
 mkdir -p "$NG"
@@ -163,6 +267,20 @@ TABLE="$TMP/table.md"
         echo "| nginx (return 201, 2 workers) | $c | ${RPS[nginx$c]} | ${P50[nginx$c]} | ${P99[nginx$c]} | ${ERR[nginx$c]} | |"
     done
 } >"$TABLE"
+PGTABLE="$TMP/pgtable.md"
+if [ "$PG_ON" = 1 ]; then
+    {
+        echo "| store | conns | records/s | p50 ms | p99 ms | errors | PostgreSQL/SQLite | 2 nodes/1 node |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        for c in $CONNS; do
+            echo "| SQLite, 1 node | $c | ${RPS[dtm$c]} | ${P50[dtm$c]} | ${P99[dtm$c]} | ${ERR[dtm$c]} | | |"
+            echo "| PostgreSQL, 1 node | $c | ${RPS[pg1$c]} | ${P50[pg1$c]} | ${P99[pg1$c]} | ${ERR[pg1$c]} | $(ratio "${RPS[pg1$c]}" "${RPS[dtm$c]}") | |"
+            echo "| PostgreSQL, 2 nodes | $c | ${RPS[pg2$c]} | ${P50[pg2$c]} | ${P99[pg2$c]} | ${ERR[pg2$c]} | $(ratio "${RPS[pg2$c]}" "${RPS[dtm$c]}") | $(ratio "${RPS[pg2$c]}" "${RPS[pg1$c]}") |"
+        done
+    } >"$PGTABLE"
+else
+    echo "(PostgreSQL not measured: BENCH_PG=0 or PostgreSQL 15 not installed)" >"$PGTABLE"
+fi
 
 VERDICT="$TMP/verdict.txt"
 HI="$(echo "$CONNS" | awk '{ print $NF }')"
@@ -195,6 +313,12 @@ echo "dtm peak RSS (VmHWM): $DTM_RSS MB (after ${RSS_AT[*]}); exit status after 
 echo "stored rows: $STORED, acknowledged requests: $SENT (+1 probe)"
 echo
 grep -v '^ALL_PASS$\|^SOME_FAIL$' "$VERDICT"
+echo
+echo "dtm on PostgreSQL 15 (same run; two nodes = two dtm serve sharing the database, load split):"
+echo
+cat "$PGTABLE"
+echo
+echo "PostgreSQL rows: one node $PG_STORED stored / $PG_SENT acknowledged; two nodes $PG2_STORED / $PG2_SENT; one node's peak RSS $PG_RSS MB"
 
 [ -s "$RESULTS" ] || printf '# Benchmark results\n' >"$RESULTS"
 {
@@ -210,6 +334,14 @@ grep -v '^ALL_PASS$\|^SOME_FAIL$' "$VERDICT"
     echo "dtm peak RSS (VmHWM): $DTM_RSS MB; stored rows $STORED for $SENT acknowledged requests (+1 probe); exit $DTM_RC after SIGTERM."
     echo
     grep -v '^ALL_PASS$\|^SOME_FAIL$' "$VERDICT"
+    if [ "$PG_ON" = 1 ]; then
+        echo
+        echo "dtm on PostgreSQL 15 (throw-away cluster, fsync and synchronous_commit on), same run:"
+        echo
+        cat "$PGTABLE"
+        echo
+        echo "PostgreSQL rows: one node $PG_STORED stored / $PG_SENT acknowledged; two nodes $PG2_STORED / $PG2_SENT (+1 probe each)."
+    fi
 } >>"$RESULTS"
 say "appended to $RESULTS"
 

@@ -153,6 +153,27 @@ bool dtm_alert_rule_match(const char *rules, const char *rule);
 /* X-DTM-Signature's value: "sha256=" and the lower-case hex HMAC-SHA-256 of body under secret
  * (out at least 72 bytes). */
 void dtm_alert_signature(const char *secret, const char *body, size_t n, char *out, size_t outsz);
+/* One signed webhook POST, shared by alert channels and subscriptions (share/push.c): body as
+ * application/json with X-DTM-Signature (dtm_alert_signature of the body under secret) and the
+ * extra headers ("Name: value", never CR or LF in them); http and https only, no redirects, the
+ * answer read and dropped. refuse_private: the connection is refused when the address connected
+ * to (after name resolution) is not public (dtm_webhook_ip_public). DTM_OK on a 2xx answer, else
+ * DTM_EIO (DTM_ENOMEM) with a sentence in why that never holds the secret; *status: the answer's
+ * HTTP status (0 = none). */
+struct dtm_webhook {
+    const char *url, *secret, *body;
+    size_t n;
+    const char *const *headers;
+    size_t nheaders;
+    int64_t timeout;     /* s, connection and answer each */
+    const char *ca_file; /* NULL or "" = the system's */
+    const char *user_agent;
+    bool refuse_private;
+};
+int dtm_webhook_post(const struct dtm_webhook *w, long *status, char *why, size_t whysz);
+/* Whether a numeric address (IPv4 or IPv6 text) is public: not loopback, private (RFC 1918,
+ * fc00::/7), link-local, CGNAT, multicast, unspecified or reserved. */
+bool dtm_webhook_ip_public(const char *ip);
 /* Seconds before attempt number `attempt` (2, 3, …): initial × 2^(attempt−2), at most 3600. */
 int64_t dtm_alert_backoff(int64_t initial, int64_t attempt);
 /* An RFC 5424 syslog message for the alert: "<PRI>1 TIMESTAMP HOST dtm PROCID alert

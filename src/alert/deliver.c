@@ -9,7 +9,9 @@
 #include "gate/gate.h"
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -251,16 +253,115 @@ static void hostname_of(char *out, size_t outsz)
     out[outsz - 1] = '\0';
 }
 
+/* ---- signed webhook POSTs (alerts here; subscriptions in share/push.c) */
+
+bool dtm_webhook_ip_public(const char *ip)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        /* 0/8, 10/8, 100.64/10 (CGNAT), 127/8, 169.254/16, 172.16/12, 192.0.0/24, 192.168/16,
+         * 198.18/15 (benchmarks), 224/4 multicast, 240/4 reserved and broadcast */
+        return !(a[0] == 0 || a[0] == 10 || (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] == 127 ||
+                 (a[0] == 169 && a[1] == 254) || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+                 (a[0] == 192 && a[1] == 0 && a[2] == 0) || (a[0] == 192 && a[1] == 168) ||
+                 (a[0] == 198 && (a[1] & 0xfe) == 18) || a[0] >= 224);
+    }
+    if (inet_pton(AF_INET6, ip, a) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        static const unsigned char zero[15] = {0};
+        char v4[INET_ADDRSTRLEN];
+        if (!memcmp(a, mapped, 12)) /* ::ffff:a.b.c.d: the IPv4 address decides */
+            return inet_ntop(AF_INET, a + 12, v4, sizeof(v4)) && dtm_webhook_ip_public(v4);
+        /* ::, ::1, fc00::/7 unique local, fe80::/10 link-local, ff00::/8 multicast */
+        return !(!memcmp(a, zero, 15) || (a[0] & 0xfe) == 0xfc ||
+                 (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || a[0] == 0xff);
+    }
+    return false;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: called with each address to connect to, after name resolution
+ * and before any packet is sent — a name that resolves to a private address (DNS rebinding
+ * included) is refused too, and no connection is even tried */
+static curl_socket_t refuse_private(void *ctx, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    const void *in = NULL;
+    (void)purpose;
+    if (a->family == AF_INET)
+        in = &((const struct sockaddr_in *)(const void *)&a->addr)->sin_addr;
+    else if (a->family == AF_INET6)
+        in = &((const struct sockaddr_in6 *)(const void *)&a->addr)->sin6_addr;
+    if (!in || !inet_ntop(a->family, in, ip, sizeof(ip)) || !dtm_webhook_ip_public(ip)) {
+        *(bool *)ctx = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+int dtm_webhook_post(const struct dtm_webhook *w, long *status, char *why, size_t whysz)
+{
+    struct curl_slist *h = NULL;
+    char sig[80], hdr[128];
+    bool refused = false;
+    CURL *c;
+    CURLcode cc;
+    int rc = DTM_EIO;
+    *status = 0;
+    if (!(c = curl_easy_init())) {
+        snprintf(why, whysz, "out of memory");
+        return DTM_ENOMEM;
+    }
+    dtm_alert_signature(w->secret, w->body, w->n, sig, sizeof(sig));
+    h = curl_slist_append(h, "Content-Type: application/json; charset=utf-8");
+    snprintf(hdr, sizeof(hdr), "X-DTM-Signature: %s", sig);
+    h = curl_slist_append(h, hdr);
+    for (size_t i = 0; i < w->nheaders; i++)
+        h = curl_slist_append(h, w->headers[i]);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, w->url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* the signed body goes where configured */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, w->body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)w->n);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)w->timeout);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)w->timeout);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, w->user_agent);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    if (w->refuse_private) {
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, refuse_private);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &refused);
+    }
+    if (w->ca_file && w->ca_file[0])
+        curl_easy_setopt(c, CURLOPT_CAINFO, w->ca_file);
+    cc = curl_easy_perform(c);
+    if (cc != CURLE_OK && refused) { /* (a name with a public address too may still work) */
+        snprintf(why, whysz, "the address is not public (refused; [subscriptions] allow_private)");
+    } else if (cc != CURLE_OK) {
+        snprintf(why, whysz, "%s", curl_easy_strerror(cc));
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+        if (*status >= 200 && *status < 300)
+            rc = DTM_OK;
+        else
+            snprintf(why, whysz, "HTTP %ld", *status);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    OPENSSL_cleanse(sig, sizeof(sig));
+    OPENSSL_cleanse(hdr, sizeof(hdr));
+    return rc;
+}
+
 static int send_webhook(const struct dtm_conf_channel *ch, const struct dtm_alert *a,
                         const char *event, char *why, size_t whysz)
 {
     struct dtm_buf body;
-    struct curl_slist *h = NULL;
-    char sig[80], hdr[128], host[256], ts[40];
-    CURL *c;
-    CURLcode cc;
-    long status = 0;
-    int rc = DTM_EIO;
+    char host[256], ts[40], ev[64], id[64];
+    const char *hdrs[2] = {ev, id};
+    long status;
+    int rc;
     hostname_of(host, sizeof(host));
     dtm_time_fmt(dtm_now_us(), ts, sizeof(ts));
     dtm_buf_init(&body, BODY_MAX);
@@ -269,47 +370,23 @@ static int send_webhook(const struct dtm_conf_channel *ch, const struct dtm_aler
     dtm_buf_printf(&body, ",\"sent_at\":\"%s\",\"alert\":", ts);
     dtm_alert_json(&body, a);
     dtm_buf_addch(&body, '}');
-    if (body.err || !(c = curl_easy_init())) {
+    if (body.err) {
         snprintf(why, whysz, "out of memory");
         dtm_buf_free(&body);
         return DTM_ENOMEM;
     }
-    dtm_alert_signature(ch->secret, body.p, body.n, sig, sizeof(sig));
-    h = curl_slist_append(h, "Content-Type: application/json; charset=utf-8");
-    snprintf(hdr, sizeof(hdr), "X-DTM-Signature: %s", sig);
-    h = curl_slist_append(h, hdr);
-    snprintf(hdr, sizeof(hdr), "X-DTM-Event: alert.%s", event);
-    h = curl_slist_append(h, hdr);
-    snprintf(hdr, sizeof(hdr), "X-DTM-Alert-Id: %lld", (long long)a->id);
-    h = curl_slist_append(h, hdr);
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, ch->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* the signed body goes where configured */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.p);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body.n);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)ch->timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)ch->timeout);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "dtm-alert/" DTM_VERSION);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-    if (ch->ca_file[0])
-        curl_easy_setopt(c, CURLOPT_CAINFO, ch->ca_file);
-    cc = curl_easy_perform(c);
-    if (cc != CURLE_OK) {
-        snprintf(why, whysz, "%s", curl_easy_strerror(cc));
-    } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 200 && status < 300)
-            rc = DTM_OK;
-        else
-            snprintf(why, whysz, "HTTP %ld", status);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    OPENSSL_cleanse(sig, sizeof(sig));
-    OPENSSL_cleanse(hdr, sizeof(hdr));
+    snprintf(ev, sizeof(ev), "X-DTM-Event: alert.%s", event);
+    snprintf(id, sizeof(id), "X-DTM-Alert-Id: %lld", (long long)a->id);
+    rc = dtm_webhook_post(&(struct dtm_webhook){.url = ch->url,
+                                                .secret = ch->secret,
+                                                .body = body.p,
+                                                .n = body.n,
+                                                .headers = hdrs,
+                                                .nheaders = 2,
+                                                .timeout = ch->timeout,
+                                                .ca_file = ch->ca_file,
+                                                .user_agent = "dtm-alert/" DTM_VERSION},
+                          &status, why, whysz);
     dtm_buf_free(&body);
     return rc;
 }

@@ -16,6 +16,7 @@ int dtm_api_ingest(struct dtm_req *r);
 int dtm_api_receipt_get(struct dtm_req *r);
 int dtm_api_heartbeat(struct dtm_req *r);
 int dtm_api_stats(struct dtm_req *r);
+int dtm_api_forecast(struct dtm_req *r); /* F7 (api/forecast.c) */
 int dtm_api_systems_list(struct dtm_req *r);
 int dtm_api_system_get(struct dtm_req *r);
 int dtm_api_live(struct dtm_req *r);
@@ -64,6 +65,27 @@ int dtm_api_vulns_list(struct dtm_req *r);
 int dtm_api_vuln_get(struct dtm_req *r);
 int dtm_api_vuln_create(struct dtm_req *r);
 int dtm_api_vuln_update(struct dtm_req *r);
+/* issue 7: periodic reports (api/reports.c) */
+int dtm_api_reports_list(struct dtm_req *r);
+int dtm_api_report_get(struct dtm_req *r);
+int dtm_api_report_period(struct dtm_req *r);
+/* issue 7: data quality, reconciliation, rankings (api/quality.c) */
+int dtm_api_quality(struct dtm_req *r);
+int dtm_api_reconciliation(struct dtm_req *r);
+int dtm_api_rankings(struct dtm_req *r);
+
+/* CONTRACT §5 SOAP (api/soap.c): GET /soap?wsdl, POST /soap, and the renderer of its problems
+ * as SOAP faults (dtm_route_problems) */
+int dtm_api_soap_wsdl(struct dtm_req *r);
+int dtm_api_soap(struct dtm_req *r);
+int dtm_api_soap_fault(struct dtm_req *r, int status, const struct dtm_buf *problem_json);
+
+/* F3 push sharing: subscriptions of consumers and their delivery log (api/subscriptions.c) */
+int dtm_api_subscription_create(struct dtm_req *r);
+int dtm_api_subscriptions_list(struct dtm_req *r);
+int dtm_api_subscription_get(struct dtm_req *r);
+int dtm_api_subscription_delete(struct dtm_req *r);
+int dtm_api_subscription_deliveries(struct dtm_req *r);
 
 /* Request bodies (api/body.c): the JSON object of the body — NULL after answering 415 (not
  * application/json) or 400 (not an object); the caller frees it with cJSON_Delete. A string
@@ -90,6 +112,42 @@ struct dtm_api_scope {
 };
 int dtm_api_scope(struct dtm_req *r, struct dtm_store *st, const struct dtm_dataset *ds,
                   struct dtm_api_scope *out);
+
+/* Realtime receiving, one path for POST /api/v1/ingest/{dataset} and SOAP SubmitRecords
+ * (api/ingest.c): the records of body (in format) through the pipeline and the writer, answered
+ * after the commit (Idempotency-Key replay, duplicates, masking, validation codes alike). reply
+ * renders an answer that exists as JSON — the 200 receipt object or an RFC 9457 problem (status
+ * >= 400), kept for replay (replay = answered from a kept one); problems answered at once go
+ * through dtm_http_problem. */
+struct dtm_api_ingest_args {
+    const struct dtm_dataset *ds;
+    enum dtm_format format;
+    struct dtm_str content_type; /* part of an Idempotency-Key's request identity */
+    struct dtm_str body;
+    struct dtm_str idem_key; /* empty = none */
+    bool atomic;
+    const char *mode; /* NULL, "raw" or "masked" (anything else: 400 naming parameter mode) */
+    int (*reply)(struct dtm_req *r, int status, const char *json, size_t len, bool replay);
+};
+int dtm_api_ingest_run(struct dtm_req *r, const struct dtm_api_ingest_args *a);
+
+/* GET /api/v1/batches/{id}'s lookup: the batch id of the caller's own (a system's own; people
+ * every one); 404 batch_not_found answered when not (then DTM_ENOTFOUND). */
+struct dtm_batch;
+int dtm_api_batch_own(struct dtm_req *r, struct dtm_str id, struct dtm_batch *out);
+
+/* GET /api/v1/stats/{dataset}'s query: parsed (400 naming the parameter), narrowed to what the
+ * caller may read (dtm_api_scope) and run. Non-zero after answering (check r->responded) or
+ * with an error code; on DTM_OK the caller frees out with dtm_result_free. */
+struct dtm_result;
+struct dtm_api_stats_args {
+    const char *metrics, *group_by, *interval, *from, *to; /* NULL = absent */
+    const char *const *wheres;
+    size_t nwheres;
+    bool scan_only;
+};
+int dtm_api_stats_query(struct dtm_req *r, const struct dtm_dataset *ds,
+                        const struct dtm_api_stats_args *a, struct dtm_result *out);
 
 /* Appends "errors":[{index,field,code,message}…] members for record errors. */
 void dtm_api_errors_json(struct dtm_buf *b, const struct dtm_rec_error *errs, size_t n,

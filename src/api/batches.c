@@ -240,14 +240,19 @@ int dtm_api_batch_post(struct dtm_req *r)
 /* The caller's batch named by the first path parameter; NULL after answering 404. */
 static int own_batch(struct dtm_req *r, struct dtm_batch *out)
 {
+    return dtm_api_batch_own(r, r->params[0], out);
+}
+
+int dtm_api_batch_own(struct dtm_req *r, struct dtm_str bid, struct dtm_batch *out)
+{
     struct dtm_store *st = dtm_http_store(r);
     char id[DTM_ID_MAX];
     int rc = DTM_ENOTFOUND;
     if (!st)
         return DTM_ESTORE;
-    if (r->params[0].n && r->params[0].n < sizeof(id)) {
-        memcpy(id, r->params[0].p, r->params[0].n);
-        id[r->params[0].n] = '\0';
+    if (bid.n && bid.n < sizeof(id)) {
+        memcpy(id, bid.p, bid.n);
+        id[bid.n] = '\0';
         rc = st->ops->batch_get(st, id, out);
         /* a system sees its own batches; operators and admins every one */
         if (rc == DTM_OK && !r->person && strcmp(out->system_code, r->sys.code) != 0)

@@ -3,6 +3,7 @@
  * /api/v1/datasets/{code}, and one stored record with its history
  * GET /api/v1/datasets/{code}/record?KEYFIELD=VALUE… */
 #include "api/api.h"
+#include "api/catalog.h"
 #include "audit/audit.h"
 #include "ingest/ingest.h"
 
@@ -44,6 +45,16 @@ int dtm_api_datasets_list(struct dtm_req *r)
         i18n_json(&b, &ds->access);
         dtm_buf_addc(&b, ",\"update_frequency\":");
         dtm_buf_json_strc(&b, ds->update_frequency);
+        /* issue 8, G2: scope, keywords and the current quality summary (api/catalog.c) */
+        dtm_buf_addc(&b, ",\"scope\":");
+        i18n_json(&b, &ds->scope);
+        dtm_buf_addc(&b, ",\"keywords\":");
+        i18n_json(&b, &ds->keywords);
+        dtm_buf_addch(&b, ',');
+        if ((rc = dtm_catalog_quality_json(r, ds, &b))) {
+            dtm_buf_free(&b);
+            return rc;
+        }
         dtm_buf_printf(&b, ",\"builtin\":%s,\"href\":\"/api/v1/datasets/%s\"}",
                        ds->builtin ? "true" : "false", ds->code);
     }

@@ -4,6 +4,7 @@
 #include "api/api.h"
 #include "metrics/metrics.h"
 #include "ingest/ingest.h"
+#include "report/quality.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@ struct ingest {
     struct dtm_ingest_out out;
     struct dtm_req *r;
     char receipt_id[96];
+    /* renders a JSON answer (REST: as it is; SOAP: as an envelope) */
+    int (*reply)(struct dtm_req *r, int status, const char *json, size_t len, bool replay);
 };
 
 void dtm_api_errors_json(struct dtm_buf *b, const struct dtm_rec_error *errs, size_t n,
@@ -90,7 +93,7 @@ static int resumed(struct dtm_req *r)
     else if (in->job.rc)
         rc = dtm_http_error(r, in->job.rc);
     else
-        rc = reply_answer(r, in->job.status, in->job.answer.p, in->job.answer.n, in->job.replayed);
+        rc = in->reply(r, in->job.status, in->job.answer.p, in->job.answer.n, in->job.replayed);
     dtm_buf_free(&in->job.answer);
     return rc;
 }
@@ -168,6 +171,8 @@ __attribute__((format(printf, 4, 5))) static int problem_records(struct dtm_req 
     int rc;
     /* nothing goes to the writer: the rejected records are counted here */
     dtm_metrics_records(in->job.dataset, in->job.system_code, 0, 0, 0, (int64_t)o->rejected);
+    dtm_quality_note_rejected(dtm_http_env(r)->writer, in->job.dataset, in->job.system_code,
+                              o->rejected, o->errs, o->nerrs);
     dtm_buf_init(&x, 32 << 20);
     dtm_buf_printf(&x, "\"accepted\":0,\"rejected\":%zu,", o->rejected);
     dtm_api_errors_json(&x, o->errs, o->nerrs, r->lang);
@@ -188,31 +193,46 @@ __attribute__((format(printf, 4, 5))) static int problem_records(struct dtm_req 
 
 int dtm_api_ingest(struct dtm_req *r)
 {
-    const struct dtm_server_env *env = dtm_http_env(r);
     const struct dtm_dataset *ds = dtm_api_dataset(r);
     struct dtm_str ctype = dtm_http_header(r, "Content-Type");
-    struct dtm_str idem = dtm_http_header(r, "Idempotency-Key");
-    const char *mode_s = dtm_http_query(r, "mode");
-    bool atomic = false;
-    enum dtm_format fmt;
+    struct dtm_api_ingest_args a = {
+        .ds = ds,
+        .content_type = ctype,
+        .body = {r->body.p ? r->body.p : "", r->body.n},
+        .idem_key = dtm_http_header(r, "Idempotency-Key"),
+        .mode = dtm_http_query(r, "mode"),
+        .reply = reply_answer,
+    };
+
+    if (!ds)
+        return DTM_OK; /* answered 404 */
+    if (ctype.n == 0 || dtm_format_from_content_type(ctype, &a.format) != DTM_OK)
+        return dtm_http_problem(r, 415, "unsupported_media_type", "Unsupported media type",
+                                "Send application/json, application/x-ndjson, application/xml or "
+                                "text/csv (UTF-8); got '%.*s'.",
+                                (int)DTM_MIN(ctype.n, 100), ctype.p ? ctype.p : "");
+    if (!flag(dtm_http_query(r, "atomic"), &a.atomic))
+        return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
+                                "Parameter %s must be true or false.", "atomic");
+    return dtm_api_ingest_run(r, &a);
+}
+
+int dtm_api_ingest_run(struct dtm_req *r, const struct dtm_api_ingest_args *a)
+{
+    const struct dtm_server_env *env = dtm_http_env(r);
+    const struct dtm_dataset *ds = a->ds;
+    struct dtm_str ctype = a->content_type, idem = a->idem_key;
+    const char *mode_s = a->mode;
+    bool atomic = a->atomic;
+    enum dtm_format fmt = a->format;
     enum dtm_mask_mode mode = r->sys.masked ? DTM_MODE_MASKED : DTM_MODE_RAW;
     struct dtm_store *st = dtm_http_store(r);
     struct ingest *in;
     uint8_t ih[32];
     int rc;
 
-    if (!ds)
-        return DTM_OK; /* answered 404 */
     if (!st)
         return DTM_ESTORE;
-    if (ctype.n == 0 || dtm_format_from_content_type(ctype, &fmt) != DTM_OK)
-        return dtm_http_problem(r, 415, "unsupported_media_type", "Unsupported media type",
-                                "Send application/json, application/x-ndjson, application/xml or "
-                                "text/csv (UTF-8); got '%.*s'.",
-                                (int)DTM_MIN(ctype.n, 100), ctype.p ? ctype.p : "");
-    if (!flag(dtm_http_query(r, "atomic"), &atomic))
-        return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
-                                "Parameter %s must be true or false.", "atomic");
     if (mode_s) {
         if (!strcmp(mode_s, "masked")) {
             mode = DTM_MODE_MASKED;
@@ -248,7 +268,7 @@ int dtm_api_ingest(struct dtm_req *r)
             /* hash header and body without copying the body */
             uint8_t hh[32], hb[32], both[64];
             dtm_sha256(h.p, h.n, hh);
-            dtm_sha256(r->body.p ? r->body.p : "", r->body.n, hb);
+            dtm_sha256(a->body.p ? a->body.p : "", a->body.n, hb);
             memcpy(both, hh, 32);
             memcpy(both + 32, hb, 32);
             dtm_sha256(both, 64, ih);
@@ -259,7 +279,7 @@ int dtm_api_ingest(struct dtm_req *r)
         if (rc == DTM_OK) {
             bool same = dtm_ct_equal(prev.request_hash, ih, 32);
             if (same)
-                rc = reply_answer(r, prev.status, prev.body, prev.body_len, true);
+                rc = a->reply(r, prev.status, prev.body, prev.body_len, true);
             else
                 rc = idem_conflict(r);
             free(prev.body);
@@ -274,6 +294,7 @@ int dtm_api_ingest(struct dtm_req *r)
         return DTM_ENOMEM;
     memset(in, 0, sizeof(*in));
     in->r = r;
+    in->reply = a->reply;
     in->job.dataset = ds->code;
     in->job.system_code = r->sys.code;
     in->job.request_id = r->request_id;
@@ -293,7 +314,7 @@ int dtm_api_ingest(struct dtm_req *r)
             .keys = env->keys,
             .store = st,
             .format = fmt,
-            .body = {r->body.p ? r->body.p : "", r->body.n},
+            .body = a->body,
             .mode = mode,
             .max_records = (size_t)env->conf->max_records,
             .max_errors = MAX_ERRORS,
@@ -356,5 +377,7 @@ int dtm_api_ingest(struct dtm_req *r)
     in->job.recs = in->out.recs;
     in->job.nrecs = in->out.nrecs;
     in->job.rejected = in->out.rejected;
+    in->job.errs = in->out.errs;
+    in->job.nerrs = in->out.nerrs;
     return submit(r, in);
 }

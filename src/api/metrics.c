@@ -8,6 +8,7 @@
 #include "gate/gate.h"
 #include "ingest/ingest.h"
 #include "metrics/metrics.h"
+#include "share/share.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -71,6 +72,16 @@ static void gauges(struct dtm_req *r, struct dtm_buf *b)
                      "jobs waiting for the record writer (requests and batch chunks)");
     dtm_metrics_sample(b, "dtm_writer_queue_depth", NULL,
                        env->writer ? (double)dtm_writer_depth(env->writer) : 0);
+    {
+        /* F3: subscription deliveries of this process (share/push.c) */
+        uint64_t ok, failed;
+        dtm_push_counts(&ok, &failed);
+        dtm_metrics_head(b, "dtm_subscription_deliveries_total", "counter",
+                         "subscription delivery attempts: acknowledged (2xx) or failed");
+        dtm_metrics_sample(b, "dtm_subscription_deliveries_total", "outcome=\"ok\"", (double)ok);
+        dtm_metrics_sample(b, "dtm_subscription_deliveries_total", "outcome=\"failed\"",
+                           (double)failed);
+    }
     if (!st)
         return;
     dtm_metrics_now(env->conn, st, c, &n);

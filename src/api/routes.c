@@ -1,5 +1,8 @@
 /* api/routes.c — the route table: method, path pattern, handler, who may call, body limit. */
 #include "api/api.h"
+#include "api/catalog.h"
+#include "api/docs.h"
+#include "api/openapi.h"
 #include "web/web.h"
 
 #include <stdint.h>
@@ -33,6 +36,9 @@ const struct dtm_route dtm_routes[] = {
      "batch_errors", NULL},
     {DTM_GET, "/api/v1/stats/{code}", dtm_api_stats, DTM_ACCESS_SYSTEM_OR_ANALYST, 0, "stats",
      NULL},
+    /* F7: forecasts of a statistics series (api/forecast.c), the statistics' access rule */
+    {DTM_GET, "/api/v1/forecast/{code}", dtm_api_forecast, DTM_ACCESS_SYSTEM_OR_ANALYST, 0,
+     "forecast", NULL},
     {DTM_GET, "/api/v1/systems", dtm_api_systems_list, DTM_ACCESS_SYSTEM_OR_PEOPLE, 0, "systems",
      NULL},
     {DTM_GET, "/api/v1/systems/{code}", dtm_api_system_get, DTM_ACCESS_SYSTEM_OR_PEOPLE, 0,
@@ -73,6 +79,17 @@ const struct dtm_route dtm_routes[] = {
     {DTM_DELETE, "/api/v1/users/{username}", dtm_api_user_delete, DTM_ACCESS_ADMIN, 0,
      "user_delete", NULL},
     {DTM_GET, "/api/v1/audit", dtm_api_audit_list, DTM_ACCESS_AUDITOR, 0, "audit", NULL},
+    /* issue 7: periodic reports, for every signed-in person (operators, analysts, auditors,
+     * admins) */
+    {DTM_GET, "/api/v1/reports", dtm_api_reports_list, DTM_ACCESS_PEOPLE, 0, "reports", NULL},
+    /* issue 7: data quality (G4), reconciliation (Art. 5.5), rankings (G5) (api/quality.c) */
+    {DTM_GET, "/api/v1/quality", dtm_api_quality, DTM_ACCESS_SYSTEM_OR_PEOPLE, 0, "quality", NULL},
+    {DTM_GET, "/api/v1/reconciliation", dtm_api_reconciliation, DTM_ACCESS_PEOPLE, 0,
+     "reconciliation", NULL},
+    {DTM_GET, "/api/v1/rankings", dtm_api_rankings, DTM_ACCESS_PEOPLE, 0, "rankings", NULL},
+    {DTM_GET, "/api/v1/reports/{kind}", dtm_api_report_get, DTM_ACCESS_PEOPLE, 0, "report", NULL},
+    {DTM_GET, "/api/v1/reports/{kind}/{period}", dtm_api_report_period, DTM_ACCESS_PEOPLE, 0,
+     "report", NULL},
     /* T2.4: OAuth 2.0 client credentials (the client authenticates in the body or with Basic) */
     {DTM_POST, "/oauth/token", dtm_api_oauth_token, DTM_ACCESS_PUBLIC, 8192, "oauth_token", NULL},
     {DTM_POST, "/oauth/revoke", dtm_api_oauth_revoke, DTM_ACCESS_PUBLIC, 8192, "oauth_revoke",
@@ -100,6 +117,18 @@ const struct dtm_route dtm_routes[] = {
      "vulnerability_create", NULL},
     {DTM_PATCH, "/api/v1/vulnerabilities/{id}", dtm_api_vuln_update, DTM_ACCESS_OPERATOR, 64 * 1024,
      "vulnerability_update", NULL},
+    /* F3 push sharing (api/subscriptions.c, share/): consumers subscribe; operators and admins
+     * see and delete every subscription */
+    {DTM_POST, "/api/v1/subscriptions", dtm_api_subscription_create, DTM_ACCESS_SYSTEM, 16384,
+     "subscription_create", NULL},
+    {DTM_GET, "/api/v1/subscriptions", dtm_api_subscriptions_list, DTM_ACCESS_SYSTEM_OR_OPERATOR, 0,
+     "subscriptions", NULL},
+    {DTM_GET, "/api/v1/subscriptions/{id}", dtm_api_subscription_get, DTM_ACCESS_SYSTEM_OR_OPERATOR,
+     0, "subscription", NULL},
+    {DTM_DELETE, "/api/v1/subscriptions/{id}", dtm_api_subscription_delete,
+     DTM_ACCESS_SYSTEM_OR_OPERATOR, 0, "subscription_delete", NULL},
+    {DTM_GET, "/api/v1/subscriptions/{id}/deliveries", dtm_api_subscription_deliveries,
+     DTM_ACCESS_SYSTEM_OR_OPERATOR, 0, "subscription_deliveries", NULL},
     /* issue 6: the dashboard (src/web/web.c). Every page of the app is index.html (the app
      * routes on the client); its assets have hashed names. API routes above keep priority. */
     {DTM_GET, "/", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
@@ -108,11 +137,33 @@ const struct dtm_route dtm_routes[] = {
     {DTM_GET, "/systems", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
     {DTM_GET, "/systems/{code}", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
     {DTM_GET, "/explorer", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/forecast", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
     {DTM_GET, "/batches", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
     {DTM_GET, "/alerts", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
     {DTM_GET, "/audit", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
     {DTM_GET, "/admin", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/quality", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/reconciliation", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/rankings", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/reports", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    {DTM_GET, "/catalogue", dtm_web_page, DTM_ACCESS_PUBLIC, 0, "web_page", NULL},
+    /* issue 8: the OpenAPI document, the API reference and the DCAT catalogue (api/openapi.c,
+     * api/docs.c, api/catalog.c) */
+    {DTM_GET, "/api/openapi.json", dtm_api_openapi, DTM_ACCESS_PUBLIC, 0, "openapi", NULL},
+    {DTM_GET, "/docs", dtm_api_docs_page, DTM_ACCESS_PUBLIC, 0, "docs", NULL},
+    {DTM_GET, "/docs/{file}", dtm_api_docs_asset, DTM_ACCESS_PUBLIC, 0, "docs_asset", NULL},
+    {DTM_GET, "/api/v1/catalog.jsonld", dtm_api_catalog_jsonld, DTM_ACCESS_PUBLIC, 0, "catalog",
+     NULL},
     {DTM_GET, "/assets/{file}", dtm_web_asset, DTM_ACCESS_PUBLIC, 0, "web_asset", NULL},
     {DTM_GET, "/favicon.svg", dtm_web_asset, DTM_ACCESS_PUBLIC, 0, "web_asset", NULL},
+    /* CONTRACT §5 SOAP (api/soap.c): the WSDL, and the operations — the key in X-API-Key or in
+     * a WS-Security UsernameToken of the envelope; problems answered as SOAP faults */
+    {DTM_GET, "/soap", dtm_api_soap_wsdl, DTM_ACCESS_PUBLIC, 0, "soap_wsdl", NULL},
+    {DTM_POST, "/soap", dtm_api_soap, DTM_ACCESS_SYSTEM_BODY, SIZE_MAX, "soap", NULL},
     {DTM_OTHER, NULL, NULL, DTM_ACCESS_PUBLIC, 0, NULL, NULL},
+};
+
+const struct dtm_route_problem dtm_route_problems[] = {
+    {"soap", dtm_api_soap_fault},
+    {NULL, NULL},
 };

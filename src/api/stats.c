@@ -61,16 +61,50 @@ static int reply_xlsx(struct dtm_req *r, const struct dtm_result *res, const cha
     return rc;
 }
 
+int dtm_api_stats_query(struct dtm_req *r, const struct dtm_dataset *ds,
+                        const struct dtm_api_stats_args *a, struct dtm_result *out)
+{
+    struct dtm_store *st = dtm_http_store(r);
+    struct dtm_query *q = dtm_arena_alloc(&r->arena, sizeof(*q)); /* large: not on the stack */
+    const char *bad = NULL;
+    char err[512];
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    if (!q)
+        return DTM_ENOMEM;
+    if (dtm_query_parse(ds, a->metrics, a->group_by, a->interval, a->from, a->to, a->wheres,
+                        a->nwheres, q, &bad, err, sizeof(err))) {
+        dtm_http_problem(r, 400, "bad_parameter", "Bad parameter", "Parameter '%s': %s", bad, err);
+        return DTM_EINVAL;
+    }
+    q->scan_only = a->scan_only;
+    /* a consumer reads the datasets it is granted; a source its own system's rows, an
+     * aggregator also its children's */
+    {
+        struct dtm_api_scope *sc = dtm_arena_alloc(&r->arena, sizeof(*sc));
+        if (!sc)
+            return DTM_ENOMEM;
+        if ((rc = dtm_api_scope(r, st, ds, sc)))
+            return rc;
+        if (ds->system_field >= 0 && !sc->all &&
+            dtm_query_restrict(q, ds->system_field, sc->ptrs, sc->n)) {
+            dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
+                             "Too many child systems or conditions for one query.");
+            return DTM_EINVAL;
+        }
+    }
+    return dtm_query_run(st, q, out);
+}
+
 int dtm_api_stats(struct dtm_req *r)
 {
     const struct dtm_dataset *ds = dtm_api_dataset(r);
     struct dtm_store *st = dtm_http_store(r);
     const char *wheres[DTM_STATS_MAX_WHERE + 1];
     size_t nwheres;
-    const char *bad = NULL, *fmt = dtm_http_query(r, "format"), *plan;
+    const char *fmt = dtm_http_query(r, "format"), *plan;
     struct dtm_str accept = dtm_http_header(r, "Accept");
-    char err[512];
-    struct dtm_query *q = dtm_arena_alloc(&r->arena, sizeof(*q)); /* large: not on the stack */
     struct dtm_result res;
     struct dtm_buf b;
     int rc;
@@ -79,8 +113,6 @@ int dtm_api_stats(struct dtm_req *r)
         return DTM_OK; /* answered 404 */
     if (!st)
         return DTM_ESTORE;
-    if (!q)
-        return DTM_ENOMEM;
     nwheres = dtm_http_query_all(r, "where", wheres, DTM_ARRAY_LEN(wheres));
     if (nwheres > DTM_STATS_MAX_WHERE)
         return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
@@ -94,32 +126,25 @@ int dtm_api_stats(struct dtm_req *r)
     if (strcmp(fmt, "json") && strcmp(fmt, "csv") && strcmp(fmt, "xml") && strcmp(fmt, "xlsx"))
         return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
                                 "format must be json, csv, xml or xlsx.");
-    if (dtm_query_parse(ds, dtm_http_query(r, "metrics"), dtm_http_query(r, "group_by"),
-                        dtm_http_query(r, "interval"), dtm_http_query(r, "from"),
-                        dtm_http_query(r, "to"), wheres, nwheres, q, &bad, err, sizeof(err)))
-        return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter", "Parameter '%s': %s", bad,
-                                err);
     /* plan=scan: answer from the records even when a cube covers the query (reconciling a
      * rollup with its records) */
     if ((plan = dtm_http_query(r, "plan")) && strcmp(plan, "scan") && strcmp(plan, "auto"))
         return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
                                 "Parameter 'plan': plan must be auto (the default) or scan.");
-    q->scan_only = plan && !strcmp(plan, "scan");
-    /* a consumer reads the datasets it is granted; a source its own system's rows, an
-     * aggregator also its children's */
     {
-        struct dtm_api_scope *sc = dtm_arena_alloc(&r->arena, sizeof(*sc));
-        if (!sc)
-            return DTM_ENOMEM;
-        if ((rc = dtm_api_scope(r, st, ds, sc)))
+        struct dtm_api_stats_args a = {
+            .metrics = dtm_http_query(r, "metrics"),
+            .group_by = dtm_http_query(r, "group_by"),
+            .interval = dtm_http_query(r, "interval"),
+            .from = dtm_http_query(r, "from"),
+            .to = dtm_http_query(r, "to"),
+            .wheres = wheres,
+            .nwheres = nwheres,
+            .scan_only = plan && !strcmp(plan, "scan"),
+        };
+        if ((rc = dtm_api_stats_query(r, ds, &a, &res)))
             return r->responded ? DTM_OK : rc;
-        if (ds->system_field >= 0 && !sc->all &&
-            dtm_query_restrict(q, ds->system_field, sc->ptrs, sc->n))
-            return dtm_http_problem(r, 400, "bad_parameter", "Bad parameter",
-                                    "Too many child systems or conditions for one query.");
     }
-    if ((rc = dtm_query_run(st, q, &res)))
-        return rc;
     /* the plan's text lives in the result, which is freed before the answer goes out */
     plan = dtm_arena_strndup(&r->arena, res.plan, strlen(res.plan));
     if (!plan) {

@@ -922,8 +922,11 @@ int dtm_backup_create(const struct dtm_conf *c, const char *out_path,
             goto out;
         }
     }
+    /* PostgreSQL's password file comes along like the TLS key: the backup is encrypted */
     if ((rc = add_data_file(&src, c, "dtm.conf")) || (rc = add_data_file(&src, c, c->tls_cert)) ||
-        (rc = add_data_file(&src, c, c->tls_key)) || (rc = add_spool(&src, c))) {
+        (rc = add_data_file(&src, c, c->tls_key)) ||
+        (c->store_password_file[0] && (rc = add_data_file(&src, c, c->store_password_file))) ||
+        (rc = add_spool(&src, c))) {
         snprintf(err, errsz, "cannot read the files of the data dir %s", c->data_dir);
         goto out;
     }
@@ -1482,7 +1485,7 @@ static int check_restored(const char *dir, const char *file, const struct dtm_ba
                  c.backend, m->store);
         return DTM_EINVAL;
     }
-    if (c.database[0] == '/') {
+    if (strcmp(c.backend, "sqlite") == 0 && c.database[0] == '/') {
         snprintf(err, errsz, "the restored configuration names a database outside the data dir");
         return DTM_EINVAL;
     }
@@ -1551,9 +1554,50 @@ out:
     return rc;
 }
 
+/* A PostgreSQL backup: the restored dtm.conf is pointed at store_dsn (a [store] section
+ * appended: the last value of a key wins), the dump is loaded into that database (empty; all of
+ * it or nothing) and removed from the data dir. */
+static int pg_load(const char *dir, const char *store_dsn, char *err, size_t errsz)
+{
+    struct dtm_conf c;
+    char path[DTM_PATH_MAX + 32], e[512];
+    FILE *f;
+    int rc;
+    snprintf(path, sizeof(path), "%s/dtm.conf", dir);
+    if (!(f = fopen(path, "a"))) {
+        snprintf(err, errsz, "cannot write %s: %s", path, strerror(errno));
+        return DTM_EIO;
+    }
+    fprintf(f, "\n# dtm restore: the database the backup was restored into\n[store]\ndsn = %s\n",
+            store_dsn);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        snprintf(err, errsz, "cannot write %s: %s", path, strerror(errno));
+        return DTM_EIO;
+    }
+    fclose(f);
+    dtm_conf_defaults(&c, dir);
+    if ((rc = dtm_conf_load(&c, path, e, sizeof(e)))) {
+        snprintf(err, errsz, "the restored configuration does not load: %s", e);
+        return rc;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, DTM_PG_DUMP_NAME);
+    rc = dtm_store_pg_load(&c, path, err, errsz);
+    unlink(path);
+    return rc;
+}
+
 int dtm_backup_restore(const char *file, const char *master_key, const char *new_dir, bool progress,
                        struct dtm_backup_result *res, char *err, size_t errsz)
 {
+    return dtm_backup_restore_to(file, master_key, new_dir, NULL, progress, res, err, errsz);
+}
+
+int dtm_backup_restore_to(const char *file, const char *master_key, const char *new_dir,
+                          const char *store_dsn, bool progress, struct dtm_backup_result *res,
+                          char *err, size_t errsz)
+{
+    bool loaded = false;
     char partial[DTM_PATH_MAX + 16], key_in_dir[DTM_PATH_MAX + 16], key_copy[DTM_PATH_MAX + 32];
     char parent[DTM_PATH_MAX], target[DTM_PATH_MAX];
     bool exists, key_only;
@@ -1598,6 +1642,26 @@ int dtm_backup_restore(const char *file, const char *master_key, const char *new
     if ((rc = read_backup(file, master_key, partial, progress, res->m, &res->file_bytes, err,
                           errsz)))
         goto fail;
+    if (strcmp(res->m->store, "postgresql") == 0) {
+        if (!store_dsn) {
+            snprintf(err, errsz,
+                     "%s is a backup of a PostgreSQL store: name an empty database to restore it "
+                     "into with --store-dsn DSN",
+                     file);
+            rc = DTM_EINVAL;
+            goto fail;
+        }
+        if ((rc = pg_load(partial, store_dsn, err, errsz)))
+            goto fail;
+        loaded = true;
+    } else if (store_dsn) {
+        snprintf(err, errsz,
+                 "%s is a backup of a %s store, restored into the data dir: --store-dsn is for "
+                 "PostgreSQL backups",
+                 file, res->m->store);
+        rc = DTM_EINVAL;
+        goto fail;
+    }
     snprintf(key_copy, sizeof(key_copy), "%s/master.key", partial);
     if ((rc = copy_key(master_key, key_copy, err, errsz)))
         goto fail;
@@ -1627,6 +1691,12 @@ int dtm_backup_restore(const char *file, const char *master_key, const char *new
     return DTM_OK;
 fail:
     remove_tree(partial);
+    if (loaded) { /* the tables stay in the database: say so */
+        size_t n = strlen(err);
+        snprintf(err + n, errsz - n,
+                 " (the database named by --store-dsn now holds the restored tables: drop and "
+                 "create it again before another restore)");
+    }
     (void)exists;
     return rc;
 }

@@ -51,7 +51,7 @@ struct dtm_backup_manifest {
     char dtm_version[32];
     int64_t created_us;
     char created[40]; /* RFC 3339, UTC+07:00 */
-    char store[16];   /* the backend: sqlite */
+    char store[16];   /* the backend: sqlite or postgresql */
     char source_data_dir[DTM_PATH_MAX];
     char installation[24]; /* dtm_installation_id of the source */
     char kek_id[24];       /* the master key the backup key is wrapped under */
@@ -106,6 +106,12 @@ int dtm_backup_verify(const char *file, const char *master_key, bool progress,
  * to its audit trail; then it is renamed to new_dir. On any failure nothing is left behind. */
 int dtm_backup_restore(const char *file, const char *master_key, const char *new_dir, bool progress,
                        struct dtm_backup_result *res, char *err, size_t errsz);
+/* The same with the database a PostgreSQL backup goes into (store_dsn: a libpq connection
+ * string of an empty database; the restored dtm.conf names it). A PostgreSQL backup needs it,
+ * a SQLite one refuses it. */
+int dtm_backup_restore_to(const char *file, const char *master_key, const char *new_dir,
+                          const char *store_dsn, bool progress, struct dtm_backup_result *res,
+                          char *err, size_t errsz);
 
 /* ---- the server's scheduled backups ([backup] schedule_hours, dir, keep; backup/job.c) */
 struct dtm_backup_job;

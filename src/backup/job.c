@@ -45,6 +45,29 @@ static int64_t last_ok(const struct dtm_conf *c)
     return at;
 }
 
+/* Several nodes sharing a PostgreSQL store (issue 9 item 3) each run this thread: the backup due
+ * after the last successful one is made by the node whose claim of the round goes in first
+ * (store job_claim; the round is the last backup's time and the RETRY_S window of now, so
+ * after a failed attempt any node may try again in the next window). */
+static bool claim_round(const struct dtm_conf *c, int64_t last)
+{
+    struct dtm_store *st;
+    char err[256], host[256] = "", owner[300];
+    int64_t now = dtm_now_us(), slot;
+    int rc;
+    if (dtm_store_open(c, &st, err, sizeof(err)))
+        return false;
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        host[0] = '\0';
+    snprintf(owner, sizeof(owner), "%s:%ld", host, (long)getpid());
+    slot = (last / 1000000) * 100000 + (now / (RETRY_S * 1000000LL)) % 100000;
+    rc = st->ops->job_claim(st, "backup", slot, owner, now, now - 7 * 86400LL * 1000000LL);
+    st->ops->close(st);
+    if (rc == DTM_EEXIST)
+        dtm_log(DTM_LOG_INFO, "scheduled backup claimed by another node", NULL);
+    return rc == DTM_OK;
+}
+
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -136,7 +159,7 @@ static void *run(void *arg)
     next.tv_sec += FIRST_CHECK_S;
     pthread_mutex_lock(&j->lock);
     for (;;) {
-        int64_t hours, due;
+        int64_t hours, due, last;
         while (!j->stopping && pthread_cond_timedwait(&j->cond, &j->lock, &next) == 0)
             ;
         if (j->stopping)
@@ -147,11 +170,12 @@ static void *run(void *arg)
         clock_gettime(CLOCK_REALTIME, &next);
         next.tv_sec += WAKE_S;
         if (hours > 0) {
-            due = last_ok(c) + hours * 3600LL * 1000000LL;
+            last = last_ok(c);
+            due = last + hours * 3600LL * 1000000LL;
             if (due < j->retry_at) /* the last attempt failed: not again at once */
                 due = j->retry_at;
             if (dtm_now_us() >= due) {
-                if (!backup_now(j, c))
+                if (claim_round(c, last) && !backup_now(j, c))
                     j->retry_at = dtm_now_us() +
                                   (hours * 3600 < RETRY_S ? hours * 3600 : RETRY_S) * 1000000LL;
                 clock_gettime(CLOCK_REALTIME, &next);

@@ -27,9 +27,26 @@ struct dtm_batches {
     char current[DTM_ID_MAX]; /* id of the batch being run, "" when none */
 };
 
+/* The first pending batch no other node runs (several nodes share a PostgreSQL store: each
+ * batch is claimed by one, store->batch_claim). */
+struct pick {
+    struct dtm_store *store;
+    struct dtm_batch *b;
+};
+
 static int first_pending(void *ctx, const struct dtm_batch *b)
 {
-    *(struct dtm_batch *)ctx = *b;
+    struct pick *p = ctx;
+    if (p->store->ops->batch_claim(p->store, b->id) != DTM_OK)
+        return 0; /* another node's: the next one */
+    /* read again once claimed: the node that held it may have finished it or moved it on
+     * since the list was read */
+    if (p->store->ops->batch_get(p->store, b->id, p->b) != DTM_OK ||
+        (strcmp(p->b->status, "queued") != 0 && strcmp(p->b->status, "running") != 0)) {
+        p->store->ops->batch_release(p->store, b->id);
+        memset(p->b, 0, sizeof(*p->b));
+        return 0;
+    }
     return 1; /* stop after the first */
 }
 
@@ -159,7 +176,8 @@ static void *loop(void *arg)
         memset(&b, 0, sizeof(b));
         /* under the lock: a cancel cannot slip between choosing a batch and marking it current */
         pthread_mutex_lock(&q->lock);
-        rc = q->store->ops->batch_pending(q->store, "api", first_pending, &b);
+        rc = q->store->ops->batch_pending(q->store, "api", first_pending,
+                                          &(struct pick){q->store, &b});
         if ((rc == DTM_OK || rc == 1) && b.id[0]) {
             snprintf(q->current, sizeof(q->current), "%s", b.id);
             atomic_store(&q->cancel, false);
@@ -167,6 +185,7 @@ static void *loop(void *arg)
         pthread_mutex_unlock(&q->lock);
         if ((rc == DTM_OK || rc == 1) && b.id[0]) {
             bool go_on = run_one(q, &b);
+            q->store->ops->batch_release(q->store, b.id);
             pthread_mutex_lock(&q->lock);
             q->current[0] = '\0';
             pthread_cond_broadcast(&q->idle);

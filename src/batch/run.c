@@ -7,6 +7,7 @@
 #include "metrics/metrics.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +62,12 @@ struct slot {
 };
 
 /* Per run: the batch as last written inside a transaction (written by the writer thread, read
- * by the runner only after that job completed). */
+ * by the runner only after that job completed), and whether a chunk's transaction failed
+ * (set on the writer thread: a failed group's jobs are done there before the next group
+ * begins). */
 struct run_state {
     struct dtm_batch txn;
+    atomic_bool failed;
 };
 
 static struct run_state *state_of(struct slot *s)
@@ -78,6 +82,12 @@ static int chunk_in_txn(struct dtm_write_job *j, struct dtm_store *st)
     struct dtm_batch *b = &state_of(s)->txn;
     const struct dtm_ingest_out *o = &s->out;
     int rc;
+    /* The chunk before this one was rolled back, but this one was already submitted (two are in
+     * flight). Committing it would record progress past rows never stored — and end the batch
+     * "done" without them. Its group fails instead (503 for the requests that share it); the
+     * batch resumes later from the progress last committed. */
+    if (atomic_load(&state_of(s)->failed))
+        return DTM_EBUSY;
     b->next_row = s->next_row;
     b->byte_offset = s->byte_offset;
     b->total = s->next_row;
@@ -112,7 +122,10 @@ static int chunk_in_txn(struct dtm_write_job *j, struct dtm_store *st)
 
 static void chunk_done(struct dtm_write_job *j)
 {
-    completion_signal(&((struct slot *)((char *)j - offsetof(struct slot, job)))->done);
+    struct slot *s = (struct slot *)((char *)j - offsetof(struct slot, job));
+    if (j->rc)
+        atomic_store(&state_of(s)->failed, true);
+    completion_signal(&s->done);
 }
 
 /* Waits for a submitted chunk, then reports it (the batch's counts and its rejected rows). */
@@ -139,6 +152,8 @@ static int submit(struct dtm_batch_run *r, struct slot *s, struct run_state *rs)
     j->recs = s->out.recs;
     j->nrecs = s->out.nrecs;
     j->rejected = s->out.rejected;
+    j->errs = s->out.errs;
+    j->nerrs = s->out.nerrs;
     j->ctx = rs;
     j->in_txn = chunk_in_txn;
     j->done = chunk_done;

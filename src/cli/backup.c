@@ -167,9 +167,12 @@ int dtm_cmd_backup(int argc, char **argv)
 
 int dtm_cmd_restore(int argc, char **argv)
 {
-    static const char usage[] = "dtm restore FILE --data-dir NEWDIR [--master-key PATH] [--json]";
-    const char *master_key = NULL, *pos[1];
-    struct dtm_cli_opt opts[] = {{"master-key", &master_key, NULL}};
+    static const char usage[] = "dtm restore FILE --data-dir NEWDIR [--master-key PATH] "
+                                "[--store-dsn DSN] [--json]";
+    const char *master_key = NULL, *store_dsn = NULL, *pos[1];
+    /* --store-dsn: an empty PostgreSQL database the backup of a PostgreSQL store goes into */
+    struct dtm_cli_opt opts[] = {{"master-key", &master_key, NULL},
+                                 {"store-dsn", &store_dsn, NULL}};
     struct dtm_cli_common com;
     struct dtm_backup_result res;
     char err[1024];
@@ -195,8 +198,12 @@ int dtm_cmd_restore(int argc, char **argv)
             return DTM_EXIT_USAGE;
         }
     }
-    rc =
-        dtm_backup_restore(pos[0], master_key, com.data_dir, on_terminal(), &res, err, sizeof(err));
+    if (store_dsn && (!*store_dsn || strpbrk(store_dsn, "\r\n"))) {
+        dtm_cli_error("--store-dsn takes a libpq connection string on one line\nusage: %s", usage);
+        return DTM_EXIT_USAGE;
+    }
+    rc = dtm_backup_restore_to(pos[0], master_key, com.data_dir, store_dsn, on_terminal(), &res,
+                               err, sizeof(err));
     if (rc)
         dtm_cli_error("%s", err);
     else
@@ -310,6 +317,7 @@ static int free_port(void)
 }
 
 struct drill {
+    const char *store_dsn; /* PostgreSQL: the scratch database the backup is restored into */
     struct dtm_buf report; /* JSON */
     bool pass;
     char failure[512];
@@ -507,7 +515,7 @@ static void drill_run(const struct dtm_conf *c, const char *scratch, const char 
     dtm_buf_printf(rep, ",\"verify_s\":%.3f", secs(t0));
     /* 3. restore into the scratch dir */
     t0 = dtm_now_us();
-    if (dtm_backup_restore(file, key, dir, tty, &rs, err, sizeof(err))) {
+    if (dtm_backup_restore_to(file, key, dir, d->store_dsn, tty, &rs, err, sizeof(err))) {
         drill_fail(d, "restore: %s", err);
         goto out;
     }
@@ -676,12 +684,14 @@ static void print_drill(const char *report)
 int dtm_cmd_drill(int argc, char **argv)
 {
     static const char usage[] = "dtm drill [--data-dir DIR] [--master-key PATH] [--report FILE] "
-                                "[--scratch DIR] [--keep] [--json]";
-    const char *report = NULL, *scratch_parent = NULL, *master_key = NULL, *pos[1];
+                                "[--scratch DIR] [--store-dsn DSN] [--keep] [--json]";
+    const char *report = NULL, *scratch_parent = NULL, *master_key = NULL, *store_dsn = NULL,
+               *pos[1];
     bool keep = false;
     struct dtm_cli_opt opts[] = {{"report", &report, NULL},
                                  {"scratch", &scratch_parent, NULL},
                                  {"master-key", &master_key, NULL},
+                                 {"store-dsn", &store_dsn, NULL},
                                  {"keep", NULL, &keep}};
     struct dtm_cli_common com;
     struct dtm_conf c;
@@ -698,6 +708,20 @@ int dtm_cmd_drill(int argc, char **argv)
     }
     if (dtm_cli_load_conf(com.data_dir, NULL, &c))
         return DTM_EXIT_FAIL;
+    /* PostgreSQL: the backup is restored into a scratch database the operator provides (dtm
+     * does not create databases: it may not have the right to) */
+    if (strcmp(c.backend, "postgresql") == 0 && (!store_dsn || !*store_dsn)) {
+        dtm_cli_error("the store is PostgreSQL: give --store-dsn DSN of an empty scratch "
+                      "database to restore the drill's backup into\nusage: %s",
+                      usage);
+        return DTM_EXIT_USAGE;
+    }
+    if (store_dsn && strcmp(c.backend, "postgresql") != 0) {
+        dtm_cli_error("--store-dsn is for a PostgreSQL store; this one is %s\nusage: %s", c.backend,
+                      usage);
+        return DTM_EXIT_USAGE;
+    }
+    d.store_dsn = store_dsn;
     {
         struct dtm_store *st;
         if (dtm_cli_open_store(&c, &st))

@@ -52,6 +52,9 @@ int dtm_cli_load_conf(const char *data_dir, const char *config_file, struct dtm_
  * (PUT /api/v1/datasets/{code}); a stored one that no longer parses is skipped with a warning.
  * NULL when out of memory or the store cannot list them. */
 struct dtm_dict *dtm_cli_dict(struct dtm_store *st);
+/* Adds to d the stored definitions it lacks or holds an older version of (SIGHUP: defined
+ * through another node, or while this one ran from an older backup). */
+int dtm_cli_dict_refresh(struct dtm_store *st, struct dtm_dict *d);
 /* Opens the store of a data dir for a command (migrating it). Prints the error. */
 int dtm_cli_open_store(const struct dtm_conf *c, struct dtm_store **out);
 
@@ -65,6 +68,7 @@ int dtm_cmd_key_rotate_signing(int argc, char **argv); /* T2.4: cli/signing.c */
 int dtm_cmd_import(int argc, char **argv);
 int dtm_cmd_export(int argc, char **argv);
 int dtm_cmd_grant(int argc, char **argv);
+int dtm_cmd_subscription(int argc, char **argv); /* F3 (cli/subscription.c) */
 int dtm_cmd_retention(int argc, char **argv);
 int dtm_cmd_audit(int argc, char **argv);
 int dtm_cmd_user(int argc, char **argv);    /* people (cli/user.c) */
@@ -74,6 +78,7 @@ int dtm_cmd_status(int argc, char **argv);  /* issue 10 (cli/status.c) */
 int dtm_cmd_backup(int argc, char **argv);  /* issue 10 (cli/backup.c) */
 int dtm_cmd_restore(int argc, char **argv); /* issue 10 (cli/backup.c) */
 int dtm_cmd_drill(int argc, char **argv);   /* issue 10 (cli/backup.c) */
+int dtm_cmd_report(int argc, char **argv);  /* issue 7 (cli/report.c) */
 
 /* One change of a command and its audit entry, committed together (S3): fn(st, ctx) runs in a
  * write transaction of st, then dtm_cli_audit(c, st, action, target, detail); any failure rolls

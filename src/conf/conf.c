@@ -126,6 +126,16 @@ static const struct centry table[] = {
     B("log", "access", access_log, "true", "one JSON line per HTTP request"),
     B("connlog", "enabled", connlog_enabled, "true",
       "record every API call of a connected system as a connection_logs record (D6, G3)"),
+    S("reports", "schedule", report_schedule, "month,quarter,year",
+      "periods after whose close the server produces and keeps reports: day, week, month, "
+      "quarter, year (comma-separated; empty = none)"),
+    S("reports", "kinds", report_kinds, "transactions,connectivity,quality,ranking",
+      "kinds of the scheduled reports"),
+    S("reports", "langs", report_langs, "vi,en", "languages of the scheduled reports (vi, en)"),
+    S("reports", "formats", report_formats, "json,csv,xlsx,pdf",
+      "formats a kept report is offered in (each rendered from the kept document)"),
+    I("reports", "keep", report_keep, "3650", 0, 36500,
+      "days a produced report is kept (0 = forever)"),
     I("retention", "connection_logs_days", retention_connection_logs_days, "400", 1, 36500,
       "days connection_logs records are kept (at least 366: the law keeps them one year)"),
     I("audit", "head_log_interval", audit_head_log_interval, "300", 1, 86400,
@@ -229,6 +239,74 @@ static const struct centry table[] = {
     B("warning", "silent", warn_silent, "true",
       "system.silent when the connectivity evaluator finds a system offline (silent longer than "
       "[systems] online_within); cleared when it is back"),
+    /* issue 7 item 6: anomalies of each system's hourly series (forecast/anomaly.c) */
+    B("anomaly", "enabled", anomaly_enabled, "true",
+      "`dtm serve` compares each system's transactions per hour and error rate with the 95 % "
+      "band of their forecast and raises anomaly.transactions / anomaly.error_rate"),
+    I("anomaly", "check_interval", anomaly_check_interval, "3600", 1, 86400,
+      "seconds between anomaly checks (one node of a cluster runs each)"),
+    I("anomaly", "consecutive", anomaly_consecutive, "3", 1, 24,
+      "closed hours in a row outside the 95 % band that raise an anomaly alert"),
+    I("anomaly", "min_history_days", anomaly_min_history_days, "7", 3, 60,
+      "days of hourly history a system needs before its series are checked"),
+    I("anomaly", "history_days", anomaly_history_days, "14", 3, 60,
+      "days of hourly history the forecast is fitted on (read from the records)"),
+    I("anomaly", "min_transactions", anomaly_min_transactions, "10", 1, 1000000,
+      "transactions an hour needs for its error rate to be compared"),
+    /* G4, Circular Art. 5.5: data quality and reconciliation (report/quality.c) */
+    S("quality", "default_schedule", quality_default_schedule, "",
+      "how often each system sends service_stats reports: day, week, month, quarter, year; "
+      "empty = the update_frequency of the service_stats definition"),
+    S("quality", "schedules", quality_schedules, "",
+      "per-system reporting schedules overriding default_schedule: CODE=kind, comma-separated "
+      "(e.g. MOF01=week,HCM=day)"),
+    I("quality", "deadline_hours", quality_deadline_hours, "48", 0, 87600,
+      "hours after the end of a period by which its service_stats report is on time"),
+    F("quality", "reconciliation_tolerance", quality_recon_tolerance, "0.01",
+      "share of the reported total (0 to 1) by which transactions counted may differ and still "
+      "match"),
+    I("quality", "reconciliation_floor", quality_recon_floor, "0", 0, (int64_t)1 << 40,
+      "absolute difference between reported and counted totals that always matches (small "
+      "totals)"),
+    I("quality", "check_interval", quality_check_interval, "3600", 1, 86400,
+      "seconds between the server's reconciliation checks (mismatches raise alerts)"),
+    I("quality", "check_days", quality_check_days, "62", 1, 3660,
+      "days back (by period start) the server's reconciliation check looks"),
+    /* G5: ranking of the connected systems (report/quality.c); weights are relative */
+    I("ranking", "weight_mandatory", rank_w_mandatory, "25", 0, 1000,
+      "weight of the share of mandatory reports received on time"),
+    I("ranking", "weight_usage", rank_w_usage, "15", 0, 1000,
+      "weight of the usage and sharing volume (records accepted)"),
+    I("ranking", "weight_quality", rank_w_quality, "20", 0, 1000,
+      "weight of data quality (validity, duplicates, reconciliation)"),
+    I("ranking", "weight_security", rank_w_security, "15", 0, 1000,
+      "weight of standards and security compliance (security events, open vulnerabilities)"),
+    I("ranking", "weight_efficiency", rank_w_efficiency, "15", 0, 1000,
+      "weight of technical efficiency (uptime, error rate, response time)"),
+    I("ranking", "weight_alerting", rank_w_alerting, "10", 0, 1000,
+      "weight of the alerting criterion (alerts raised about the system)"),
+    I("ranking", "class_a", rank_class_a, "80", 0, 100, "total score (0-100) from which class A"),
+    I("ranking", "class_b", rank_class_b, "50", 0, 100, "total score (0-100) from which class B"),
+    I("ranking", "response_target_ms", rank_response_target_ms, "1000", 1, 3600000,
+      "average response time (ms) that scores full marks; slower scores target / average"),
+    /* F3: push sharing, subscriptions of consumers (share/) */
+    B("subscriptions", "enabled", sub_enabled, "true",
+      "`dtm serve` delivers the subscriptions of consumers (signed webhook POSTs of aggregates)"),
+    B("subscriptions", "allow_private", sub_allow_private, "false",
+      "callback URLs may name loopback, private, link-local or other non-public addresses "
+      "(refused by default: a subscription must not make the server call into its own network)"),
+    I("subscriptions", "settle_seconds", sub_settle_seconds, "60", 0, 86400,
+      "seconds after the end of an hour or day bucket before its aggregates are delivered "
+      "(records late by more are not sent again: GET /api/v1/stats has them)"),
+    I("subscriptions", "retry_initial", sub_retry_initial, "10", 1, 3600,
+      "seconds before the second delivery attempt of a bucket; doubled after each failure, "
+      "with random jitter"),
+    I("subscriptions", "retry_max", sub_retry_max, "3600", 1, 86400,
+      "seconds between delivery attempts at most; attempts go on until a 2xx answer"),
+    I("subscriptions", "timeout", sub_timeout, "10", 1, 300,
+      "seconds one delivery (connection and answer) may take"),
+    I("subscriptions", "max_per_system", sub_max_per_system, "100", 1, 100000,
+      "subscriptions one consumer system may hold"),
 };
 
 static int set(struct dtm_conf *c, const struct centry *e, const char *v, char *err, size_t errsz)
@@ -471,6 +549,45 @@ static int check_channels(const struct dtm_conf *c, const char *name, char *err,
     return DTM_OK;
 }
 
+/* [reports]: every word of a comma-separated list is one of the allowed (NULL-terminated). */
+static int check_words(const char *list, const char *const *allowed, const char *key,
+                       const char *name, char *err, size_t errsz)
+{
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ","), i;
+        struct dtm_str w = dtm_str_trim((struct dtm_str){p, n});
+        for (i = 0; allowed[i] && !(w.n && dtm_str_eqc(w, allowed[i])); i++)
+            ;
+        if (w.n && !allowed[i]) {
+            char values[128] = "";
+            for (i = 0; allowed[i]; i++)
+                snprintf(values + strlen(values), sizeof(values) - strlen(values), "%s%s",
+                         i ? ", " : "", allowed[i]);
+            snprintf(err, errsz, "%s: %s has '%.*s'; the values are %s", name, key, (int)w.n, w.p,
+                     values);
+            return DTM_EINVAL;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return DTM_OK;
+}
+
+static int check_reports(const struct dtm_conf *c, const char *name, char *err, size_t errsz)
+{
+    static const char *const periods[] = {"day", "week", "month", "quarter", "year", NULL};
+    static const char *const kinds[] = {"transactions", "connectivity", "quality", "ranking", NULL};
+    static const char *const langs[] = {"vi", "en", NULL};
+    static const char *const formats[] = {"json", "csv", "xlsx", "pdf", NULL};
+    if (check_words(c->report_schedule, periods, "reports.schedule", name, err, errsz) ||
+        check_words(c->report_kinds, kinds, "reports.kinds", name, err, errsz) ||
+        check_words(c->report_langs, langs, "reports.langs", name, err, errsz) ||
+        check_words(c->report_formats, formats, "reports.formats", name, err, errsz))
+        return DTM_EINVAL;
+    return DTM_OK;
+}
+
 /* Rules that a value's range cannot say, with their reason. */
 static int check(const struct dtm_conf *c, const char *name, char *err, size_t errsz)
 {
@@ -488,6 +605,8 @@ static int check(const struct dtm_conf *c, const char *name, char *err, size_t e
         return DTM_EINVAL;
     }
     if (check_channels(c, name, err, errsz))
+        return DTM_EINVAL;
+    if (check_reports(c, name, err, errsz))
         return DTM_EINVAL;
     return DTM_OK;
 }

@@ -87,6 +87,12 @@ struct dtm_conf {
     bool access_log;
     /* [connlog] connection logs as data (D6, G3) */
     bool connlog_enabled; /* every API call of a connected system is a connection_logs record */
+    /* [reports] (report/report.h): produced by `dtm serve` after each period closes */
+    char report_schedule[64]; /* period kinds: day,week,month,quarter,year */
+    char report_kinds[128];   /* transactions,connectivity,quality,ranking */
+    char report_langs[16];    /* vi,en */
+    char report_formats[64];  /* formats listed for download: json,csv,xlsx,pdf */
+    int64_t report_keep;      /* days a produced report is kept (0 = forever) */
     /* [retention] */
     int64_t retention_connection_logs_days; /* ≥ 366: the law keeps them at least one year */
     /* [audit] the audit trail (audit/; kept forever) */
@@ -128,6 +134,34 @@ struct dtm_conf {
     int64_t warn_spike_warmup;                  /* buckets before a baseline is trusted */
     int64_t warn_spike_floor, warn_error_floor; /* requests / errors per bucket at least */
     bool warn_silent;                           /* system.silent when a system goes offline */
+    /* [anomaly] anomalies of hourly series (issue 7 item 6; forecast/anomaly.c) */
+    bool anomaly_enabled;
+    int64_t anomaly_check_interval;   /* s between checks */
+    int64_t anomaly_consecutive;      /* closed hours in a row outside the 95 % band */
+    int64_t anomaly_min_history_days; /* days of history a system needs */
+    int64_t anomaly_history_days;     /* days of history fitted */
+    int64_t anomaly_min_transactions; /* an hour's records needed to compare its error rate */
+    /* [quality] data quality and reconciliation (G4, Art. 5.5; report/quality.c) */
+    char quality_default_schedule[16]; /* day|week|month|quarter|year: service_stats reports due */
+    char quality_schedules[1024];      /* CODE=kind,… per-system schedules */
+    int64_t quality_deadline_hours;    /* hours after a period's end a report is on time */
+    double quality_recon_tolerance;    /* relative share of the reported total tolerated */
+    int64_t quality_recon_floor;       /* absolute difference always tolerated */
+    int64_t quality_check_interval;    /* s between the server's reconciliation checks */
+    int64_t quality_check_days;        /* days back the server's check looks */
+    /* [ranking] (G5; report/quality.c): weights of the criteria and class thresholds */
+    int64_t rank_w_mandatory, rank_w_usage, rank_w_quality, rank_w_security, rank_w_efficiency,
+        rank_w_alerting;
+    int64_t rank_class_a, rank_class_b; /* total score (0–100) at least: class A, B */
+    int64_t rank_response_target_ms;    /* average response time that scores full marks */
+    /* [subscriptions] push sharing (F3; share/share.h) */
+    bool sub_enabled;           /* `dtm serve` delivers subscriptions */
+    bool sub_allow_private;     /* callback URLs may name loopback/private addresses */
+    int64_t sub_settle_seconds; /* s after a bucket's end before it is delivered */
+    int64_t sub_retry_initial;  /* s before the second attempt; doubled, with jitter */
+    int64_t sub_retry_max;      /* s between attempts at most (retries never stop) */
+    int64_t sub_timeout;        /* s a delivery may take */
+    int64_t sub_max_per_system; /* live subscriptions of one system at most */
     struct dtm_conf_channel channels[DTM_CONF_CHANNELS];
     size_t nchannels;
 };

@@ -148,6 +148,7 @@ static void flush_rows(struct dtm_connlog *cl, const struct dtm_connlog_row *row
                  f->out.nerrs ? f->out.errs[0].code : "");
     }
     if (f->out.nrecs == 0) {
+        f->job.ctx = f; /* flush_done frees f through it */
         flush_done(&f->job);
         return;
     }

@@ -577,10 +577,10 @@ static int parse_cubes(struct parser *ps, const cJSON *j)
 
 static int parse_definition(struct parser *ps, const cJSON *root)
 {
-    static const char *const keys[] = {"code",       "version",        "title",  "description",
-                                       "agency",     "classification", "access", "update_frequency",
-                                       "key",        "time_field",     "fields", "rules",
-                                       "dimensions", "measures",       "cubes"};
+    static const char *const keys[] = {
+        "code",       "version",          "title", "description", "agency",  "classification",
+        "access",     "update_frequency", "key",   "time_field",  "fields",  "rules",
+        "dimensions", "measures",         "cubes", "scope",       "keywords"};
     struct dtm_dataset *ds = ps->ds;
     const cJSON *c;
     int rc;
@@ -647,6 +647,12 @@ static int parse_definition(struct parser *ps, const cJSON *root)
         if (!(ds->update_frequency = dupstr(c->valuestring)))
             return oom(ps);
     }
+    /* issue 8, G2: the catalogue's scope and keywords (optional) */
+    if ((c = member(root, "scope")) && (rc = get_text(ps, c, &ds->scope, "The dataset scope")))
+        return rc;
+    if ((c = member(root, "keywords")) &&
+        (rc = get_text(ps, c, &ds->keywords, "The dataset keywords")))
+        return rc;
 
     /* fields */
     c = member(root, "fields");
@@ -871,6 +877,10 @@ static char *canonical_json(const struct dtm_dataset *ds)
          add_text(root, "access", &ds->access);
     if (ds->update_frequency)
         ok = ok && cJSON_AddStringToObject(root, "update_frequency", ds->update_frequency);
+    if (ds->scope.vi || ds->scope.en)
+        ok = ok && add_text(root, "scope", &ds->scope);
+    if (ds->keywords.vi || ds->keywords.en)
+        ok = ok && add_text(root, "keywords", &ds->keywords);
     ok = ok && add_names(root, "key", ds, ds->key, ds->nkey);
     if (ds->time_field >= 0)
         ok = ok && cJSON_AddStringToObject(root, "time_field", ds->fields[ds->time_field].name);
@@ -989,6 +999,8 @@ void dtm_dataset_free(struct dtm_dataset *ds)
     free_text(&ds->title);
     free_text(&ds->description);
     free_text(&ds->access);
+    free_text(&ds->scope);
+    free_text(&ds->keywords);
     free(ds->agency);
     free(ds->classification);
     free(ds->update_frequency);

@@ -81,10 +81,12 @@ struct dtm_dataset {
     int64_t version;
     struct dtm_i18n_text title;
     struct dtm_i18n_text description;
-    char *agency;                /* managing agency; owned */
-    char *classification;        /* public | internal | confidential (secret is refused) */
-    struct dtm_i18n_text access; /* access conditions (G2) */
-    char *update_frequency;      /* realtime | daily | monthly | ... */
+    char *agency;                  /* managing agency; owned */
+    char *classification;          /* public | internal | confidential (secret is refused) */
+    struct dtm_i18n_text access;   /* access conditions (G2) */
+    char *update_frequency;        /* realtime | daily | monthly | ... */
+    struct dtm_i18n_text scope;    /* G2 catalogue: what and whom the data covers */
+    struct dtm_i18n_text keywords; /* G2 catalogue: comma-separated keywords (DCAT) */
     size_t nfields;
     struct dtm_field_def *fields;
     size_t nkey;

@@ -43,6 +43,10 @@ enum dtm_access {
     /* DTM_ACCESS_SOURCE, or an operator or admin sending a file on behalf of one (?system=C):
      * batch uploads from the dashboard */
     DTM_ACCESS_SOURCE_OR_OPERATOR,
+    /* DTM_ACCESS_SYSTEM whose key may instead come inside the body (SOAP's WS-Security
+     * UsernameToken): with no X-API-Key or Bearer header the router lets the request through
+     * unauthenticated, and the handler calls dtm_http_gate_key once it has read the body. */
+    DTM_ACCESS_SYSTEM_BODY,
 };
 /* Whether a signed-in person with this role may call a route of this access (admins: every
  * route that admits people). */
@@ -71,6 +75,16 @@ struct dtm_route {
 #define DTM_BODY_BATCH (SIZE_MAX - 1)
 
 extern const struct dtm_route dtm_routes[]; /* api/routes.c, terminated by a NULL pattern */
+
+/* Routes whose problems are rendered in another form than RFC 9457 JSON (SOAP faults): by route
+ * name, the renderer that gets the problem's JSON body and answers it itself (api/routes.c,
+ * terminated by a NULL name). The status the renderer answers with goes on the wire; logs,
+ * connection logs and early warning count the problem's own status. */
+struct dtm_route_problem {
+    const char *route_name;
+    int (*render)(struct dtm_req *r, int status, const struct dtm_buf *problem_json);
+};
+extern const struct dtm_route_problem dtm_route_problems[];
 
 #define DTM_MAX_PARAMS 4
 #define DTM_MAX_EXTRA_HEADERS 6
@@ -123,6 +137,9 @@ struct dtm_req {
     char problem[48];
     /* T2.2: the bucket charged for the request (RateLimit-* headers; limit 0 = none) */
     struct dtm_rl_answer rl;
+    /* the route's problem renderer (dtm_route_problems), NULL = RFC 9457 JSON */
+    int (*problem_fn)(struct dtm_req *r, int status, const struct dtm_buf *problem_json);
+    bool auth_in_body; /* credentials came in the body (dtm_http_gate_key): early warning */
 };
 
 /* What the server shares with handlers. */
@@ -153,6 +170,8 @@ struct dtm_store *dtm_http_store(struct dtm_req *r);
 
 /* Request accessors */
 struct dtm_str dtm_http_header(struct dtm_req *r, const char *name);
+/* Whether the request came over TLS (the HTTPS listener). */
+bool dtm_http_is_tls(struct dtm_req *r);
 /* The client's address as text ("" when unknown): an audit entry's source_ip. */
 void dtm_http_client_ip(struct dtm_req *r, char *out, size_t outsz);
 /* Query argument (URL-decoded by libmicrohttpd); NULL when absent. */
@@ -196,6 +215,16 @@ int dtm_http_error(struct dtm_req *r, int rc);
  * itself (POST /oauth/token): failed = false only looks, true charges a failure. True when the
  * address is over its limit (429 with Retry-After answered). */
 bool dtm_http_auth_limited(struct dtm_req *r, bool failed);
+/* DTM_ACCESS_SYSTEM_BODY routes: authenticates the caller with an API key found in the body,
+ * exactly as the router does with X-API-Key (the key cache, revoked/expired keys audited, the
+ * failed-authentication and system buckets, traffic seen). system_code, when not empty, must be
+ * the key's system (else it counts as a wrong key). An empty key is DTM_EAUTH after charging the
+ * address's bucket. Returns DTM_OK, an error code to answer, or DTM_HTTP_ASYNC when answered. */
+int dtm_http_gate_key(struct dtm_req *r, struct dtm_str key, struct dtm_str system_code);
+/* Whether the authenticated system may not send data to dataset — its role is not source or
+ * aggregator, or its token's scope does not allow it: the rule of DTM_ACCESS_SOURCE routes.
+ * True after answering 403. */
+bool dtm_http_send_refused(struct dtm_req *r, struct dtm_str dataset);
 
 /* Suspends the request until dtm_http_resume; then on_resume(r) is called on a worker thread to
  * queue the answer. Call before handing the request to another thread. */
@@ -205,15 +234,24 @@ void dtm_http_resume(struct dtm_req *r);
 
 /* Server lifecycle (cli/serve.c) */
 struct dtm_server *dtm_server_create(struct dtm_server_env *env, char *err, size_t errsz);
-int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr, char *err,
-                     size_t errsz);
+/* fds: the listening sockets to serve on instead of binding the addresses ({http, https}; -1 =
+ * bind; NULL = bind both) — those of a server handing over to this one (cli/takeover.c). The
+ * server owns them from then on. */
+int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr,
+                     const int fds[2], char *err, size_t errsz);
 /* Reloads the TLS certificate and key (SIGHUP). The old ones stay valid for handshakes that use
  * them. */
 int dtm_server_reload_tls(struct dtm_server *s, char *err, size_t errsz);
-/* Stops accepting, waits up to timeout_s for in-flight requests, then stops. */
-void dtm_server_drain(struct dtm_server *s, int64_t timeout_s);
+/* Stops accepting (the listening sockets stay open until dtm_server_destroy: a server taking
+ * over keeps accepting on them), answers from then on with `Connection: close`, and waits up to
+ * timeout_s for in-flight requests — and with connections, also up to half a second for every
+ * kept-alive connection to close (handover: a busy client's next request is answered, then its
+ * connection closed, so it meets no closed socket; idle ones are closed after that). */
+void dtm_server_drain(struct dtm_server *s, int64_t timeout_s, bool connections);
 void dtm_server_destroy(struct dtm_server *s);
 /* The port a listener is bound to (for ADDR:0); 0 when off. */
 int dtm_server_port(struct dtm_server *s, bool tls);
+/* A listener's socket (to hand over); -1 when off. */
+int dtm_server_listen_fd(struct dtm_server *s, bool tls);
 
 #endif

@@ -48,6 +48,7 @@ struct conn_watch {
 struct dtm_server {
     struct dtm_server_env *env;
     struct MHD_Daemon *http, *https;
+    int quiesced[2]; /* the listening sockets MHD gave back while draining: closed at destroy */
     atomic_long inflight;
     atomic_bool draining;
     pthread_mutex_t lock; /* tls and stores lists */
@@ -127,6 +128,13 @@ struct dtm_str dtm_http_header(struct dtm_req *r, const char *name)
 const char *dtm_http_query(struct dtm_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+bool dtm_http_is_tls(struct dtm_req *r)
+{
+    const union MHD_ConnectionInfo *tls =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return tls && tls->tls_session;
 }
 
 void dtm_http_client_ip(struct dtm_req *r, char *out, size_t outsz)
@@ -396,7 +404,10 @@ int dtm_http_problem_v(struct dtm_req *r, int status, const char *code, const ch
     if (dtm_http_problem_build(r, status, code, title, extra, &b, detail_fmt, ap))
         rc = dtm_http_reply(r, 500, "application/problem+json",
                             "{\"type\":\"urn:dtm:problem:internal\",\"status\":500}", 46);
-    else
+    else if (r->problem_fn) {
+        rc = r->problem_fn(r, status, &b); /* e.g. a SOAP fault (HTTP 500) */
+        r->status = status;                /* what logs and early warning count */
+    } else
         rc = dtm_http_reply(r, status, "application/problem+json; charset=utf-8", b.p, b.n);
     dtm_buf_free(&b);
     return rc;
@@ -641,14 +652,9 @@ static int bearer_refused(struct dtm_req *r)
 /* A token's scopes narrow its system's role (RFC 6750 §3.1 insufficient_scope, 403): sending
  * needs `ingest`, and a token naming datasets sends only those (the first path parameter, or
  * ?dataset= for batches). Reads are narrowed where the dataset is known (dtm_api_scope). */
-static bool token_refuses(struct dtm_req *r)
+static bool token_refuses_dataset(struct dtm_req *r, struct dtm_str ds)
 {
-    struct dtm_str ds;
-    if (!r->token.valid || (r->route->access != DTM_ACCESS_SOURCE &&
-                            r->route->access != DTM_ACCESS_SOURCE_OR_OPERATOR))
-        return false;
-    ds = r->nparams ? r->params[0] : dtm_str_c(dtm_http_query(r, "dataset"));
-    if (dtm_token_allows(&r->token, true, ds))
+    if (!r->token.valid || dtm_token_allows(&r->token, true, ds))
         return false;
     dtm_http_add_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                         "Bearer realm=\"dtm\", error=\"insufficient_scope\", scope=\"ingest\"");
@@ -665,13 +671,23 @@ static bool token_refuses(struct dtm_req *r)
     return true;
 }
 
+static bool token_refuses(struct dtm_req *r)
+{
+    if (!r->token.valid || (r->route->access != DTM_ACCESS_SOURCE &&
+                            r->route->access != DTM_ACCESS_SOURCE_OR_OPERATOR))
+        return false;
+    return token_refuses_dataset(r, r->nparams ? r->params[0]
+                                               : dtm_str_c(dtm_http_query(r, "dataset")));
+}
+
 /* ---- people (CONTRACT §3; gate/session.c) */
 
 bool dtm_access_admits_systems(enum dtm_access a)
 {
     return a == DTM_ACCESS_SYSTEM || a == DTM_ACCESS_SOURCE || a == DTM_ACCESS_SYSTEM_OR_PEOPLE ||
            a == DTM_ACCESS_SYSTEM_OR_ANALYST || a == DTM_ACCESS_SYSTEM_OR_READER ||
-           a == DTM_ACCESS_SYSTEM_OR_OPERATOR || a == DTM_ACCESS_SOURCE_OR_OPERATOR;
+           a == DTM_ACCESS_SYSTEM_OR_OPERATOR || a == DTM_ACCESS_SOURCE_OR_OPERATOR ||
+           a == DTM_ACCESS_SYSTEM_BODY;
 }
 
 bool dtm_access_admits_role(enum dtm_access a, const char *role)
@@ -817,18 +833,22 @@ static int gate_person(struct dtm_req *r)
     return DTM_OK;
 }
 
+static int gate_system(struct dtm_req *r, struct dtm_str key, struct dtm_str bearer,
+                       struct dtm_str system_code);
+
 /* Authenticates and authorises by the route's access rule, and charges the caller's bucket.
  * Queues the problem on failure. */
 static int gate(struct dtm_req *r)
 {
-    int rc;
     struct dtm_str key, bearer = DTM_STR_NULL;
-    struct dtm_store *st;
     if (r->route->access == DTM_ACCESS_PUBLIC)
         return rate_limited(r, DTM_RL_IP, 1) ? DTM_HTTP_ASYNC : DTM_OK;
     key = dtm_http_header(r, "X-API-Key");
     if (key.n == 0)
         bearer = bearer_token(r);
+    /* the key may come in the body: the handler calls dtm_http_gate_key */
+    if (key.n == 0 && bearer.n == 0 && r->route->access == DTM_ACCESS_SYSTEM_BODY)
+        return DTM_OK;
     /* people: a session cookie on a route that admits them, with no system credential */
     if (key.n == 0 && bearer.n == 0 && r->route->access >= DTM_ACCESS_PEOPLE &&
         (!dtm_access_admits_systems(r->route->access) ||
@@ -836,6 +856,39 @@ static int gate(struct dtm_req *r)
         return gate_person(r);
     if (key.n == 0 && bearer.n == 0)
         return rate_limited(r, DTM_RL_IP, 1) ? DTM_HTTP_ASYNC : DTM_EAUTH;
+    return gate_system(r, key, bearer, DTM_STR_NULL);
+}
+
+int dtm_http_gate_key(struct dtm_req *r, struct dtm_str key, struct dtm_str system_code)
+{
+    if (key.n == 0)
+        return rate_limited(r, DTM_RL_IP, 1) ? DTM_HTTP_ASYNC : DTM_EAUTH;
+    r->auth_in_body = true;
+    return gate_system(r, key, DTM_STR_NULL, system_code);
+}
+
+/* Whether the system's role may send data (DTM_ACCESS_SOURCE); answers 403 when not. */
+static bool role_refuses_sending(struct dtm_req *r)
+{
+    if (strcmp(r->sys.role, "source") == 0 || strcmp(r->sys.role, "aggregator") == 0)
+        return false;
+    dtm_http_problem(r, 403, "forbidden", "Forbidden",
+                     "System %s has role %s, which may not send data.", r->sys.code, r->sys.role);
+    return true;
+}
+
+bool dtm_http_send_refused(struct dtm_req *r, struct dtm_str dataset)
+{
+    return role_refuses_sending(r) || token_refuses_dataset(r, dataset);
+}
+
+/* gate() for a connected system's credential: an API key, a Bearer token, or (SOAP) a key that
+ * came in the body, which must then belong to system_code when that is given. */
+static int gate_system(struct dtm_req *r, struct dtm_str key, struct dtm_str bearer,
+                       struct dtm_str system_code)
+{
+    int rc;
+    struct dtm_store *st;
     /* Key guessing: while an address is over its limit of failed authentications, no key it
      * sends is even checked, so a right guess looks like a wrong one. */
     if (rate_limited(r, DTM_RL_AUTH_FAIL, 0))
@@ -850,6 +903,11 @@ static int gate(struct dtm_req *r)
     } else {
         rc = dtm_gate_api_key_cached(r->srv->env->key_cache, st, key, dtm_now_us(), &r->key,
                                      &r->sys);
+        /* a UsernameToken naming another system than its key's is a wrong credential */
+        if (rc == DTM_OK && system_code.n && !dtm_str_eqc(system_code, r->sys.code)) {
+            rc = DTM_EAUTH;
+            r->key.id[0] = '\0';
+        }
     }
     if (rc == DTM_EAUTH && r->key.id[0])
         key_rejected(r); /* found, but revoked or expired */
@@ -871,12 +929,8 @@ static int gate(struct dtm_req *r)
     }
     if ((r->route->access == DTM_ACCESS_SOURCE ||
          r->route->access == DTM_ACCESS_SOURCE_OR_OPERATOR) &&
-        strcmp(r->sys.role, "source") != 0 && strcmp(r->sys.role, "aggregator") != 0) {
-        dtm_http_problem(r, 403, "forbidden", "Forbidden",
-                         "System %s has role %s, which may not send data.", r->sys.code,
-                         r->sys.role);
+        role_refuses_sending(r))
         return DTM_HTTP_ASYNC; /* answered */
-    }
     if (token_refuses(r))
         return DTM_HTTP_ASYNC; /* answered */
     return DTM_OK;
@@ -958,9 +1012,9 @@ static void warn_request(struct dtm_req *r)
     rq.peer = ci ? ci->client_addr : NULL;
     rq.system = r->authenticated ? r->sys.code : NULL;
     if (r->status == 401 && r->route && strcmp(r->route->name, "session_post") != 0)
-        rq.auth_failure = strncmp(r->route->name, "oauth_", 6) == 0 ||
-                          dtm_http_header(r, "X-API-Key").n > 0 ||
-                          dtm_http_header(r, MHD_HTTP_HEADER_AUTHORIZATION).n > 0;
+        rq.auth_failure =
+            strncmp(r->route->name, "oauth_", 6) == 0 || dtm_http_header(r, "X-API-Key").n > 0 ||
+            dtm_http_header(r, MHD_HTTP_HEADER_AUTHORIZATION).n > 0 || r->auth_in_body;
     dtm_warn_request(r->srv->env->warn, &rq);
 }
 
@@ -1034,6 +1088,9 @@ static bool begin(struct dtm_req *r)
                          "This method is not allowed on %s.", r->path);
         return true;
     }
+    for (const struct dtm_route_problem *p = dtm_route_problems; p->route_name; p++)
+        if (strcmp(p->route_name, r->route->name) == 0)
+            r->problem_fn = p->render;
     rc = gate(r);
     if (rc == DTM_HTTP_ASYNC)
         return true;
@@ -1434,6 +1491,7 @@ struct dtm_server *dtm_server_create(struct dtm_server_env *env, char *err, size
         return NULL;
     }
     s->env = env;
+    s->quiesced[0] = s->quiesced[1] = -1;
     atomic_init(&s->inflight, 0);
     atomic_init(&s->draining, false);
     atomic_init(&s->tls, NULL);
@@ -1488,13 +1546,14 @@ static int parse_listen(const char *addr, struct sockaddr_storage *ss, unsigned 
     return DTM_OK;
 }
 
-static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool tls, char *err,
-                                    size_t errsz)
+static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool tls, int fd,
+                                    char *err, size_t errsz)
 {
     const struct dtm_conf *c = s->env->conf;
     struct sockaddr_storage ss;
+    /* MHD_USE_ITC: MHD_quiesce_daemon (draining, handover) needs it with internal threads */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                     MHD_USE_TURBO;
+                     MHD_USE_TURBO | MHD_USE_ITC;
     unsigned threads =
         c->threads > 0 ? (unsigned)c->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     struct MHD_Daemon *d;
@@ -1507,7 +1566,10 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
     struct MHD_OptionItem ops[16];
     size_t n = 0;
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    if (fd >= 0)
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
+    else
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, threads, NULL};
     ops[n++] =
         (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)c->max_connections, NULL};
@@ -1519,7 +1581,6 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
                                            (intptr_t)c->ratelimit_max_conns_per_ip, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL};
     if (tls) {
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)cert_cb};
         ops[n++] =
@@ -1536,9 +1597,10 @@ static struct MHD_Daemon *start_one(struct dtm_server *s, const char *addr, bool
     return d;
 }
 
-int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr, char *err,
-                     size_t errsz)
+int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *https_addr,
+                     const int fds[2], char *err, size_t errsz)
 {
+    int http_fd = fds ? fds[0] : -1, https_fd = fds ? fds[1] : -1;
     if (!s->watchdog_started) {
         if (pthread_create(&s->watchdog, NULL, watchdog_run, s) != 0) {
             snprintf(err, errsz, "cannot start the slow-client watchdog thread");
@@ -1546,16 +1608,16 @@ int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *ht
         }
         s->watchdog_started = true;
     }
-    if (https_addr && strcmp(https_addr, "off") != 0) {
+    if (https_fd >= 0 || (https_addr && strcmp(https_addr, "off") != 0)) {
         if (dtm_server_reload_tls(s, err, errsz))
             return DTM_EINVAL;
         tls_server = s;
-        s->https = start_one(s, https_addr, true, err, errsz);
+        s->https = start_one(s, https_addr ? https_addr : "", true, https_fd, err, errsz);
         if (!s->https)
             return DTM_EIO;
     }
-    if (http_addr && strcmp(http_addr, "off") != 0) {
-        s->http = start_one(s, http_addr, false, err, errsz);
+    if (http_fd >= 0 || (http_addr && strcmp(http_addr, "off") != 0)) {
+        s->http = start_one(s, http_addr ? http_addr : "", false, http_fd, err, errsz);
         if (!s->http)
             return DTM_EIO;
     }
@@ -1566,37 +1628,70 @@ int dtm_server_start(struct dtm_server *s, const char *http_addr, const char *ht
     return DTM_OK;
 }
 
-int dtm_server_port(struct dtm_server *s, bool tls)
+int dtm_server_listen_fd(struct dtm_server *s, bool tls)
 {
     struct MHD_Daemon *d = tls ? s->https : s->http;
     const union MHD_DaemonInfo *i;
     if (!d)
-        return 0;
-    i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    return i ? i->port : 0;
+        return -1;
+    i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
+    return i ? i->listen_fd : -1;
 }
 
-void dtm_server_drain(struct dtm_server *s, int64_t timeout_s)
+int dtm_server_port(struct dtm_server *s, bool tls)
 {
-    int64_t deadline = dtm_mono_us() + timeout_s * 1000000;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = dtm_server_listen_fd(s, tls);
+    /* from the socket itself: MHD knows no bound port of a socket handed to it */
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+#define DRAIN_IDLE_GRACE_MS 500
+
+static long open_connections(struct dtm_server *s)
+{
+    long n = 0;
+    struct MHD_Daemon *d[2] = {s->http, s->https};
+    for (int i = 0; i < 2; i++) {
+        const union MHD_DaemonInfo *info =
+            d[i] ? MHD_get_daemon_info(d[i], MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
+        if (info)
+            n += (long)info->num_connections;
+    }
+    return n;
+}
+
+void dtm_server_drain(struct dtm_server *s, int64_t timeout_s, bool connections)
+{
+    int64_t now = dtm_mono_us(), deadline = now + timeout_s * 1000000;
+    /* a client that sent nothing for this long after the last answers is idle: its connection
+     * is closed, as nginx does on a graceful stop (a busy client has had its `Connection:
+     * close` answer by then and reconnects to the successor) */
+    int64_t idle_deadline = now + DRAIN_IDLE_GRACE_MS * 1000;
     atomic_store(&s->draining, true);
-    if (s->http) {
-        MHD_socket fd = MHD_quiesce_daemon(s->http);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-    }
-    if (s->https) {
-        MHD_socket fd = MHD_quiesce_daemon(s->https);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-    }
-    while (atomic_load(&s->inflight) > 0 && dtm_mono_us() < deadline) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
+    if (s->http)
+        s->quiesced[0] = MHD_quiesce_daemon(s->http);
+    if (s->https)
+        s->quiesced[1] = MHD_quiesce_daemon(s->https);
+    while ((atomic_load(&s->inflight) > 0 ||
+            (connections && open_connections(s) > 0 && dtm_mono_us() < idle_deadline)) &&
+           dtm_mono_us() < deadline) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     if (atomic_load(&s->inflight) > 0)
         dtm_logf(DTM_LOG_WARN, "drain timeout; closing connections", "\"in_flight\":%ld",
                  (long)atomic_load(&s->inflight));
+    else if (connections && open_connections(s) > 0)
+        dtm_logf(DTM_LOG_INFO, "closing idle connections", "\"connections\":%ld",
+                 open_connections(s));
 }
 
 void dtm_server_destroy(struct dtm_server *s)
@@ -1611,6 +1706,9 @@ void dtm_server_destroy(struct dtm_server *s)
         MHD_stop_daemon(s->http);
     if (s->https)
         MHD_stop_daemon(s->https);
+    for (int i = 0; i < 2; i++) /* MHD's rule: closed only once its daemon has stopped */
+        if (s->quiesced[i] >= 0)
+            close(s->quiesced[i]);
     while (s->stores) {
         struct store_node *n = s->stores;
         s->stores = n->next;

@@ -78,6 +78,10 @@ struct dtm_write_job {
     struct dtm_store_record *recs;
     size_t nrecs;
     size_t rejected;
+    /* the rejected rows' errors kept (may be fewer than the errors): counted by code for data
+     * quality (report/qcount.c) */
+    const struct dtm_rec_error *errs;
+    size_t nerrs;
     struct dtm_str idem_key; /* empty = none */
     uint8_t idem_hash[32];   /* hash of the request (method, path, body) */
     int64_t idem_ttl_us;

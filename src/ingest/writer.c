@@ -10,9 +10,17 @@
  * resumes the waiting HTTP request: a statistic counts a record the moment its 2xx is sent.
  * When the rollup thread falls behind (a large batch), several group commits' runs are applied
  * in one transaction with the deltas of each cube row merged first: it does less work per
- * record the more there is. Its queue is bounded; the record writer waits when it is full. */
+ * record the more there is. Its queue is bounded; the record writer waits when it is full.
+ *
+ * When the store can take a group's records in one call (record_put_many: PostgreSQL, where
+ * every statement is a round trip), the jobs are written in segments: every job's head
+ * (Idempotency-Key, receipt number), then all their records at once, then every job's tail
+ * (receipt, answer). A segment ends before a job that must see an earlier one's effect (the same
+ * Idempotency-Key) or that is not a plain ingest (no records, a preset answer): those run one by
+ * one as before, so the outcome is the same as record by record. */
 #include "ingest/ingest.h"
 #include "metrics/metrics.h"
+#include "report/quality.h"
 #include "stats/stats.h"
 
 #include <pthread.h>
@@ -34,6 +42,14 @@ struct cube_item {
     size_t nruns, cap, bytes;
     struct dtm_write_job *jobs;
     int64_t last_seq; /* the commit's last receipt, 0 if none */
+};
+
+/* A group's records for one record_put_many call, with the job of each. */
+struct many {
+    struct dtm_writer *w;
+    struct dtm_put *puts;
+    struct dtm_write_job **job; /* of each put */
+    size_t n, cap, jobcap;
 };
 
 struct touch {
@@ -62,6 +78,8 @@ struct dtm_writer {
     struct dtm_cube_acc *cubes; /* this group commit's rollup deltas */
     struct cube_item *item;     /* … drained here when the accumulator is full */
     struct dtm_buf old;         /* the replaced version of an updated record */
+    struct many many;           /* a group's records for record_put_many */
+    struct dtm_qcount *qc;      /* this group commit's data-quality counts (report/qcount.c) */
     /* the rollup thread; its queue is under `lock` */
     struct dtm_store *cube_store;
     pthread_t cube_thread;
@@ -202,11 +220,15 @@ static int item_drain(struct cube_item *it, struct dtm_cube_acc *acc)
     return DTM_OK;
 }
 
-/* Writes one job's records inside the open transaction. */
-static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now, int64_t *seq)
+/* The first part of a job inside the open transaction: its Idempotency-Key (a replay or a
+ * conflict ends the job here), a job without records (only in_txn), a preset answer, or the
+ * set-up of its receipt. *go: the job's records are to be written (then job_tail). */
+static int job_head(struct dtm_writer *w, struct dtm_write_job *j, int64_t now, int64_t *seq,
+                    bool *go)
 {
     struct dtm_store *st = w->store;
     int rc;
+    *go = false;
     if (j->idem_key.n) {
         struct dtm_idem prev;
         rc = st->ops->idem_get(st, j->system_code, j->idem_key, now - j->idem_ttl_us, &prev);
@@ -226,6 +248,10 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now,
         if (rc != DTM_ENOTFOUND)
             return rc;
     }
+    if (!j->preset && j->rejected &&
+        (rc = dtm_qcount_rejected(w->qc, j->dataset, j->system_code, j->rejected, j->errs,
+                                  j->nerrs)))
+        return rc;
     if (!j->answer_fn && !j->nrecs)
         return j->in_txn ? j->in_txn(j, st) : DTM_OK;
     if (j->preset) {
@@ -247,23 +273,38 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now,
     if (j->nrecs && j->recs[0].facts &&
         (rc = dtm_cube_acc_prepare(w->cubes, st, ((const struct dtm_facts *)j->recs[0].facts)->ds)))
         return rc;
-    for (size_t i = 0; i < j->nrecs; i++) {
-        enum dtm_put_outcome o;
-        if ((rc = st->ops->record_put(st, j->dataset, &j->recs[i], j->receipt.seq, now, &o,
-                                      j->recs[i].facts ? keep_old : NULL, &w->old)))
-            return rc;
-        if ((rc = roll_up(w, &j->recs[i], o)))
-            return rc;
-        if (dtm_cube_acc_full(w->cubes) && (rc = item_drain(w->item, w->cubes)))
-            return rc;
-        if (o == DTM_PUT_DUPLICATE) {
-            j->receipt.duplicates++;
-        } else {
-            j->receipt.accepted++;
-            if (o == DTM_PUT_UPDATED)
-                j->receipt.updated++;
-        }
+    *go = true;
+    return DTM_OK;
+}
+
+/* A record's outcome: its contribution to the rollups and the receipt's counts. */
+static int job_count(struct dtm_writer *w, struct dtm_write_job *j,
+                     const struct dtm_store_record *r, enum dtm_put_outcome o)
+{
+    int rc;
+    if ((rc = roll_up(w, r, o)))
+        return rc;
+    if (dtm_cube_acc_full(w->cubes) && (rc = item_drain(w->item, w->cubes)))
+        return rc;
+    if ((rc = dtm_qcount_record(w->qc, j->dataset, r->system_code, r->event_time, o,
+                                j->receipt.received_at)))
+        return rc;
+    if (o == DTM_PUT_DUPLICATE) {
+        j->receipt.duplicates++;
+    } else {
+        j->receipt.accepted++;
+        if (o == DTM_PUT_UPDATED)
+            j->receipt.updated++;
     }
+    return DTM_OK;
+}
+
+/* The last part of a job whose records are written: its receipt, in_txn, its answer and the
+ * answer kept for its Idempotency-Key. */
+static int job_tail(struct dtm_writer *w, struct dtm_write_job *j, int64_t now)
+{
+    struct dtm_store *st = w->store;
+    int rc;
     if ((rc = st->ops->receipt_put(st, &j->receipt)))
         return rc;
     if (j->in_txn && (rc = j->in_txn(j, st)))
@@ -280,6 +321,110 @@ static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now,
             return rc;
     }
     return DTM_OK;
+}
+
+/* Writes one job's records inside the open transaction, record by record. */
+static int write_job(struct dtm_writer *w, struct dtm_write_job *j, int64_t now, int64_t *seq)
+{
+    struct dtm_store *st = w->store;
+    bool go;
+    int rc;
+    if ((rc = job_head(w, j, now, seq, &go)) || !go)
+        return rc;
+    for (size_t i = 0; i < j->nrecs; i++) {
+        enum dtm_put_outcome o;
+        if ((rc = st->ops->record_put(st, j->dataset, &j->recs[i], j->receipt.seq, now, &o,
+                                      j->recs[i].facts ? keep_old : NULL, &w->old)))
+            return rc;
+        if ((rc = job_count(w, j, &j->recs[i], o)))
+            return rc;
+    }
+    return job_tail(w, j, now);
+}
+
+/* ---- a group's records in one call (store ops record_put_many) */
+
+/* Whether a job may share a record_put_many call with the jobs before it in the segment: it has
+ * records and is not a preset answer, and no earlier job of the segment has the same
+ * Idempotency-Key (its idem_get must see that job's answer, as it would one by one). */
+static bool joinable(struct dtm_write_job *seg, struct dtm_write_job *j)
+{
+    if (j->preset || !j->nrecs)
+        return false;
+    if (!j->idem_key.n)
+        return true;
+    for (struct dtm_write_job *k = seg; k && k != j; k = k->next)
+        if (k->idem_key.n == j->idem_key.n && strcmp(k->system_code, j->system_code) == 0 &&
+            memcmp(k->idem_key.p, j->idem_key.p, j->idem_key.n) == 0)
+            return false;
+    return true;
+}
+
+static int many_cb(void *ctx, size_t i, enum dtm_put_outcome o,
+                   const struct dtm_record_version *old)
+{
+    struct many *m = ctx;
+    if (o == DTM_PUT_UPDATED && old && m->puts[i].r->facts) {
+        int rc = keep_old(&m->w->old, old);
+        if (rc)
+            return rc;
+    }
+    return job_count(m->w, m->job[i], m->puts[i].r, o);
+}
+
+/* Writes the jobs from *jp on that can share one record_put_many call (at least one job);
+ * *jp is left at the first job not written. */
+static int write_segment(struct dtm_writer *w, struct many *m, struct dtm_write_job **jp,
+                         int64_t now, int64_t *seq)
+{
+    struct dtm_write_job *seg = *jp, *j, *end;
+    struct dtm_store *st = w->store;
+    const char *ds[16];
+    size_t nds = 0;
+    int rc = DTM_OK;
+    if (!joinable(seg, seg)) {
+        seg->rc = DTM_OK;
+        *jp = seg->next;
+        return write_job(w, seg, now, seq);
+    }
+    m->n = 0;
+    for (j = seg; j && joinable(seg, j); j = j->next) {
+        bool go;
+        /* at most 16 datasets a segment: the rollup accumulator keeps the cubes of 32 */
+        size_t k = 0;
+        for (; k < nds && strcmp(ds[k], j->dataset) != 0; k++)
+            ;
+        if (k == nds) {
+            if (nds == DTM_ARRAY_LEN(ds))
+                break;
+            ds[nds++] = j->dataset;
+        }
+        j->rc = DTM_OK;
+        if ((rc = job_head(w, j, now, seq, &go)))
+            return rc;
+        for (size_t i = 0; go && i < j->nrecs; i++) {
+            if ((rc = dtm_array_reserve(&m->puts, m->n, &m->cap, sizeof(*m->puts))))
+                return rc;
+            if (m->jobcap < m->cap) {
+                struct dtm_write_job **nj = realloc(m->job, m->cap * sizeof(*m->job));
+                if (!nj)
+                    return DTM_ENOMEM;
+                m->job = nj;
+                m->jobcap = m->cap;
+            }
+            m->puts[m->n] = (struct dtm_put){j->dataset, &j->recs[i], j->receipt.seq};
+            m->job[m->n++] = j;
+        }
+    }
+    end = j;
+    m->w = w;
+    if (m->n && (rc = st->ops->record_put_many(st, m->puts, m->n, now, many_cb, m)))
+        return rc;
+    for (j = seg; j != end && rc == DTM_OK; j = j->next)
+        if (j->rc == DTM_OK && !j->replayed)
+            rc = job_tail(w, j, now);
+    *jp = end;
+    return rc;
 }
 
 static int flush_touches(struct dtm_writer *w, struct touch *t, size_t n)
@@ -474,12 +619,20 @@ static void *run(void *arg)
         if (rc == DTM_OK && batch)
             rc = w->store->ops->receipt_next_seq(w->store, &seq);
         first_seq = seq;
-        for (j = batch; j && rc == DTM_OK; j = j->next) {
-            j->rc = DTM_OK;
-            rc = write_job(w, j, now, &seq);
+        if (w->store->ops->record_put_many) {
+            for (j = batch; j && rc == DTM_OK;)
+                rc = write_segment(w, &w->many, &j, now, &seq);
+        } else {
+            for (j = batch; j && rc == DTM_OK; j = j->next) {
+                j->rc = DTM_OK;
+                rc = write_job(w, j, now, &seq);
+            }
         }
         if (rc == DTM_OK && batch)
             rc = item_drain(w->item, w->cubes);
+        if (rc == DTM_OK) /* data-quality counters, committed with the records */
+            rc = dtm_qcount_flush(w->qc, w->store, now);
+        dtm_qcount_clear(w->qc);
         if (rc == DTM_OK)
             rc = flush_touches(w, touches, ntouch);
         if (rc == DTM_OK && now - w->last_purge > 600 * 1000000LL) {
@@ -549,7 +702,8 @@ int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *er
     }
     w->queue_max = (size_t)c->queue_max;
     dtm_buf_init(&w->old, 64u << 20);
-    if (!(w->cubes = dtm_cube_acc_new())) {
+    if (!(w->cubes = dtm_cube_acc_new()) || !(w->qc = dtm_qcount_new())) {
+        dtm_cube_acc_free(w->cubes);
         free(w);
         snprintf(err, errsz, "out of memory");
         return DTM_ENOMEM;
@@ -562,6 +716,7 @@ int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *er
     w->cube_last_purge = dtm_now_us();
     if ((rc = dtm_store_open(c, &w->cube_store, err, errsz))) {
         dtm_cube_acc_free(w->cubes);
+        dtm_qcount_free(w->qc);
         free(w);
         return rc;
     }
@@ -569,6 +724,7 @@ int dtm_writer_start(const struct dtm_conf *c, struct dtm_writer **out, char *er
         snprintf(err, errsz, "cannot start the rollup thread");
         w->cube_store->ops->close(w->cube_store);
         dtm_cube_acc_free(w->cubes);
+        dtm_qcount_free(w->qc);
         free(w);
         return DTM_EIO;
     }
@@ -644,8 +800,11 @@ void dtm_writer_free(struct dtm_writer *w)
         return;
     dtm_writer_stop(w);
     dtm_cube_acc_free(w->cubes);
+    dtm_qcount_free(w->qc);
     item_free(w->item);
     dtm_buf_free(&w->old);
+    free(w->many.puts);
+    free(w->many.job);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->cube_wake);

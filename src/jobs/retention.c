@@ -72,7 +72,7 @@ int dtm_retention_run(struct dtm_store *st, const struct dtm_conf *c, int64_t no
                 return rc;
             }
             r->removed += removed;
-        } while (removed == DTM_RETENTION_CHUNK);
+        } while (removed >= DTM_RETENTION_CHUNK); /* more: whole partitions dropped (PostgreSQL) */
     }
     return rc;
 }
@@ -169,7 +169,7 @@ static void pass(struct dtm_retention *r)
             pthread_mutex_lock(&r->lock);
             stop = r->stopping;
             pthread_mutex_unlock(&r->lock);
-        } while (r->removed == DTM_RETENTION_CHUNK && !stop);
+        } while (r->removed >= DTM_RETENTION_CHUNK && !stop);
         if (rc)
             dtm_logf(DTM_LOG_WARN, "retention pass failed; retried tomorrow",
                      "\"dataset\":\"%s\",\"removed\":%lld,\"error\":\"%s\"", res.dataset,

@@ -170,6 +170,15 @@ enum qid {
     Q_VULN_LIST,
     Q_BACKUP_ADD,
     Q_BACKUP_LAST,
+    Q_SUB_PUT,
+    Q_SUB_GET,
+    Q_SUB_LIST,
+    Q_SUB_DEL,
+    Q_SUB_CLAIM,
+    Q_SUB_DONE_OK,
+    Q_SUB_DONE_FAIL,
+    Q_SUB_DELIVERY_ADD,
+    Q_SUB_DELIVERIES,
     Q_WNET_PUT,
     Q_WNET_LIST,
     Q_WNET_PURGE,
@@ -178,6 +187,16 @@ enum qid {
     Q_TOK_PURGE,
     Q_DSDEF_PUT,
     Q_DSDEF_LIST,
+    Q_REPORT_CLAIM,
+    Q_REPORT_PUT,
+    Q_REPORT_GET,
+    Q_REPORT_LIST,
+    Q_REPORT_PURGE,
+    Q_QUAL_ADD,
+    Q_QUAL_SUM,
+    Q_CATALOG_SUM, /* issue 8: api/catalog.c */
+    Q_JOB_CLAIM,   /* forecast/anomaly.c */
+    Q_JOB_PURGE,
     Q_COUNT
 };
 
@@ -203,6 +222,10 @@ enum qid {
 #define VULN_COLS                                                                                  \
     "id,title,severity,found,remediation_plan,deadline,status,created_by,created_at,updated_at"
 #define DELIVERY_COLS "alert_id,channel,status,attempts,error,updated_at,event"
+#define SUB_COLS                                                                                   \
+    "id,system_code,dataset,where_json,metrics,group_by,bucket_interval,url,secret,created_at,"    \
+    "next_bucket,attempts,next_attempt_at,last_error,delivered,last_delivered_at,lease_owner,"     \
+    "lease_until"
 
 static const char *const sql[Q_COUNT] = {
     [Q_LOCK] = "SELECT pg_advisory_xact_lock($1::bigint)",
@@ -295,10 +318,11 @@ static const char *const sql[Q_COUNT] = {
                        "ORDER BY 7 LIMIT $2",
     /* ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to end, then skips:
      * the caller finds the row with Q_REC_FIND (a new snapshot under READ COMMITTED) */
-    [Q_REC_INSERT] = "INSERT INTO records(ds,key_hash,system_code,event_time,revision,"
-                     "receipt_seq,content_hash,content,received_at) "
-                     "VALUES($1,$2,$3,$4,1,$5,$6,$7,$8) "
-                     "ON CONFLICT(ds,key_hash) DO NOTHING RETURNING id",
+    [Q_REC_INSERT] = "WITH k AS (INSERT INTO record_keys(ds,key_hash,id) "
+                     "VALUES($1,$2,nextval('record_ids')) ON CONFLICT(ds,key_hash) DO NOTHING "
+                     "RETURNING id) INSERT INTO records(id,ds,key_hash,system_code,event_time,"
+                     "revision,receipt_seq,content_hash,content,received_at) "
+                     "SELECT id,$1,$2,$3,$4,1,$5,$6,$7,$8 FROM k RETURNING id",
     /* FOR UPDATE: another node's writer cannot replace the version between this read and the
      * update below */
     [Q_REC_FIND] = "SELECT id,content_hash,revision,receipt_seq,received_at,content FROM records"
@@ -395,7 +419,10 @@ static const char *const sql[Q_COUNT] = {
                                     "$2::bigint IS NOT NULL AND $3::bigint IS NOT NULL AND "
                                     "$4::bigint IS NOT NULL" PAGE_SYSTEMS " ORDER BY r.id LIMIT $6",
     [Q_PURGE_HISTORY] = "DELETE FROM record_history WHERE record_id IN (" PURGE_IDS ")",
-    [Q_PURGE_RECORDS] = "DELETE FROM records WHERE id IN (" PURGE_IDS ")",
+    /* with their keys (record_keys: the partitioned records' unique key) */
+    [Q_PURGE_RECORDS] = "WITH d AS (DELETE FROM records WHERE id IN (" PURGE_IDS ") "
+                        "RETURNING ds,key_hash) DELETE FROM record_keys k USING d "
+                        "WHERE k.ds=d.ds AND k.key_hash=d.key_hash",
     [Q_PURGE_CUBES] =
         "DELETE FROM cube_rows WHERE cube IN (SELECT id FROM cube_ids WHERE ds=$1) "
         "AND bucket<(CASE grain WHEN 0 THEN $2::bigint ELSE $3::bigint END) AND bucket>$4",
@@ -456,6 +483,25 @@ static const char *const sql[Q_COUNT] = {
                      "VALUES($1,$2,$3,$4,$5,$6,$7)",
     [Q_BACKUP_LAST] = "SELECT at,path,status,error,bytes,records,ms FROM backup_runs "
                       "WHERE $1::bigint=0 OR status='ok' ORDER BY id DESC LIMIT 1",
+    [Q_SUB_PUT] = "INSERT INTO subscriptions(" SUB_COLS ",deleted_at) VALUES($1,$2,$3,$4,$5,$6,"
+                  "$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,0) ON CONFLICT(id) DO NOTHING",
+    [Q_SUB_GET] = "SELECT " SUB_COLS " FROM subscriptions WHERE id=$1 AND deleted_at=0",
+    [Q_SUB_LIST] = "SELECT " SUB_COLS " FROM subscriptions WHERE deleted_at=0 AND "
+                   "($1::text IS NULL OR system_code=$1) ORDER BY created_at,id",
+    [Q_SUB_DEL] = "UPDATE subscriptions SET deleted_at=$2 WHERE id=$1 AND deleted_at=0",
+    [Q_SUB_CLAIM] = "UPDATE subscriptions SET lease_owner=$3,lease_until=$5 WHERE id=$1 AND "
+                    "deleted_at=0 AND next_bucket=$2 AND (lease_until<$4 OR lease_owner=$3)",
+    [Q_SUB_DONE_OK] = "UPDATE subscriptions SET next_bucket=$4,attempts=0,next_attempt_at=0,"
+                      "last_error='',delivered=delivered+1,last_delivered_at=$5,lease_owner='',"
+                      "lease_until=0 WHERE id=$1 AND lease_owner=$2 AND next_bucket=$3",
+    [Q_SUB_DONE_FAIL] = "UPDATE subscriptions SET attempts=attempts+1,next_attempt_at=$4,"
+                        "last_error=$5,lease_owner='',lease_until=0 WHERE id=$1 AND "
+                        "lease_owner=$2 AND next_bucket=$3",
+    [Q_SUB_DELIVERY_ADD] = "INSERT INTO subscription_deliveries(subscription_id,bucket,attempt,"
+                           "status,ok,error,at,ms) VALUES($1,$2,$3,$4,$5,$6,$7,$8)",
+    [Q_SUB_DELIVERIES] = "SELECT seq,subscription_id,bucket,attempt,status,ok,error,at,ms FROM "
+                         "subscription_deliveries WHERE subscription_id=$1 AND seq>$2 "
+                         "ORDER BY seq LIMIT $3",
     [Q_WNET_PUT] = "INSERT INTO warn_networks(system_code,network,first_seen,last_seen) "
                    "VALUES($1,$2,$3,$4) ON CONFLICT(system_code,network) DO UPDATE SET "
                    "first_seen=least(warn_networks.first_seen,excluded.first_seen),"
@@ -472,6 +518,35 @@ static const char *const sql[Q_COUNT] = {
                     "definition=excluded.definition,updated_at=excluded.updated_at,"
                     "updated_by=excluded.updated_by",
     [Q_DSDEF_LIST] = "SELECT code,definition FROM dataset_defs ORDER BY code",
+    [Q_REPORT_CLAIM] = "INSERT INTO reports(kind,period,lang,status,claimed_at) "
+                       "VALUES($1,$2,$3,'running',$4) ON CONFLICT(kind,period,lang) DO UPDATE "
+                       "SET claimed_at=excluded.claimed_at WHERE reports.status='running' AND "
+                       "reports.claimed_at<$5",
+    [Q_REPORT_PUT] = "INSERT INTO reports(kind,period,lang,status,claimed_at,generated_at,size,"
+                     "document) VALUES($1,$2,$3,'done',$4,$4,$5,$6) ON CONFLICT(kind,period,lang) "
+                     "DO UPDATE SET status='done',generated_at=excluded.generated_at,"
+                     "size=excluded.size,document=excluded.document",
+    [Q_REPORT_GET] = "SELECT kind,period,lang,status,claimed_at,generated_at,size,document "
+                     "FROM reports WHERE kind=$1 AND period=$2 AND lang=$3 AND status='done'",
+    [Q_REPORT_LIST] = "SELECT kind,period,lang,status,claimed_at,generated_at,size FROM reports "
+                      "WHERE status='done' ORDER BY generated_at DESC,kind,period,lang",
+    [Q_REPORT_PURGE] = "DELETE FROM reports WHERE (status='done' AND generated_at<$1) OR "
+                       "(status='running' AND claimed_at<$1)",
+    /* data-quality counters (report/qcount.c; SQLite migration 23) */
+    [Q_QUAL_ADD] = "INSERT INTO quality_counts(day,system_code,dataset,kind,item,n) "
+                   "VALUES($1,$2,$3,$4,$5,$6) ON CONFLICT(day,system_code,dataset,kind,item) "
+                   "DO UPDATE SET n=quality_counts.n+excluded.n",
+    [Q_QUAL_SUM] = "SELECT system_code,dataset,kind,item,sum(n)::bigint FROM quality_counts "
+                   "WHERE day>=$1 AND day<$2 GROUP BY system_code,dataset,kind,item "
+                   "ORDER BY system_code,dataset,kind,item",
+    [Q_CATALOG_SUM] = "SELECT dataset,sum(accepted)::bigint,sum(duplicates)::bigint,"
+                      "sum(updated)::bigint,sum(rejected)::bigint,count(*)::bigint,"
+                      "count(DISTINCT system_code)::bigint,max(received_at) FROM receipts "
+                      "WHERE received_at>=$1 GROUP BY dataset ORDER BY dataset",
+    /* rounds of periodic jobs (forecast/anomaly.c; SQLite migration 24) */
+    [Q_JOB_CLAIM] = "INSERT INTO job_claims(job,slot,owner,claimed_at) VALUES($1,$2,$3,$4) "
+                    "ON CONFLICT(job,slot) DO NOTHING",
+    [Q_JOB_PURGE] = "DELETE FROM job_claims WHERE job=$1 AND claimed_at<$2",
 };
 
 /* Statements that may break a foreign key (or a primary key, should a caller's invariant not
@@ -599,6 +674,103 @@ static const char *const migrations[] = {
     " revoked_at BIGINT NOT NULL);"
     "CREATE TABLE dataset_defs(code " T " PRIMARY KEY, definition " T " NOT NULL,"
     " updated_at BIGINT NOT NULL, updated_by " T " NOT NULL);",
+    /* SQLite 22: kept reports (report/), claimed by the node that produces them */
+    "CREATE TABLE reports(kind " T " NOT NULL, period " T " NOT NULL, lang " T " NOT NULL,"
+    " status " T " NOT NULL, claimed_at BIGINT NOT NULL, generated_at BIGINT NOT NULL DEFAULT 0,"
+    " size BIGINT NOT NULL DEFAULT 0, document " T " NOT NULL DEFAULT '',"
+    " PRIMARY KEY(kind, period, lang));",
+    /* SQLite 23: data-quality counters (report/qcount.c), written with the records */
+    "CREATE TABLE quality_counts(day BIGINT NOT NULL, system_code " T " NOT NULL,"
+    " dataset " T " NOT NULL, kind " T " NOT NULL, item " T " NOT NULL, n BIGINT NOT NULL,"
+    " PRIMARY KEY(day, system_code, dataset, kind, item));",
+    /* subscriptions (sqlite.c's 19; share/) */
+    "CREATE TABLE subscriptions(id " T " PRIMARY KEY, system_code " T " NOT NULL,"
+    " dataset " T " NOT NULL, where_json " T " NOT NULL, metrics " T " NOT NULL,"
+    " group_by " T " NOT NULL, bucket_interval " T " NOT NULL, url " T " NOT NULL,"
+    " secret BYTEA NOT NULL, created_at BIGINT NOT NULL, next_bucket BIGINT NOT NULL,"
+    " attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, last_error " T " NOT NULL,"
+    " delivered BIGINT NOT NULL, last_delivered_at BIGINT NOT NULL, lease_owner " T " NOT NULL,"
+    " lease_until BIGINT NOT NULL, deleted_at BIGINT NOT NULL);"
+    "CREATE INDEX subscriptions_system ON subscriptions(system_code);"
+    "CREATE TABLE subscription_deliveries(seq BIGINT GENERATED BY DEFAULT AS IDENTITY"
+    " PRIMARY KEY, subscription_id " T " NOT NULL, bucket BIGINT NOT NULL, attempt BIGINT NOT NULL,"
+    " status BIGINT NOT NULL, ok BIGINT NOT NULL, error " T " NOT NULL, at BIGINT NOT NULL,"
+    " ms BIGINT NOT NULL);"
+    "CREATE INDEX subscription_deliveries_sub ON subscription_deliveries(subscription_id, seq);",
+    /* SQLite 24: rounds of periodic jobs claimed by one node (forecast/anomaly.c) */
+    "CREATE TABLE job_claims(job " T " NOT NULL, slot BIGINT NOT NULL, owner " T " NOT NULL,"
+    " claimed_at BIGINT NOT NULL, PRIMARY KEY(job, slot));",
+    /* pgperf (issue 9): records partitioned by dataset and month, so that retention drops a
+     * month of a dataset whole instead of deleting its rows one by one (record_purge).
+     * PARTITION BY RANGE (ds, event_time): a partition is one dataset's records of one month of
+     * event time (local months, UTC+07:00 — retention keeps whole local days; whole months
+     * from 00:00 on the 1st), created ahead of need (dtm_records_partition: at start and every
+     * hour for the current and next month, and by the writer for a month it meets first);
+     * records without an event time, or of a month whose partition could not be made, go to the
+     * default partition, so no record is ever refused.
+     * A unique key of a partitioned table must contain the partition key, and (ds, key_hash,
+     * event_time) would let a record whose event time changes exist twice. So the key lives in
+     * record_keys, a table that is not partitioned: PRIMARY KEY(ds, key_hash) detects a
+     * duplicate exactly across every partition (the writer inserts the key first, ON CONFLICT
+     * DO NOTHING, and the record only when the key was new), and its id is the record's
+     * (UNIQUE, from the sequence record_ids). record_partitions lists the partitions made with
+     * their bounds (µs), for retention. */
+    "CREATE SEQUENCE record_ids;"
+    "SELECT setval('record_ids', coalesce((SELECT max(id) FROM records), 0) + 1, false);"
+    "CREATE TABLE record_keys(ds BIGINT NOT NULL, key_hash BYTEA NOT NULL, id BIGINT NOT NULL"
+    " UNIQUE, PRIMARY KEY(ds, key_hash));"
+    "INSERT INTO record_keys(ds, key_hash, id) SELECT ds, key_hash, id FROM records;"
+    "CREATE TABLE record_partitions(name " T " PRIMARY KEY, ds BIGINT NOT NULL,"
+    " lo BIGINT NOT NULL, hi BIGINT NOT NULL);"
+    "CREATE INDEX record_partitions_ds ON record_partitions(ds, hi);"
+    "ALTER TABLE records RENAME TO records_unpartitioned;"
+    "ALTER INDEX records_time RENAME TO records_unpartitioned_time;"
+    "CREATE TABLE records(id BIGINT NOT NULL DEFAULT nextval('record_ids'), ds BIGINT NOT NULL,"
+    " key_hash BYTEA NOT NULL, system_code " T " NOT NULL, event_time BIGINT,"
+    " revision BIGINT NOT NULL, receipt_seq BIGINT NOT NULL, content_hash BYTEA NOT NULL,"
+    " content BYTEA NOT NULL, received_at BIGINT NOT NULL) PARTITION BY RANGE (ds, event_time);"
+    "CREATE TABLE records_default PARTITION OF records DEFAULT;"
+    "CREATE INDEX records_time ON records(ds, event_time);"
+    "CREATE INDEX records_key ON records(ds, key_hash);"
+    "CREATE INDEX records_id ON records(id);"
+    /* the partition of dataset d for the local month of t (µs): made unless it exists; false
+     * when it cannot be made (the month's rows are in the default partition already, or t is
+     * out of range): its records then go to the default partition */
+    "CREATE FUNCTION dtm_records_partition(d BIGINT, t BIGINT) RETURNS BOOLEAN LANGUAGE plpgsql"
+    " AS $f$ DECLARE m TIMESTAMP; lo BIGINT; hi BIGINT; n TEXT; BEGIN"
+    "  m := date_trunc('month', to_timestamp(t / 1000000.0) AT TIME ZONE 'UTC'"
+    "   + interval '7 hours');"
+    "  n := format('records_%s_%s', d, to_char(m, 'YYYYMM'));"
+    "  IF EXISTS (SELECT 1 FROM record_partitions WHERE name = n) THEN RETURN TRUE; END IF;"
+    "  lo := extract(epoch FROM m - interval '7 hours')::bigint * 1000000;"
+    "  hi := extract(epoch FROM m + interval '1 month' - interval '7 hours')::bigint * 1000000;"
+    "  EXECUTE format('CREATE TABLE %I PARTITION OF records FOR VALUES FROM (%s, %s) TO (%s, %s)',"
+    "   n, d, lo, d, hi);"
+    "  INSERT INTO record_partitions VALUES (n, d, lo, hi);"
+    "  RETURN TRUE;"
+    " EXCEPTION WHEN OTHERS THEN RETURN FALSE; END $f$;"
+    /* retention: drops the partitions of dataset d that end at or before `before` (µs) with
+     * the history and keys of their records; returns the records dropped */
+    "CREATE FUNCTION dtm_records_drop_before(d BIGINT, before BIGINT) RETURNS BIGINT"
+    " LANGUAGE plpgsql AS $f$ DECLARE p RECORD; k BIGINT; total BIGINT := 0; BEGIN"
+    "  FOR p IN SELECT name FROM record_partitions WHERE ds = d AND hi <= before ORDER BY lo LOOP"
+    "   EXECUTE format('DELETE FROM record_history h USING %I r WHERE h.record_id = r.id',"
+    "    p.name);"
+    "   EXECUTE format('DELETE FROM record_keys k USING %I r WHERE k.ds = r.ds AND"
+    " k.key_hash = r.key_hash', p.name);"
+    "   GET DIAGNOSTICS k = ROW_COUNT;"
+    "   total := total + k;"
+    "   EXECUTE format('DROP TABLE %I', p.name);"
+    "   DELETE FROM record_partitions WHERE name = p.name;"
+    "  END LOOP;"
+    "  RETURN total; END $f$;"
+    "SELECT dtm_records_partition(ds, min(event_time)) FROM records_unpartitioned"
+    " WHERE event_time IS NOT NULL GROUP BY ds, date_trunc('month',"
+    " to_timestamp(event_time / 1000000.0) AT TIME ZONE 'UTC' + interval '7 hours');"
+    "INSERT INTO records(id, ds, key_hash, system_code, event_time, revision, receipt_seq,"
+    " content_hash, content, received_at) SELECT id, ds, key_hash, system_code, event_time,"
+    " revision, receipt_seq, content_hash, content, received_at FROM records_unpartitioned;"
+    "DROP TABLE records_unpartitioned;",
 };
 #undef T
 
@@ -620,9 +792,19 @@ struct pg_store {
     int64_t new_min, new_max; /* ids of the records created since the last receipt_put */
     struct dtm_buf plain;     /* T4.2: the last sealed content opened (open_content) */
     struct dtm_buf agg;       /* cube_apply's merged aggregate */
+    struct pend *pend;        /* statements kept for the next flush (the write path, below) */
 };
 
 #define PG(s) ((struct pg_store *)(s))
+
+/* the write path's kept statements (defined with it, below) */
+static int flush_kept(struct dtm_store *s);
+static int flush(struct dtm_store *s, bool commit, bool *committed);
+static void pend_clear(struct dtm_store *s);
+static void pend_free(struct dtm_store *s);
+static bool pend_any(struct dtm_store *s);
+static void pend_spans_clear(struct dtm_store *s);
+static int keep_touch(struct dtm_store *s, const char *code, int64_t last_seen);
 
 /* ---- parameters: integers as text, text and BYTEA in binary form (their bytes as they are) */
 
@@ -751,6 +933,23 @@ static void log_error(struct dtm_store *s, const char *what, const char *msg)
     dtm_buf_free(&f);
 }
 
+/* The session's settings, after connecting and after every reconnection (a DSN's own
+ * `options` replace those given at connection, so they are set here as well). lock_timeout: a
+ * writer waits for another's lock at most 10 s (SQLite: busy_timeout).
+ * idle_in_transaction_session_timeout: a node that hangs or loses its network in the middle of
+ * a transaction gives its locks back within a minute. No statement_timeout: statistics scans
+ * and migrations may rightly take long; a database that stops answering is found by the TCP
+ * keepalives and tcp_user_timeout of the connection (dtm_store_pg_open). */
+static int session_setup(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SET client_encoding = 'UTF8'; SET lock_timeout = '10s'; "
+                            "SET idle_in_transaction_session_timeout = '60s'; "
+                            "SET TIME ZONE 'UTC'");
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? DTM_OK : DTM_ESTORE;
+    PQclear(r);
+    return rc;
+}
+
 /* After the connection broke: connects again (outside a transaction only — an open one is
  * lost with the connection, and its owner is told by the failing statement). */
 static void reconnect(struct dtm_store *s)
@@ -758,10 +957,12 @@ static void reconnect(struct dtm_store *s)
     struct pg_store *q = PG(s);
     if (PQstatus(q->conn) == CONNECTION_OK)
         return;
+    /* while the database is away this fails at once (refused) or after connect_timeout (an
+     * unreachable host): the caller's statement then fails, its request is answered 503 */
     PQreset(q->conn);
     memset(q->prepared, 0, sizeof(q->prepared));
     q->nds = 0;
-    if (PQstatus(q->conn) == CONNECTION_OK)
+    if (PQstatus(q->conn) == CONNECTION_OK && session_setup(q->conn) == DTM_OK)
         dtm_logf(DTM_LOG_WARN, "reconnected to PostgreSQL", "\"server\":\"%s\"", q->where);
 }
 
@@ -787,6 +988,8 @@ static int run(struct dtm_store *s, enum qid id, const struct par *p, PGresult *
             log_error(s, sql[id], "the transaction was lost with the connection");
             return DTM_ESTORE;
         }
+        if ((rc = flush_kept(s)))
+            return rc;
         if (guarded[id]) {
             exec_quiet(q->conn, "SAVEPOINT dtm_stmt");
             rc = run_once(s, id, p, res);
@@ -868,6 +1071,8 @@ static int exec_text(struct dtm_store *s, const char *text, const char *what)
     ExecStatusType es;
     if (PQstatus(PG(s)->conn) != CONNECTION_OK && !PG(s)->in_tx)
         reconnect(s);
+    if (flush_kept(s))
+        return DTM_ESTORE;
     r = PQexec(PG(s)->conn, text);
     es = PQresultStatus(r);
     if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
@@ -995,6 +1200,7 @@ static void s_close(struct dtm_store *s)
     struct pg_store *q = PG(s);
     if (!q)
         return;
+    pend_free(s);
     PQfinish(q->conn);
     if (q->conninfo) {
         sodium_memzero(q->conninfo, strlen(q->conninfo));
@@ -1071,17 +1277,15 @@ static int s_ready(struct dtm_store *s)
 /* BEGIN and the advisory lock that stands for SQLite's write lock of one file */
 static int begin_locked(struct dtm_store *s, int64_t key)
 {
-    struct par p = {0};
+    char text[96];
     int rc;
-    if ((rc = exec_text(s, "BEGIN", "begin")))
-        return rc;
-    PG(s)->in_tx = true;
-    p_i64(&p, key);
-    if ((rc = exec0(s, Q_LOCK, &p))) {
-        PG(s)->in_tx = false;
+    /* one round trip: BEGIN and the lock in one simple query (key is one of our constants) */
+    snprintf(text, sizeof(text), "BEGIN; SELECT pg_advisory_xact_lock(%lld)", (long long)key);
+    if ((rc = exec_text(s, text, "begin"))) {
         exec_quiet(PG(s)->conn, "ROLLBACK");
         return rc;
     }
+    PG(s)->in_tx = true;
     return DTM_OK;
 }
 
@@ -1102,6 +1306,21 @@ static int s_commit(struct dtm_store *s)
     struct pg_store *q = PG(s);
     PGresult *r;
     int rc = DTM_ESTORE;
+    if (q->in_tx && pend_any(s) && PQtransactionStatus(q->conn) == PQTRANS_INTRANS) {
+        /* the kept statements and the COMMIT in one round trip */
+        bool committed = false;
+        rc = flush(s, true, &committed);
+        if (rc == DTM_OK && committed) {
+            q->in_tx = false;
+            return DTM_OK;
+        }
+        if (rc) {
+            q->in_tx = false;
+            exec_quiet(q->conn, "ROLLBACK");
+            return DTM_ESTORE;
+        }
+        rc = DTM_ESTORE;
+    }
     q->in_tx = false;
     if (PQtransactionStatus(q->conn) != PQTRANS_INTRANS) {
         log_error(s, "commit",
@@ -1128,6 +1347,8 @@ static void s_rollback(struct dtm_store *s)
     q->nds = 0; /* ids seen inside the transaction may be given back */
     q->new_min = q->new_max = 0;
     q->in_tx = false;
+    pend_clear(s);
+    pend_spans_clear(s);
     if (PQtransactionStatus(q->conn) != PQTRANS_IDLE &&
         PQtransactionStatus(q->conn) != PQTRANS_UNKNOWN) {
         PGresult *r = PQexec(q->conn, "ROLLBACK");
@@ -1184,6 +1405,8 @@ static int s_system_list(struct dtm_store *s, dtm_system_cb cb, void *ctx)
 static int s_system_touch(struct dtm_store *s, const char *code, int64_t last_seen)
 {
     struct par p = {0};
+    if (PG(s)->in_tx)
+        return keep_touch(s, code, last_seen); /* the write path: sent with the commit */
     p_i64(&p, last_seen);
     p_text(&p, code);
     return exec0(s, Q_SYS_TOUCH, &p);
@@ -1647,6 +1870,1008 @@ static int s_recovery_use(struct dtm_store *s, const char *username, const uint8
     return exec_one(s, Q_RECOV_USE, &p, DTM_ENOTFOUND);
 }
 
+/* ---- the write path in few round trips (issue 9: what PostgreSQL does best)
+ *
+ * Every statement costs a round trip to the server, where SQLite's cost none. So inside a
+ * transaction the statements whose result nobody reads at once are kept here and sent together:
+ * receipt_put, idem_put, system_touch and cube_apply append a row to the binary arrays of a
+ * multi-row statement (INSERT … SELECT FROM unnest($1::bigint[], …), one statement for any
+ * number of rows), and the lot goes to the server in one pipeline (libpq pipeline mode) — with
+ * the COMMIT itself when commit flushes it. Any other statement of the transaction flushes them
+ * first (run, exec_text, record_put_many), so every statement still sees the effects of those
+ * before it, as one by one: an idem_get finds the answer an idem_put just kept. A failure of a
+ * kept statement fails the transaction at the flush, as it would have failed at its own call
+ * (the writer then answers the whole group 503; nothing is committed). Outside a transaction
+ * nothing is kept.
+ *
+ * The rollups (cube_apply): the deltas of a rollup transaction come merged and in key order
+ * (dtm_cube_runs_apply), so they are kept while the keys increase; the flush reads the rows
+ * that exist with one SELECT … FOR UPDATE, merges each delta in C (dtm_agg_merge is C, not
+ * SQL), and writes the merged rows back with one native upsert (INSERT … ON CONFLICT DO UPDATE);
+ * the new rows are inserted with ON CONFLICT DO NOTHING RETURNING, and a row another connection
+ * inserted meanwhile (a rebuild, under the records' lock) is merged one by one as before.
+ *
+ * Records (record_put_many): one INSERT … SELECT FROM unnest … WITH ORDINALITY ORDER BY ord ON
+ * CONFLICT DO NOTHING RETURNING for the whole group — rows are inserted in the group's order, a
+ * key met twice is inserted once, the second meets the first; then one SELECT … FOR UPDATE of
+ * the keys that were not inserted; the duplicates are decided in C by content hash, in order
+ * (a key updated earlier in the group compares with that update); updates (rare) run one by one
+ * (history, then the new version). */
+
+/* A one-dimensional array parameter in PostgreSQL's binary form (array_recv): ndim, has-nulls,
+ * element type, then the dimension (length, lower bound 1) and each element's length and bytes
+ * (length -1: NULL). */
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_TEXT 25
+struct arr {
+    struct dtm_buf b;
+    int32_t count;
+    bool nulls;
+};
+
+static void put_be32(uint8_t *p, uint32_t x)
+{
+    p[0] = (uint8_t)(x >> 24);
+    p[1] = (uint8_t)(x >> 16);
+    p[2] = (uint8_t)(x >> 8);
+    p[3] = (uint8_t)x;
+}
+
+static void arr_start(struct arr *a, uint32_t oid)
+{
+    uint8_t h[20] = {0};
+    put_be32(h, 1);
+    put_be32(h + 8, oid);
+    put_be32(h + 16, 1);
+    if (!a->b.cap && !a->b.p)
+        dtm_buf_init(&a->b, (size_t)1 << 30);
+    dtm_buf_reset(&a->b);
+    dtm_buf_add(&a->b, h, sizeof(h));
+    a->count = 0;
+    a->nulls = false;
+}
+
+/* The header's has-nulls flag and length, once every element is in. */
+static void arr_finish(struct arr *a)
+{
+    if (a->b.n < 20)
+        return;
+    put_be32((uint8_t *)a->b.p + 4, a->nulls ? 1u : 0u);
+    put_be32((uint8_t *)a->b.p + 12, (uint32_t)a->count);
+}
+
+static void arr_blob(struct arr *a, const void *p, size_t n)
+{
+    uint8_t l[4];
+    put_be32(l, (uint32_t)n);
+    dtm_buf_add(&a->b, l, 4);
+    if (n)
+        dtm_buf_add(&a->b, p, n);
+    a->count++;
+}
+
+static void arr_null(struct arr *a)
+{
+    uint8_t l[4] = {0xff, 0xff, 0xff, 0xff};
+    dtm_buf_add(&a->b, l, 4);
+    a->count++;
+    a->nulls = true;
+}
+
+static void arr_i64(struct arr *a, int64_t x)
+{
+    uint8_t v[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = (uint8_t)((uint64_t)x >> (56 - 8 * i));
+    arr_blob(a, v, 8);
+}
+
+static void arr_i64_opt(struct arr *a, int64_t x, int64_t none)
+{
+    if (x == none)
+        arr_null(a);
+    else
+        arr_i64(a, x);
+}
+
+static void arr_text(struct arr *a, const char *t)
+{
+    arr_blob(a, t, strlen(t));
+}
+
+/* a multi-row statement kept for the flush: its arrays, as parameters $1… */
+#define KEPT_MAXCOLS 12
+struct kept {
+    const char *sql;
+    int ncols;
+    const uint32_t *oids;
+    struct arr col[KEPT_MAXCOLS];
+};
+
+static const uint32_t rcpt_oids[] = {OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8,
+                                     OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_INT8};
+static const uint32_t idem_oids[] = {OID_TEXT, OID_TEXT, OID_BYTEA, OID_INT8, OID_BYTEA, OID_INT8};
+static const uint32_t touch_oids[] = {OID_TEXT, OID_INT8};
+static const uint32_t cube_oids[] = {OID_INT8, OID_INT8, OID_INT8, OID_BYTEA, OID_INT8, OID_BYTEA};
+static const uint32_t gap_oids[] = {OID_INT8, OID_INT8};
+static const uint32_t berr_oids[] = {OID_TEXT, OID_INT8, OID_INT8, OID_INT8,
+                                     OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8};
+static const uint32_t qual_oids[] = {OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT, OID_INT8};
+static const uint32_t rec_oids[] = {OID_INT8, OID_BYTEA, OID_TEXT, OID_INT8,
+                                    OID_INT8, OID_BYTEA, OID_BYTEA};
+static const uint32_t key_oids[] = {OID_INT8, OID_BYTEA};
+
+enum { K_RCPT, K_IDEM, K_TOUCH, K_CUBE, K_GAP, K_QUAL, K_BERR, K_COUNT };
+static const struct {
+    const char *sql;
+    int ncols;
+    const uint32_t *oids;
+} kept_def[K_COUNT] = {
+    [K_RCPT] = {"INSERT INTO receipts(seq,tag,dataset,system_code,request_id,received_at,"
+                "accepted,duplicates,updated,rejected,first_id,last_id) SELECT * FROM "
+                "unnest($1::bigint[],$2::text[],$3::text[],$4::text[],$5::text[],$6::bigint[],"
+                "$7::bigint[],$8::bigint[],$9::bigint[],$10::bigint[],$11::bigint[],"
+                "$12::bigint[])",
+                12, rcpt_oids},
+    [K_IDEM] = {"INSERT INTO idempotency(system_code,key,request_hash,status,body,created_at) "
+                "SELECT * FROM unnest($1::text[],$2::text[],$3::bytea[],$4::bigint[],"
+                "$5::bytea[],$6::bigint[]) ON CONFLICT(system_code,key) DO UPDATE SET "
+                "request_hash=excluded.request_hash,status=excluded.status,"
+                "body=excluded.body,created_at=excluded.created_at",
+                6, idem_oids},
+    /* the latest time of each system (a system twice in one UPDATE … FROM would be updated
+     * by either row) */
+    [K_TOUCH] = {"UPDATE systems s SET last_seen=v.t FROM (SELECT c,max(t) t FROM "
+                 "unnest($1::text[],$2::bigint[]) u(c,t) GROUP BY c) v WHERE s.code=v.c AND "
+                 "(s.last_seen IS NULL OR s.last_seen<v.t)",
+                 2, touch_oids},
+    /* the merged rows of keys that exist (locked by the flush's SELECT … FOR UPDATE) */
+    [K_CUBE] = {"INSERT INTO cube_rows(cube,grain,bucket,dims,n,agg) SELECT * FROM "
+                "unnest($1::bigint[],$2::bigint[],$3::bigint[],$4::bytea[],$5::bigint[],"
+                "$6::bytea[]) ON CONFLICT(cube,grain,bucket,dims) DO UPDATE SET n=excluded.n,"
+                "agg=excluded.agg",
+                6, cube_oids},
+    [K_GAP] = {"INSERT INTO cube_gaps(cube,bucket) SELECT * FROM unnest($1::bigint[],"
+               "$2::bigint[]) ON CONFLICT(cube,bucket) DO NOTHING",
+               2, gap_oids},
+    /* the data-quality counters of a group commit (quality_add), summed per row first: one
+     * upsert may not touch a row twice */
+    [K_QUAL] = {"INSERT INTO quality_counts(day,system_code,dataset,kind,item,n) "
+                "SELECT d,s,ds,k,i,sum(n)::bigint FROM unnest($1::bigint[],$2::text[],$3::text[],"
+                "$4::text[],$5::text[],$6::bigint[]) u(d,s,ds,k,i,n) GROUP BY d,s,ds,k,i "
+                "ON CONFLICT(day,system_code,dataset,kind,item) DO UPDATE SET "
+                "n=quality_counts.n+excluded.n",
+                6, qual_oids},
+    /* a batch chunk's rejected rows (batch_error_put): a row already there fails the
+     * transaction, as its DTM_EEXIST fails the chunk one by one */
+    [K_BERR] = {"INSERT INTO batch_errors(batch_id,seq,row,line,field,code,arg,rule) "
+                "SELECT * FROM unnest($1::text[],$2::bigint[],$3::bigint[],$4::bigint[],"
+                "$5::text[],$6::text[],$7::text[],$8::bigint[])",
+                8, berr_oids},
+};
+
+/* the ids a receipt's records were given by record_put_many (receipt_put's first_id/last_id) */
+struct span {
+    int64_t seq, min, max;
+};
+
+struct pend {
+    struct kept k[K_COUNT];
+    size_t nrows[K_COUNT];
+    /* the kept cube rows (K_CUBE's arrays hold them until the flush rewrites them) */
+    struct cube_key {
+        int64_t cube, grain, bucket;
+        size_t dims_off, dimslen, agg_off, agglen;
+        int64_t n;
+        bool hit; /* the row exists (cube_prepare) */
+    } * ck;
+    size_t nck, ckcap;
+    struct dtm_buf cbytes; /* dims and aggregates of the kept cube rows */
+    struct span *spans;
+    size_t nspans, spancap;
+    struct arr tmp[7]; /* record_put_many's arrays */
+    struct {
+        int64_t ds, month;
+    } parts[64]; /* partitions known to exist (part_ensure) */
+    size_t nparts;
+    int64_t parts_at; /* µs of maintain's last look ahead */
+};
+
+static struct pend *pend_of(struct dtm_store *s)
+{
+    struct pg_store *q = PG(s);
+    if (!q->pend && (q->pend = calloc(1, sizeof(*q->pend))))
+        dtm_buf_init(&q->pend->cbytes, (size_t)1 << 30);
+    return q->pend;
+}
+
+static bool pend_any(struct dtm_store *s)
+{
+    struct pend *d = PG(s)->pend;
+    if (!d)
+        return false;
+    for (int i = 0; i < K_COUNT; i++)
+        if (d->nrows[i])
+            return true;
+    return d->nck > 0;
+}
+
+/* After a rollback: the spans, and the partitions the transaction may have made */
+static void pend_spans_clear(struct dtm_store *s)
+{
+    if (PG(s)->pend) {
+        PG(s)->pend->nspans = 0;
+        PG(s)->pend->nparts = 0;
+    }
+}
+
+/* Forgets the kept statements (spans stay: receipt_put reads them after a flush) */
+static void pend_clear(struct dtm_store *s)
+{
+    struct pend *d = PG(s)->pend;
+    if (!d)
+        return;
+    memset(d->nrows, 0, sizeof(d->nrows));
+    d->nck = 0;
+    dtm_buf_reset(&d->cbytes);
+}
+
+static void pend_free(struct dtm_store *s)
+{
+    struct pend *d = PG(s)->pend;
+    if (!d)
+        return;
+    for (int i = 0; i < K_COUNT; i++)
+        for (int c = 0; c < KEPT_MAXCOLS; c++)
+            dtm_buf_free(&d->k[i].col[c].b);
+    for (size_t i = 0; i < DTM_ARRAY_LEN(d->tmp); i++)
+        dtm_buf_free(&d->tmp[i].b);
+    dtm_buf_free(&d->cbytes);
+    free(d->ck);
+    free(d->spans);
+    free(d);
+    PG(s)->pend = NULL;
+}
+
+/* The arrays of kept statement k, started when its first row comes. */
+static struct kept *kept_row(struct pend *d, int k)
+{
+    struct kept *t = &d->k[k];
+    if (d->nrows[k]++ == 0) {
+        t->sql = kept_def[k].sql;
+        t->ncols = kept_def[k].ncols;
+        t->oids = kept_def[k].oids;
+        for (int c = 0; c < t->ncols; c++)
+            arr_start(&t->col[c], t->oids[c]);
+    }
+    return t;
+}
+
+/* A result of the pipeline or of a statement: DTM_OK, DTM_EEXIST for a constraint (class 23),
+ * else logged and DTM_ESTORE. */
+static int result_rc(struct dtm_store *s, PGresult *r, const char *what)
+{
+    ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    const char *state;
+    if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK)
+        return DTM_OK;
+    if (es == PGRES_PIPELINE_ABORTED)
+        return DTM_ESTORE; /* an earlier statement of the pipeline failed (logged there) */
+    state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strncmp(state, "23", 2) == 0)
+        return DTM_EEXIST;
+    log_error(s, what, r ? PQresultErrorMessage(r) : PQerrorMessage(PG(s)->conn));
+    return DTM_ESTORE;
+}
+
+/* Runs a statement of array parameters (binary, results binary). */
+static PGresult *exec_arrays(struct dtm_store *s, const char *text, struct arr *a, int n,
+                             const char *extra)
+{
+    const char *v[KEPT_MAXCOLS + 1];
+    int len[KEPT_MAXCOLS + 1], fmt[KEPT_MAXCOLS + 1];
+    for (int i = 0; i < n; i++) {
+        arr_finish(&a[i]);
+        v[i] = a[i].b.p;
+        len[i] = (int)a[i].b.n;
+        fmt[i] = 1;
+    }
+    if (extra) {
+        v[n] = extra;
+        len[n] = 0;
+        fmt[n++] = 0;
+    }
+    return PQexecParams(PG(s)->conn, text, n, NULL, v, len, fmt, 1);
+}
+
+/* The kept cube rows: the existing ones are read (locked) and merged in C; their merged rows
+ * become K_CUBE's arrays, the new rows go to `fresh` (inserted by the pipeline, DO NOTHING). */
+static int cube_prepare(struct dtm_store *s, struct pend *d, struct arr *fresh)
+{
+    struct pg_store *q = PG(s);
+    struct arr key[4] = {0};
+    struct kept *t;
+    PGresult *r;
+    int rc = DTM_OK, nfound;
+    size_t i = 0;
+    if (!d->nck)
+        return DTM_OK;
+    for (int c = 0; c < 4; c++)
+        arr_start(&key[c], cube_oids[c]);
+    for (i = 0; i < d->nck; i++) {
+        arr_i64(&key[0], d->ck[i].cube);
+        arr_i64(&key[1], d->ck[i].grain);
+        arr_i64(&key[2], d->ck[i].bucket);
+        arr_blob(&key[3], d->cbytes.p + d->ck[i].dims_off, d->ck[i].dimslen);
+    }
+    r = exec_arrays(s,
+                    "SELECT c.cube,c.grain,c.bucket,c.dims,c.n,c.agg FROM cube_rows c JOIN "
+                    "unnest($1::bigint[],$2::bigint[],$3::bigint[],$4::bytea[]) u(cube,grain,"
+                    "bucket,dims) USING(cube,grain,bucket,dims) ORDER BY 1,2,3,4 FOR UPDATE OF c",
+                    key, 4, NULL);
+    for (int c = 0; c < 4; c++)
+        dtm_buf_free(&key[c].b);
+    if ((rc = result_rc(s, r, "cube_apply"))) {
+        PQclear(r);
+        return rc;
+    }
+    nfound = PQntuples(r);
+    d->nrows[K_CUBE] = 0;
+    for (int c = 0; c < 6; c++)
+        arr_start(&fresh[c], cube_oids[c]);
+    /* both in key order (bytea compares bytewise, as cmp_flat does): one merge walk */
+    i = 0;
+    for (size_t k = 0; k < d->nck && rc == DTM_OK; k++) {
+        struct cube_key *ck = &d->ck[k];
+        const void *dims = d->cbytes.p + ck->dims_off, *agg = d->cbytes.p + ck->agg_off;
+        bool hit = false;
+        while ((int)i < nfound) {
+            size_t dl;
+            const void *rd = col_blob(r, (int)i, 3, &dl);
+            int64_t rc_ = col_i64(r, (int)i, 0), rg = col_i64(r, (int)i, 1),
+                    rb = col_i64(r, (int)i, 2);
+            int cmp = rc_ != ck->cube    ? (rc_ < ck->cube ? -1 : 1)
+                      : rg != ck->grain  ? (rg < ck->grain ? -1 : 1)
+                      : rb != ck->bucket ? (rb < ck->bucket ? -1 : 1)
+                                         : 0;
+            if (cmp == 0) {
+                int m = memcmp(rd, dims, DTM_MIN(dl, ck->dimslen));
+                cmp = m ? m : (dl < ck->dimslen ? -1 : dl > ck->dimslen ? 1 : 0);
+            }
+            if (cmp < 0) {
+                i++;
+                continue;
+            }
+            hit = cmp == 0;
+            break;
+        }
+        d->ck[k].hit = hit;
+        if (hit) {
+            size_t oldlen;
+            const void *old = col_blob(r, (int)i, 5, &oldlen);
+            dtm_buf_reset(&q->agg);
+            if (dtm_agg_merge(old, oldlen, agg, ck->agglen, &q->agg) || q->agg.err) {
+                log_error(s, "cube_apply", "broken cube aggregate");
+                rc = DTM_ESTORE;
+                break;
+            }
+            t = kept_row(d, K_CUBE);
+            arr_i64(&t->col[0], ck->cube);
+            arr_i64(&t->col[1], ck->grain);
+            arr_i64(&t->col[2], ck->bucket);
+            arr_blob(&t->col[3], dims, ck->dimslen);
+            arr_i64(&t->col[4], col_i64(r, (int)i, 4) + ck->n);
+            arr_blob(&t->col[5], q->agg.p, q->agg.n);
+            i++;
+        } else {
+            arr_i64(&fresh[0], ck->cube);
+            arr_i64(&fresh[1], ck->grain);
+            arr_i64(&fresh[2], ck->bucket);
+            arr_blob(&fresh[3], dims, ck->dimslen);
+            arr_i64(&fresh[4], ck->n);
+            arr_blob(&fresh[5], agg, ck->agglen);
+        }
+    }
+    PQclear(r);
+    for (int c = 0; c < 6; c++)
+        if (fresh[c].b.err || (d->nrows[K_CUBE] && d->k[K_CUBE].col[c].b.err))
+            rc = DTM_ENOMEM;
+    return rc;
+}
+
+static int cube_apply_one(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
+                          const void *dims, size_t dimslen, int64_t n, const void *agg,
+                          size_t agglen);
+
+/* Sends every kept statement in one pipeline, with COMMIT when commit (then *committed says
+ * whether it went: not when new cube rows met rows inserted meanwhile, which are merged here
+ * first). */
+static int flush(struct dtm_store *s, bool commit, bool *committed)
+{
+    struct pg_store *q = PG(s);
+    struct pend *d = q->pend;
+    PGconn *c = q->conn;
+    struct arr fresh[6] = {0};
+    int rc = DTM_OK, sent[K_COUNT + 2], nsent = 0, nfresh = 0;
+    PGresult *ret = NULL; /* the keys of the new cube rows inserted */
+    if (committed)
+        *committed = false;
+    if (!pend_any(s))
+        return DTM_OK;
+    if ((rc = cube_prepare(s, d, fresh)))
+        goto out;
+    nfresh = fresh[0].count;
+    if (PQenterPipelineMode(c) != 1) {
+        log_error(s, "flush", PQerrorMessage(c));
+        rc = DTM_ESTORE;
+        goto out;
+    }
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *v[KEPT_MAXCOLS];
+        int len[KEPT_MAXCOLS], fmt[KEPT_MAXCOLS];
+        struct kept *t = &d->k[k];
+        if (!d->nrows[k])
+            continue;
+        for (int i = 0; i < t->ncols; i++) {
+            arr_finish(&t->col[i]);
+            if (t->col[i].b.err)
+                rc = DTM_ENOMEM;
+            v[i] = t->col[i].b.p;
+            len[i] = (int)t->col[i].b.n;
+            fmt[i] = 1;
+        }
+        if (rc == DTM_OK && PQsendQueryParams(c, t->sql, t->ncols, NULL, v, len, fmt, 1) != 1)
+            rc = DTM_ESTORE;
+        if (rc)
+            break;
+        sent[nsent++] = k;
+    }
+    if (rc == DTM_OK && nfresh) {
+        const char *v[6];
+        int len[6], fmt[6];
+        for (int i = 0; i < 6; i++) {
+            arr_finish(&fresh[i]);
+            v[i] = fresh[i].b.p;
+            len[i] = (int)fresh[i].b.n;
+            fmt[i] = 1;
+        }
+        if (PQsendQueryParams(c,
+                              "INSERT INTO cube_rows(cube,grain,bucket,dims,n,agg) SELECT * FROM "
+                              "unnest($1::bigint[],$2::bigint[],$3::bigint[],$4::bytea[],"
+                              "$5::bigint[],$6::bytea[]) ON CONFLICT DO NOTHING "
+                              "RETURNING cube,grain,bucket,dims",
+                              6, NULL, v, len, fmt, 1) != 1)
+            rc = DTM_ESTORE;
+        else
+            sent[nsent++] = K_COUNT;
+    }
+    /* COMMIT goes with them unless new cube rows may need a merge first */
+    if (rc == DTM_OK && commit && !nfresh) {
+        if (PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 1) != 1)
+            rc = DTM_ESTORE;
+        else
+            sent[nsent++] = K_COUNT + 1;
+    }
+    if (rc == DTM_ESTORE)
+        log_error(s, "flush", PQerrorMessage(c));
+    if (PQpipelineSync(c) != 1 && rc == DTM_OK) {
+        log_error(s, "flush", PQerrorMessage(c));
+        rc = DTM_ESTORE;
+    }
+    for (int i = 0; i < nsent; i++) {
+        PGresult *r = PQgetResult(c), *x;
+        const char *what = sent[i] < K_COUNT ? kept_def[sent[i]].sql : "commit";
+        int one = result_rc(s, r, what);
+        if (one == DTM_EEXIST) {
+            log_error(s, what, PQresultErrorMessage(r));
+            one = DTM_ESTORE;
+        }
+        if (one == DTM_OK && sent[i] == K_COUNT + 1) {
+            if (strcmp(PQcmdStatus(r), "COMMIT") == 0) {
+                *committed = true;
+            } else {
+                log_error(s, "commit", "the transaction was rolled back");
+                one = DTM_ESTORE;
+            }
+        }
+        if (rc == DTM_OK)
+            rc = one;
+        if (one == DTM_OK && sent[i] == K_COUNT)
+            ret = r;
+        else
+            PQclear(r);
+        while ((x = PQgetResult(c)))
+            PQclear(x);
+    }
+    /* the sync (or whatever is left of a broken pipeline) */
+    for (PGresult *r; (r = PQgetResult(c));) {
+        bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync)
+            break;
+    }
+    PQexitPipelineMode(c);
+    if (rc == DTM_OK && ret && PQntuples(ret) < nfresh) {
+        /* new cube rows that another connection inserted meanwhile (a rebuild): merged into
+         * theirs one by one, as cube_apply did before */
+        size_t n = d->nck;
+        struct cube_key *ck = d->ck;
+        pend_clear(s);
+        for (size_t k = 0; k < n && rc == DTM_OK; k++) {
+            bool inserted = false;
+            if (ck[k].hit)
+                continue;
+            for (int i = 0, m = PQntuples(ret); i < m && !inserted; i++) {
+                size_t dl;
+                const void *rd = col_blob(ret, i, 3, &dl);
+                inserted = col_i64(ret, i, 0) == ck[k].cube && col_i64(ret, i, 1) == ck[k].grain &&
+                           col_i64(ret, i, 2) == ck[k].bucket && dl == ck[k].dimslen &&
+                           memcmp(rd, d->cbytes.p + ck[k].dims_off, dl) == 0;
+            }
+            if (!inserted)
+                rc = cube_apply_one(s, ck[k].cube, (int)ck[k].grain, ck[k].bucket,
+                                    d->cbytes.p + ck[k].dims_off, ck[k].dimslen, ck[k].n,
+                                    d->cbytes.p + ck[k].agg_off, ck[k].agglen);
+        }
+    }
+out:
+    PQclear(ret);
+    for (int i = 0; i < 6; i++)
+        dtm_buf_free(&fresh[i].b);
+    pend_clear(s);
+    return rc;
+}
+
+/* Before a statement inside a transaction: the kept ones go first. */
+static int flush_kept(struct dtm_store *s)
+{
+    return PG(s)->in_tx && pend_any(s) ? flush(s, false, NULL) : DTM_OK;
+}
+
+static int keep_receipt(struct dtm_store *s, const struct dtm_receipt *r, int64_t first,
+                        int64_t last)
+{
+    struct pend *d = pend_of(s);
+    struct kept *t;
+    if (!d)
+        return DTM_ENOMEM;
+    t = kept_row(d, K_RCPT);
+    arr_i64(&t->col[0], r->seq);
+    arr_text(&t->col[1], r->id);
+    arr_text(&t->col[2], r->dataset);
+    arr_text(&t->col[3], r->system_code);
+    arr_text(&t->col[4], r->request_id);
+    arr_i64(&t->col[5], r->received_at);
+    arr_i64(&t->col[6], r->accepted);
+    arr_i64(&t->col[7], r->duplicates);
+    arr_i64(&t->col[8], r->updated);
+    arr_i64(&t->col[9], r->rejected);
+    arr_i64_opt(&t->col[10], first, 0);
+    arr_i64_opt(&t->col[11], last, 0);
+    return DTM_OK;
+}
+
+/* the ids record_put_many gave a receipt's records, if it did (0, 0 = none) */
+static bool span_of(struct dtm_store *s, int64_t seq, int64_t *first, int64_t *last)
+{
+    struct pend *d = PG(s)->pend;
+    for (size_t i = 0; d && i < d->nspans; i++)
+        if (d->spans[i].seq == seq) {
+            *first = d->spans[i].min;
+            *last = d->spans[i].max;
+            return true;
+        }
+    return false;
+}
+
+static int keep_idem(struct dtm_store *s, const char *system_code, struct dtm_str key,
+                     const struct dtm_idem *v)
+{
+    struct pend *d = pend_of(s);
+    struct kept *t;
+    if (!d)
+        return DTM_ENOMEM;
+    if (d->nrows[K_IDEM]) {
+        /* the same key twice in one upsert is an error in PostgreSQL: the first goes now */
+        const uint8_t *p = (const uint8_t *)d->k[K_IDEM].col[1].b.p + 20;
+        const uint8_t *c = (const uint8_t *)d->k[K_IDEM].col[0].b.p + 20;
+        for (size_t i = 0; i < d->nrows[K_IDEM]; i++) {
+            uint32_t kl = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+            uint32_t cl = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+            if (kl == key.n && memcmp(p + 4, key.p, kl) == 0 && cl == strlen(system_code) &&
+                memcmp(c + 4, system_code, cl) == 0) {
+                int rc = flush(s, false, NULL);
+                if (rc)
+                    return rc;
+                break;
+            }
+            p += 4 + kl;
+            c += 4 + cl;
+        }
+    }
+    t = kept_row(d, K_IDEM);
+    arr_text(&t->col[0], system_code);
+    arr_blob(&t->col[1], key.p, key.n);
+    arr_blob(&t->col[2], v->request_hash, 32);
+    arr_i64(&t->col[3], v->status);
+    arr_blob(&t->col[4], v->body ? v->body : "", v->body ? v->body_len : 0);
+    arr_i64(&t->col[5], v->created_at);
+    return DTM_OK;
+}
+
+static int keep_quality(struct dtm_store *s, int64_t day, const char *system_code,
+                        const char *dataset, const char *kind, const char *item, int64_t n)
+{
+    struct pend *d = pend_of(s);
+    struct kept *t;
+    if (!d)
+        return DTM_ENOMEM;
+    t = kept_row(d, K_QUAL);
+    arr_i64(&t->col[0], day);
+    arr_text(&t->col[1], system_code);
+    arr_text(&t->col[2], dataset);
+    arr_text(&t->col[3], kind);
+    arr_text(&t->col[4], item);
+    arr_i64(&t->col[5], n);
+    return DTM_OK;
+}
+
+static int keep_touch(struct dtm_store *s, const char *code, int64_t last_seen)
+{
+    struct pend *d = pend_of(s);
+    struct kept *t;
+    if (!d)
+        return DTM_ENOMEM;
+    t = kept_row(d, K_TOUCH);
+    arr_text(&t->col[0], code);
+    arr_i64(&t->col[1], last_seen);
+    return DTM_OK;
+}
+
+static int s_cube_apply(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
+                        const void *dims, size_t dimslen, int64_t n, const void *agg, size_t agglen)
+{
+    struct pend *d;
+    struct cube_key *k;
+    if (!PG(s)->in_tx || !(d = pend_of(s)))
+        return cube_apply_one(s, cube, grain, bucket, dims, dimslen, n, agg, agglen);
+    if (grain == DTM_GRAIN_GAP) {
+        struct kept *t = kept_row(d, K_GAP);
+        arr_i64(&t->col[0], cube);
+        arr_i64(&t->col[1], bucket);
+        return DTM_OK;
+    }
+    if (d->nck) {
+        /* kept while the keys increase (dtm_cube_runs_apply sorts and merges them); a key
+         * that does not: the kept ones go first */
+        const struct cube_key *l = &d->ck[d->nck - 1];
+        int cmp = l->cube != cube       ? (l->cube < cube ? -1 : 1)
+                  : l->grain != grain   ? (l->grain < grain ? -1 : 1)
+                  : l->bucket != bucket ? (l->bucket < bucket ? -1 : 1)
+                                        : 0;
+        if (cmp == 0) {
+            int m = memcmp(d->cbytes.p + l->dims_off, dims, DTM_MIN(l->dimslen, dimslen));
+            cmp = m ? m : (l->dimslen < dimslen ? -1 : l->dimslen > dimslen ? 1 : 0);
+        }
+        if (cmp >= 0) {
+            int rc = flush(s, false, NULL);
+            if (rc)
+                return rc;
+        }
+    }
+    if (dtm_array_reserve(&d->ck, d->nck, &d->ckcap, sizeof(*d->ck)))
+        return DTM_ENOMEM;
+    k = &d->ck[d->nck];
+    *k = (struct cube_key){.cube = cube,
+                           .grain = grain,
+                           .bucket = bucket,
+                           .n = n,
+                           .dims_off = d->cbytes.n,
+                           .dimslen = dimslen};
+    dtm_buf_add(&d->cbytes, dimslen ? dims : "", dimslen);
+    k->agg_off = d->cbytes.n;
+    k->agglen = agglen;
+    dtm_buf_add(&d->cbytes, agglen ? agg : "", agglen);
+    if (d->cbytes.err)
+        return DTM_ENOMEM;
+    d->nck++;
+    return DTM_OK;
+}
+
+/* ---- partitions (migration: records partitioned by dataset and month) */
+
+/* The local month (UTC+07:00) of a time in µs, as year × 12 + month − 1 (civil calendar from
+ * days, H. Hinnant's algorithm). */
+static int64_t local_month(int64_t t)
+{
+    int64_t sec = (t >= 0 ? t / 1000000 : -((-t + 999999) / 1000000)) + DTM_TZ_OFFSET;
+    int64_t z = (sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400)) + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    return y * 12 + m - 1;
+}
+
+/* Makes sure the partition of dataset ds for the month of t exists (remembered per connection:
+ * one statement per new month and dataset). Records without a time go to the default
+ * partition. A partition that cannot be made is not an error: the record goes to the default
+ * partition (dtm_records_partition catches the failure in its own subtransaction). */
+static int part_ensure(struct dtm_store *s, int64_t ds, int64_t t)
+{
+    struct pend *d = pend_of(s);
+    int64_t month;
+    char a[24], b[24];
+    const char *v[2] = {a, b};
+    PGresult *r;
+    int rc;
+    if (t == INT64_MIN)
+        return DTM_OK;
+    if (!d)
+        return DTM_ENOMEM;
+    month = local_month(t);
+    for (size_t i = 0; i < d->nparts; i++)
+        if (d->parts[i].ds == ds && d->parts[i].month == month)
+            return DTM_OK;
+    snprintf(a, sizeof(a), "%lld", (long long)ds);
+    snprintf(b, sizeof(b), "%lld", (long long)t);
+    r = PQexecParams(PG(s)->conn, "SELECT dtm_records_partition($1::bigint,$2::bigint)", 2, NULL, v,
+                     NULL, NULL, 1);
+    rc = result_rc(s, r, "records_partition");
+    PQclear(r);
+    if (rc)
+        return rc;
+    /* a rollback forgets every partition remembered (it may have undone one) */
+    if (d->nparts == DTM_ARRAY_LEN(d->parts))
+        d->nparts = 0;
+    d->parts[d->nparts].ds = ds;
+    d->parts[d->nparts++].month = month;
+    return DTM_OK;
+}
+
+/* ---- record_put_many */
+
+struct putkey {
+    int64_t ds;
+    uint8_t key[16];
+    size_t i;     /* the put */
+    int64_t id;   /* of the record (group heads) */
+    int64_t rev;  /* current revision (group heads) */
+    long cur_put; /* the put whose content is current, -1 = the row read (group heads) */
+    int row;      /* the row read by the SELECT, -1 = none (group heads) */
+};
+
+static int cmp_putkey(const void *x, const void *y)
+{
+    const struct putkey *a = x, *b = y;
+    int c;
+    if (a->ds != b->ds)
+        return a->ds < b->ds ? -1 : 1;
+    if ((c = memcmp(a->key, b->key, 16)))
+        return c;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* The first put of a key (its group head), or NULL. */
+static struct putkey *putkey_find(struct putkey *pk, size_t n, int64_t ds, const void *key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = pk[mid].ds != ds ? (pk[mid].ds < ds ? -1 : 1) : memcmp(pk[mid].key, key, 16);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && pk[lo].ds == ds && memcmp(pk[lo].key, key, 16) == 0 ? &pk[lo] : NULL;
+}
+
+static int span_add(struct pend *d, int64_t seq, int64_t id)
+{
+    struct span *sp = d->nspans ? &d->spans[d->nspans - 1] : NULL;
+    if (!sp || sp->seq != seq) {
+        if (dtm_array_reserve(&d->spans, d->nspans, &d->spancap, sizeof(*d->spans)))
+            return DTM_ENOMEM;
+        sp = &d->spans[d->nspans++];
+        *sp = (struct span){seq, id, id};
+    }
+    if (id < sp->min)
+        sp->min = id;
+    if (id > sp->max)
+        sp->max = id;
+    return DTM_OK;
+}
+
+static int s_record_put_many(struct dtm_store *s, const struct dtm_put *puts, size_t n, int64_t now,
+                             dtm_put_cb cb, void *ctx)
+{
+    struct pend *d = pend_of(s);
+    struct putkey *pk = NULL;
+    bool *isnew = NULL; /* inserted by the INSERT */
+    int64_t *dsv = NULL, *ids = NULL;
+    PGresult *ins = NULL, *found = NULL;
+    char nowtxt[24];
+    size_t nold = 0;
+    int rc;
+    if (!d)
+        return DTM_ENOMEM;
+    if ((rc = flush_kept(s)))
+        return rc;
+    d->nspans = 0;
+    if (n == 0)
+        return DTM_OK;
+    pk = calloc(n, sizeof(*pk));
+    isnew = calloc(n, sizeof(*isnew));
+    dsv = calloc(n, sizeof(*dsv));
+    ids = calloc(n, sizeof(*ids));
+    if (!pk || !isnew || !dsv || !ids) {
+        rc = DTM_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i && strcmp(puts[i].dataset, puts[i - 1].dataset) == 0)
+            dsv[i] = dsv[i - 1];
+        else if ((rc = ds_id(s, puts[i].dataset, true, &dsv[i])))
+            goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((rc = part_ensure(s, dsv[i], puts[i].r->event_time)))
+            goto done;
+    for (int c = 0; c < 7; c++)
+        arr_start(&d->tmp[c], rec_oids[c]);
+    for (size_t i = 0; i < n; i++) {
+        const struct dtm_store_record *r = puts[i].r;
+        arr_i64(&d->tmp[0], dsv[i]);
+        arr_blob(&d->tmp[1], r->key_hash, 16);
+        arr_blob(&d->tmp[2], r->system_code.p ? r->system_code.p : "", r->system_code.n);
+        arr_i64_opt(&d->tmp[3], r->event_time, INT64_MIN);
+        arr_i64(&d->tmp[4], puts[i].receipt_seq);
+        arr_blob(&d->tmp[5], r->content_hash, 16);
+        arr_blob(&d->tmp[6], r->content.p ? r->content.p : "", r->content.n);
+        pk[i] = (struct putkey){.ds = dsv[i], .i = i, .cur_put = -1, .row = -1};
+        memcpy(pk[i].key, r->key_hash, 16);
+    }
+    for (int c = 0; c < 7; c++)
+        if (d->tmp[c].b.err) {
+            rc = DTM_ENOMEM;
+            goto done;
+        }
+    snprintf(nowtxt, sizeof(nowtxt), "%lld", (long long)now);
+    /* the keys first (record_keys: the unique key across partitions), in the group's order
+     * (ORDER BY ord), so that a key met twice is inserted with its first record; then the
+     * records whose key was new, each with the first record of its key (DISTINCT ON) */
+    ins = exec_arrays(s,
+                      "WITH src AS (SELECT * FROM unnest($1::bigint[],$2::bytea[],$3::text[],"
+                      "$4::bigint[],$5::bigint[],$6::bytea[],$7::bytea[]) WITH ORDINALITY "
+                      "AS t(d,k,sc,et,rs,ch,c,ord)), "
+                      "keys AS (INSERT INTO record_keys(ds,key_hash,id) SELECT d,k,"
+                      "nextval('record_ids') FROM src ORDER BY ord "
+                      "ON CONFLICT(ds,key_hash) DO NOTHING RETURNING id,ds,key_hash) "
+                      "INSERT INTO records(id,ds,key_hash,system_code,event_time,revision,"
+                      "receipt_seq,content_hash,content,received_at) SELECT keys.id,u.d,u.k,u.sc,"
+                      "u.et,1,u.rs,u.ch,u.c,$8::bigint FROM keys JOIN (SELECT DISTINCT ON (d,k) * "
+                      "FROM src ORDER BY d,k,ord) u ON u.d=keys.ds AND u.k=keys.key_hash "
+                      "ORDER BY u.ord RETURNING id,ds,key_hash",
+                      d->tmp, 7, nowtxt);
+    if ((rc = result_rc(s, ins, "record_put_many")))
+        goto done;
+    qsort(pk, n, sizeof(*pk), cmp_putkey);
+    for (int i = 0, m = PQntuples(ins); i < m; i++) {
+        size_t kl;
+        const void *k = col_blob(ins, i, 2, &kl);
+        struct putkey *h = kl == 16 ? putkey_find(pk, n, col_i64(ins, i, 1), k) : NULL;
+        if (!h) {
+            log_error(s, "record_put_many", "an inserted record is not in the group");
+            rc = DTM_ESTORE;
+            goto done;
+        }
+        isnew[h->i] = true;
+        ids[h->i] = h->id = col_i64(ins, i, 0);
+        if ((rc = span_add(d, puts[h->i].receipt_seq, h->id)))
+            goto done;
+    }
+    /* the keys that were there already (or met twice): read and locked at once */
+    for (int c = 0; c < 2; c++)
+        arr_start(&d->tmp[c], key_oids[c]);
+    for (size_t i = 0; i < n; i++)
+        if (!isnew[i]) {
+            arr_i64(&d->tmp[0], dsv[i]);
+            arr_blob(&d->tmp[1], puts[i].r->key_hash, 16);
+            nold++;
+        }
+    if (nold) {
+        found = exec_arrays(s,
+                            "SELECT r.id,r.ds,r.key_hash,r.content_hash,r.revision,r.receipt_seq,"
+                            "r.received_at,r.content FROM records r JOIN unnest($1::bigint[],"
+                            "$2::bytea[]) u(ds,key_hash) USING(ds,key_hash) FOR UPDATE OF r",
+                            d->tmp, 2, NULL);
+        if ((rc = result_rc(s, found, "record_find")))
+            goto done;
+        for (int i = 0, m = PQntuples(found); i < m; i++) {
+            size_t kl;
+            const void *k = col_blob(found, i, 2, &kl);
+            struct putkey *h = kl == 16 ? putkey_find(pk, n, col_i64(found, i, 1), k) : NULL;
+            if (h && !isnew[h->i] && h->row < 0) {
+                h->row = i;
+                h->id = col_i64(found, i, 0);
+                h->rev = col_i64(found, i, 4);
+            }
+        }
+    }
+    /* each put in order: its outcome against the key's current version */
+    for (size_t i = 0; i < n && rc == DTM_OK; i++) {
+        const struct dtm_store_record *r = puts[i].r;
+        struct putkey *h = putkey_find(pk, n, dsv[i], r->key_hash);
+        struct dtm_record_version v = {0};
+        const void *cur;
+        size_t curlen = 16;
+        struct par p = {0};
+        if (isnew[i]) {
+            h->cur_put = (long)i;
+            h->rev = 1;
+            rc = cb(ctx, i, DTM_PUT_NEW, NULL);
+            continue;
+        }
+        if (h->cur_put < 0 && h->row < 0) {
+            log_error(s, "record_find", "the record's key exists but its row was not found");
+            rc = DTM_ESTORE;
+            break;
+        }
+        if (h->cur_put >= 0) {
+            const struct dtm_put *c = &puts[h->cur_put];
+            cur = c->r->content_hash;
+            v = (struct dtm_record_version){.revision = h->rev,
+                                            .receipt_seq = c->receipt_seq,
+                                            .received_at = now,
+                                            .content = c->r->content};
+        } else {
+            cur = col_blob(found, h->row, 3, &curlen);
+            v = (struct dtm_record_version){.revision = h->rev,
+                                            .receipt_seq = col_i64(found, h->row, 5),
+                                            .received_at = col_i64(found, h->row, 6),
+                                            .content = col_str(found, h->row, 7)};
+        }
+        if (curlen == 16 && memcmp(cur, r->content_hash, 16) == 0) {
+            rc = cb(ctx, i, DTM_PUT_DUPLICATE, NULL);
+            continue;
+        }
+        /* an update (rare): the current version to history, then the new one */
+        p_i64(&p, now);
+        p_i64(&p, puts[i].receipt_seq);
+        p_i64(&p, h->id);
+        if ((rc = exec0(s, Q_REC_HISTORY, &p)))
+            break;
+        memset(&p, 0, sizeof(p));
+        p_i64(&p, puts[i].receipt_seq);
+        p_blob(&p, r->content_hash, 16);
+        p_blob(&p, r->content.p, r->content.n);
+        p_opt(&p, r->event_time, INT64_MIN);
+        p_str(&p, r->system_code);
+        p_i64(&p, now);
+        p_i64(&p, h->id);
+        if ((rc = exec0(s, Q_REC_UPDATE, &p)))
+            break;
+        if ((rc = open_content(s, r->key_hash, 16, &v.content)))
+            break;
+        h->cur_put = (long)i;
+        h->rev++;
+        rc = cb(ctx, i, DTM_PUT_UPDATED, &v);
+    }
+done:
+    PQclear(ins);
+    PQclear(found);
+    free(pk);
+    free(isnew);
+    free(dsv);
+    free(ids);
+    return rc;
+}
+
 /* ---- receipts, records, idempotency */
 
 /* Inside the write transaction: begin's advisory lock serialises writers (of every node), so
@@ -1676,6 +2901,13 @@ static int s_receipt_put(struct dtm_store *s, const struct dtm_receipt *rc_)
     p_i64(&p, rc_->duplicates);
     p_i64(&p, rc_->updated);
     p_i64(&p, rc_->rejected);
+    if (q->in_tx) {
+        /* kept for the next flush (the write path, above) */
+        int64_t first = q->new_min, last = q->new_max;
+        if (!span_of(s, rc_->seq, &first, &last))
+            q->new_min = q->new_max = 0;
+        return keep_receipt(s, rc_, first, last);
+    }
     p_opt(&p, q->new_min, 0);
     p_opt(&p, q->new_max, 0);
     q->new_min = q->new_max = 0;
@@ -1693,7 +2925,8 @@ static int s_record_put(struct dtm_store *s, const char *dataset, const struct d
     size_t hn;
     const void *h;
     int rc;
-    if ((rc = ds_id(s, dataset, true, &ds)))
+    if ((rc = ds_id(s, dataset, true, &ds)) || (rc = flush_kept(s)) ||
+        (rc = part_ensure(s, ds, r->event_time)))
         return rc;
     p_i64(&p, ds);
     p_blob(&p, r->key_hash, 16);
@@ -1874,6 +3107,8 @@ static int s_idem_put(struct dtm_store *s, const char *system_code, struct dtm_s
                       const struct dtm_idem *v)
 {
     struct par p = {0};
+    if (PG(s)->in_tx)
+        return keep_idem(s, system_code, key, v);
     p_text(&p, system_code);
     p_str(&p, key);
     p_blob(&p, v->request_hash, 32);
@@ -2073,6 +3308,20 @@ static int s_batch_error_put(struct dtm_store *s, const char *batch_id,
                              const struct dtm_batch_error *e)
 {
     struct par p = {0};
+    struct pend *d;
+    if (PG(s)->in_tx && (d = pend_of(s))) {
+        /* the write path: sent with the commit (a chunk's rejected rows, hundreds a chunk) */
+        struct kept *t = kept_row(d, K_BERR);
+        arr_text(&t->col[0], batch_id);
+        arr_i64(&t->col[1], e->seq);
+        arr_i64(&t->col[2], e->row);
+        arr_i64(&t->col[3], e->line);
+        arr_text(&t->col[4], e->field);
+        arr_text(&t->col[5], e->code);
+        arr_text(&t->col[6], e->arg);
+        arr_i64(&t->col[7], e->rule);
+        return DTM_OK;
+    }
     p_text(&p, batch_id);
     p_i64(&p, e->seq);
     p_i64(&p, e->row);
@@ -2125,8 +3374,29 @@ static int s_set_durable(struct dtm_store *s, bool durable)
  * checkpoints). */
 static int s_maintain(struct dtm_store *s)
 {
-    (void)s;
-    return DTM_OK;
+    /* records' partitions ahead of need: this month's and the next's for every dataset, at
+     * start and then every hour (the writer makes any other month it meets) */
+    struct pend *d = pend_of(s);
+    int64_t now = dtm_now_us();
+    char a[24], b[24];
+    const char *v[2] = {a, b};
+    PGresult *r;
+    int rc;
+    if (!d || (d->parts_at && now - d->parts_at < 3600LL * 1000000))
+        return DTM_OK;
+    snprintf(a, sizeof(a), "%lld", (long long)now);
+    snprintf(b, sizeof(b), "%lld", (long long)(now + 31LL * 86400 * 1000000));
+    if (PQstatus(PG(s)->conn) != CONNECTION_OK)
+        return DTM_ESTORE;
+    r = PQexecParams(PG(s)->conn,
+                     "SELECT dtm_records_partition(id,$1::bigint),dtm_records_partition(id,"
+                     "$2::bigint) FROM dataset_ids",
+                     2, NULL, v, NULL, NULL, 1);
+    rc = result_rc(s, r, "records_partition");
+    PQclear(r);
+    if (rc == DTM_OK)
+        d->parts_at = now;
+    return rc;
 }
 
 /* Nothing to do: the cache is the server's shared_buffers, not the connection's. */
@@ -2190,8 +3460,9 @@ static int s_cube_id(struct dtm_store *s, const char *dataset, const char *dims,
 
 /* SQLite merges in its upsert (a C function registered with SQLite); here the row is locked,
  * merged in C and written back. */
-static int s_cube_apply(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
-                        const void *dims, size_t dimslen, int64_t n, const void *agg, size_t agglen)
+static int cube_apply_one(struct dtm_store *s, int64_t cube, int grain, int64_t bucket,
+                          const void *dims, size_t dimslen, int64_t n, const void *agg,
+                          size_t agglen)
 {
     struct pg_store *q = PG(s);
     struct par p = {0};
@@ -2523,9 +3794,29 @@ static int s_record_purge(struct dtm_store *s, const char *dataset, int64_t befo
     struct par p = {0};
     int64_t ds;
     int rc = ds_id(s, dataset, false, &ds), n = 0;
+    int64_t dropped = 0;
     *removed = 0;
     if (rc)
         return rc == DTM_ENOTFOUND ? DTM_OK : rc;
+    /* the months of the dataset wholly before the cutoff: their partitions dropped whole, with
+     * the records' history and keys (dtm_records_drop_before); the rows of a month the cutoff
+     * cuts, and of the default partition, are deleted below, at most limit of them */
+    {
+        char a[24], b[24];
+        const char *v[2] = {a, b};
+        PGresult *r;
+        if ((rc = flush_kept(s)))
+            return rc;
+        snprintf(a, sizeof(a), "%lld", (long long)ds);
+        snprintf(b, sizeof(b), "%lld", (long long)before);
+        r = PQexecParams(PG(s)->conn, "SELECT dtm_records_drop_before($1::bigint,$2::bigint)", 2,
+                         NULL, v, NULL, NULL, 1);
+        if ((rc = result_rc(s, r, "records_drop")) == DTM_OK && PQntuples(r) == 1)
+            dropped = col_i64(r, 0, 0);
+        PQclear(r);
+        if (rc)
+            return rc;
+    }
     p_i64(&p, ds);
     p_i64(&p, before);
     if (limit)
@@ -2536,7 +3827,7 @@ static int s_record_purge(struct dtm_store *s, const char *dataset, int64_t befo
     for (size_t i = 0; i < DTM_ARRAY_LEN(steps); i++)
         if ((rc = exec_n(s, steps[i], &p, &n)))
             return rc;
-    *removed = n;
+    *removed = dropped + n;
     memset(&p, 0, sizeof(p));
     p_i64(&p, ds);
     p_i64(&p, dtm_cube_bucket(DTM_GRAIN_HOUR, before));
@@ -2968,6 +4259,334 @@ static int s_backup_run_last(struct dtm_store *s, bool ok_only, struct dtm_backu
     return rc;
 }
 
+/* ---- kept reports (report/; SQLite migration 22) */
+
+static int s_report_claim(struct dtm_store *s, const char *kind, const char *period,
+                          const char *lang, int64_t now, int64_t stale_before)
+{
+    struct par p = {0};
+    int n = 0, rc;
+    p_text(&p, kind);
+    p_text(&p, period);
+    p_text(&p, lang);
+    p_i64(&p, now);
+    p_i64(&p, stale_before);
+    if ((rc = exec_n(s, Q_REPORT_CLAIM, &p, &n)))
+        return rc;
+    return n > 0 ? DTM_OK : DTM_EEXIST;
+}
+
+static int s_report_put(struct dtm_store *s, const char *kind, const char *period, const char *lang,
+                        int64_t generated_at, const char *doc, size_t n)
+{
+    struct par p = {0};
+    p_text(&p, kind);
+    p_text(&p, period);
+    p_text(&p, lang);
+    p_i64(&p, generated_at);
+    p_i64(&p, (int64_t)n);
+    p_blob(&p, doc, n);
+    return exec0(s, Q_REPORT_PUT, &p);
+}
+
+static void read_report(const PGresult *r, int i, struct dtm_report_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    col_text(r, i, 0, row->kind, sizeof(row->kind));
+    col_text(r, i, 1, row->period, sizeof(row->period));
+    col_text(r, i, 2, row->lang, sizeof(row->lang));
+    col_text(r, i, 3, row->status, sizeof(row->status));
+    row->claimed_at = col_i64(r, i, 4);
+    row->generated_at = col_i64(r, i, 5);
+    row->size = col_i64(r, i, 6);
+}
+
+static int s_report_get(struct dtm_store *s, const char *kind, const char *period, const char *lang,
+                        struct dtm_report_row *row, struct dtm_buf *doc)
+{
+    struct par p = {0};
+    PGresult *r;
+    int rc;
+    p_text(&p, kind);
+    p_text(&p, period);
+    p_text(&p, lang);
+    if ((rc = run(s, Q_REPORT_GET, &p, &r)))
+        return rc;
+    rc = PQntuples(r) ? DTM_OK : DTM_ENOTFOUND;
+    if (!rc) {
+        read_report(r, 0, row);
+        if (doc)
+            rc = dtm_buf_add(doc, PQgetvalue(r, 0, 7), (size_t)PQgetlength(r, 0, 7));
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int s_report_list(struct dtm_store *s, dtm_report_cb cb, void *ctx)
+{
+    PGresult *r;
+    struct dtm_report_row row;
+    int rc = run(s, Q_REPORT_LIST, NULL, &r);
+    if (rc)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && rc == DTM_OK; i++) {
+        read_report(r, i, &row);
+        rc = cb(ctx, &row);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int s_report_purge(struct dtm_store *s, int64_t before)
+{
+    struct par p = {0};
+    p_i64(&p, before);
+    return exec0(s, Q_REPORT_PURGE, &p);
+}
+
+/* ---- data-quality counters (report/qcount.c; SQLite migration 23) */
+
+static int s_quality_add(struct dtm_store *s, int64_t day, const char *system_code,
+                         const char *dataset, const char *kind, const char *item, int64_t n)
+{
+    struct par p = {0};
+    if (PG(s)->in_tx) /* the write path: sent with the commit (keep_quality) */
+        return keep_quality(s, day, system_code, dataset, kind, item, n);
+    p_i64(&p, day);
+    p_text(&p, system_code);
+    p_text(&p, dataset);
+    p_text(&p, kind);
+    p_text(&p, item);
+    p_i64(&p, n);
+    return exec0(s, Q_QUAL_ADD, &p);
+}
+
+static int s_quality_sum(struct dtm_store *s, int64_t day_from, int64_t day_to, dtm_quality_cb cb,
+                         void *ctx)
+{
+    struct par p = {0};
+    PGresult *r;
+    int rc;
+    p_i64(&p, day_from);
+    p_i64(&p, day_to);
+    if ((rc = run(s, Q_QUAL_SUM, &p, &r)))
+        return rc;
+    for (int i = 0; i < PQntuples(r) && rc == DTM_OK; i++) {
+        char t[4][DTM_CODE_MAX * 2];
+        for (int c = 0; c < 4; c++)
+            col_text(r, i, c, t[c], sizeof(t[c]));
+        rc = cb(ctx, t[0], t[1], t[2], t[3], col_i64(r, i, 4));
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* issue 8: the catalogue's quality summary (store.h catalog_summary) */
+static int s_catalog_summary(struct dtm_store *s, int64_t since, dtm_catalog_cb cb, void *ctx)
+{
+    struct par p = {0};
+    PGresult *r;
+    int rc;
+    p_i64(&p, since);
+    if ((rc = run(s, Q_CATALOG_SUM, &p, &r)))
+        return rc;
+    for (int i = 0; i < PQntuples(r) && rc == DTM_OK; i++) {
+        struct dtm_catalog_row row = {0};
+        col_text(r, i, 0, row.dataset, sizeof(row.dataset));
+        row.accepted = col_i64(r, i, 1);
+        row.duplicates = col_i64(r, i, 2);
+        row.updated = col_i64(r, i, 3);
+        row.rejected = col_i64(r, i, 4);
+        row.receipts = col_i64(r, i, 5);
+        row.systems = col_i64(r, i, 6);
+        row.last_received = col_i64(r, i, 7);
+        rc = cb(ctx, &row);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- subscriptions (F3; share/, migration 19 of sqlite.c) */
+
+static void read_sub(const PGresult *r, int i, struct dtm_subscription *u)
+{
+    size_t n;
+    const void *b = col_blob(r, i, 8, &n);
+    memset(u, 0, sizeof(*u));
+    col_text(r, i, 0, u->id, sizeof(u->id));
+    col_text(r, i, 1, u->system_code, sizeof(u->system_code));
+    col_text(r, i, 2, u->dataset, sizeof(u->dataset));
+    col_text(r, i, 3, u->where, sizeof(u->where));
+    col_text(r, i, 4, u->metrics, sizeof(u->metrics));
+    col_text(r, i, 5, u->group_by, sizeof(u->group_by));
+    col_text(r, i, 6, u->interval, sizeof(u->interval));
+    col_text(r, i, 7, u->url, sizeof(u->url));
+    u->secret_len = DTM_MIN(n, sizeof(u->secret));
+    if (u->secret_len)
+        memcpy(u->secret, b, u->secret_len);
+    u->created_at = col_i64(r, i, 9);
+    u->next_bucket = col_i64(r, i, 10);
+    u->attempts = col_i64(r, i, 11);
+    u->next_attempt_at = col_i64(r, i, 12);
+    col_text(r, i, 13, u->last_error, sizeof(u->last_error));
+    u->delivered = col_i64(r, i, 14);
+    u->last_delivered_at = col_i64(r, i, 15);
+    col_text(r, i, 16, u->lease_owner, sizeof(u->lease_owner));
+    u->lease_until = col_i64(r, i, 17);
+}
+
+static int s_subscription_put(struct dtm_store *s, const struct dtm_subscription *u)
+{
+    struct par p = {0};
+    int n = 0, rc;
+    p_text(&p, u->id);
+    p_text(&p, u->system_code);
+    p_text(&p, u->dataset);
+    p_text(&p, u->where);
+    p_text(&p, u->metrics);
+    p_text(&p, u->group_by);
+    p_text(&p, u->interval);
+    p_text(&p, u->url);
+    p_blob(&p, u->secret, u->secret_len);
+    p_i64(&p, u->created_at);
+    p_i64(&p, u->next_bucket);
+    p_i64(&p, u->attempts);
+    p_i64(&p, u->next_attempt_at);
+    p_text(&p, u->last_error);
+    p_i64(&p, u->delivered);
+    p_i64(&p, u->last_delivered_at);
+    p_text(&p, u->lease_owner);
+    p_i64(&p, u->lease_until);
+    if ((rc = exec_n(s, Q_SUB_PUT, &p, &n)))
+        return rc;
+    return n ? DTM_OK : DTM_EEXIST;
+}
+
+static int sub_rows(struct dtm_store *s, enum qid id, const struct par *p, bool one,
+                    struct dtm_subscription *out, dtm_subscription_cb cb, void *ctx)
+{
+    struct dtm_subscription *u;
+    PGresult *r;
+    int rc;
+    if ((rc = run(s, id, p, &r)))
+        return rc;
+    if (one) {
+        rc = PQntuples(r) ? DTM_OK : DTM_ENOTFOUND;
+        if (!rc)
+            read_sub(r, 0, out);
+        PQclear(r);
+        return rc;
+    }
+    if (!(u = malloc(sizeof(*u)))) {
+        PQclear(r);
+        return DTM_ENOMEM;
+    }
+    for (int i = 0, n = PQntuples(r); i < n && !rc; i++) {
+        read_sub(r, i, u);
+        rc = cb(ctx, u);
+    }
+    PQclear(r);
+    free(u);
+    return rc;
+}
+
+static int s_subscription_get(struct dtm_store *s, const char *id, struct dtm_subscription *out)
+{
+    struct par p = {0};
+    p_text(&p, id);
+    return sub_rows(s, Q_SUB_GET, &p, true, out, NULL, NULL);
+}
+
+static int s_subscription_list(struct dtm_store *s, const char *system_code, dtm_subscription_cb cb,
+                               void *ctx)
+{
+    struct par p = {0};
+    p_text_opt(&p, system_code);
+    return sub_rows(s, Q_SUB_LIST, &p, false, NULL, cb, ctx);
+}
+
+static int s_subscription_delete(struct dtm_store *s, const char *id, int64_t now)
+{
+    struct par p = {0};
+    p_text(&p, id);
+    p_i64(&p, now);
+    return exec_one(s, Q_SUB_DEL, &p, DTM_ENOTFOUND);
+}
+
+/* READ COMMITTED: a second node's UPDATE waits for the first's and evaluates its WHERE again on
+ * the row the first wrote, so only one of them takes a free lease. */
+static int s_subscription_claim(struct dtm_store *s, const char *id, int64_t bucket,
+                                const char *owner, int64_t now, int64_t until)
+{
+    struct par p = {0};
+    p_text(&p, id);
+    p_i64(&p, bucket);
+    p_text(&p, owner);
+    p_i64(&p, now);
+    p_i64(&p, until);
+    return exec_one(s, Q_SUB_CLAIM, &p, DTM_EBUSY);
+}
+
+static int s_subscription_done(struct dtm_store *s, const char *id, const char *owner,
+                               int64_t bucket, bool ok, int64_t next_bucket,
+                               int64_t next_attempt_at, const char *error, int64_t now)
+{
+    struct par p = {0};
+    p_text(&p, id);
+    p_text(&p, owner);
+    p_i64(&p, bucket);
+    p_i64(&p, ok ? next_bucket : next_attempt_at);
+    if (ok)
+        p_i64(&p, now);
+    else
+        p_text(&p, error ? error : "");
+    return exec_one(s, ok ? Q_SUB_DONE_OK : Q_SUB_DONE_FAIL, &p, DTM_EBUSY);
+}
+
+static int s_subscription_delivery_add(struct dtm_store *s,
+                                       const struct dtm_subscription_delivery *d)
+{
+    struct par p = {0};
+    p_text(&p, d->subscription_id);
+    p_i64(&p, d->bucket);
+    p_i64(&p, d->attempt);
+    p_i64(&p, d->status);
+    p_i64(&p, d->ok ? 1 : 0);
+    p_text(&p, d->error);
+    p_i64(&p, d->at);
+    p_i64(&p, d->ms);
+    return exec0(s, Q_SUB_DELIVERY_ADD, &p);
+}
+
+static int s_subscription_deliveries(struct dtm_store *s, const char *id, int64_t after,
+                                     size_t limit, dtm_subscription_delivery_cb cb, void *ctx)
+{
+    struct par p = {0};
+    PGresult *r;
+    int rc;
+    p_text(&p, id);
+    p_i64(&p, after);
+    p_i64(&p, limit ? (int64_t)limit : INT64_MAX);
+    if ((rc = run(s, Q_SUB_DELIVERIES, &p, &r)))
+        return rc;
+    for (int i = 0, n = PQntuples(r); i < n && !rc; i++) {
+        struct dtm_subscription_delivery d;
+        memset(&d, 0, sizeof(d));
+        d.seq = col_i64(r, i, 0);
+        col_text(r, i, 1, d.subscription_id, sizeof(d.subscription_id));
+        d.bucket = col_i64(r, i, 2);
+        d.attempt = col_i64(r, i, 3);
+        d.status = col_i64(r, i, 4);
+        d.ok = col_i64(r, i, 5) != 0;
+        col_text(r, i, 6, d.error, sizeof(d.error));
+        d.at = col_i64(r, i, 7);
+        d.ms = col_i64(r, i, 8);
+        rc = cb(ctx, &d);
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* ---- the usual networks of systems (T4.1; alert/warn.c) */
 
 static int s_warn_net_put(struct dtm_store *s, const struct dtm_warn_net *n)
@@ -3181,6 +4800,62 @@ static int s_secret_delete(struct dtm_store *s, const char *name)
     return exec_one(s, Q_SECRET_DEL, &p, DTM_ENOTFOUND);
 }
 
+/* ---- rounds of periodic jobs (forecast/anomaly.c; SQLite migration 24) */
+
+static int s_job_claim(struct dtm_store *s, const char *job, int64_t slot, const char *owner,
+                       int64_t now, int64_t before)
+{
+    struct par p = {0}, q = {0};
+    int n = 0, rc;
+    p_text(&p, job);
+    p_i64(&p, slot);
+    p_text(&p, owner);
+    p_i64(&p, now);
+    if ((rc = exec_n(s, Q_JOB_CLAIM, &p, &n)))
+        return rc;
+    p_text(&q, job);
+    p_i64(&q, before);
+    if ((rc = exec0(s, Q_JOB_PURGE, &q)))
+        return rc;
+    return n > 0 ? DTM_OK : DTM_EEXIST;
+}
+
+/* ---- batches claimed by one node (issue 9 item 3): a session advisory lock on (LOCK_BATCH,
+ * hashtext(id)); two ids of one hash are run one after the other, never together */
+
+#define LOCK_BATCH 0x44544d10
+
+static int s_batch_claim(struct dtm_store *s, const char *id)
+{
+    struct pg_store *q = PG(s);
+    char key[16];
+    const char *v[2] = {key, id};
+    PGresult *r;
+    int rc = DTM_ESTORE;
+    snprintf(key, sizeof(key), "%d", LOCK_BATCH);
+    if (PQstatus(q->conn) != CONNECTION_OK && !q->in_tx)
+        reconnect(s);
+    r = PQexecParams(q->conn, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2, NULL, v,
+                     NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        rc = strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? DTM_OK : DTM_EBUSY;
+    else
+        log_error(s, "batch_claim", PQerrorMessage(q->conn));
+    PQclear(r);
+    return rc;
+}
+
+static void s_batch_release(struct dtm_store *s, const char *id)
+{
+    struct pg_store *q = PG(s);
+    char key[16];
+    const char *v[2] = {key, id};
+    snprintf(key, sizeof(key), "%d", LOCK_BATCH);
+    if (PQstatus(q->conn) == CONNECTION_OK) /* else the lock went with the connection */
+        PQclear(PQexecParams(q->conn, "SELECT pg_advisory_unlock($1::int, hashtext($2))", 2, NULL,
+                             v, NULL, NULL, 0));
+}
+
 static const struct dtm_store_ops pg_ops = {
     .name = "postgresql",
     .close = s_close,
@@ -3227,6 +4902,7 @@ static const struct dtm_store_ops pg_ops = {
     .receipt_next_seq = s_receipt_next_seq,
     .receipt_put = s_receipt_put,
     .record_put = s_record_put,
+    .record_put_many = s_record_put_many,
     .receipt_get = s_receipt_get,
     .receipt_records = s_receipt_records,
     .record_get = s_record_get,
@@ -3289,6 +4965,25 @@ static const struct dtm_store_ops pg_ops = {
     .vuln_list = s_vuln_list,
     .backup_run_add = s_backup_run_add,
     .backup_run_last = s_backup_run_last,
+    .subscription_put = s_subscription_put,
+    .subscription_get = s_subscription_get,
+    .subscription_list = s_subscription_list,
+    .subscription_delete = s_subscription_delete,
+    .subscription_claim = s_subscription_claim,
+    .subscription_done = s_subscription_done,
+    .subscription_delivery_add = s_subscription_delivery_add,
+    .subscription_deliveries = s_subscription_deliveries,
+    .quality_add = s_quality_add,
+    .quality_sum = s_quality_sum,
+    .catalog_summary = s_catalog_summary,
+    .job_claim = s_job_claim,
+    .batch_claim = s_batch_claim,
+    .batch_release = s_batch_release,
+    .report_claim = s_report_claim,
+    .report_put = s_report_put,
+    .report_get = s_report_get,
+    .report_list = s_report_list,
+    .report_purge = s_report_purge,
     .warn_net_put = s_warn_net_put,
     .warn_net_list = s_warn_net_list,
     .warn_net_purge = s_warn_net_purge,
@@ -3332,10 +5027,17 @@ int dtm_store_pg_open(const char *conninfo, const char *password, struct dtm_sto
     /* the DSN is expanded as dbname (expand_dbname); a password from the file comes after it
      * and wins; without one libpq uses the DSN's, PGPASSWORD or ~/.pgpass. connect_timeout
      * comes before the DSN: a DSN's own value wins */
-    const char *keys[] = {"connect_timeout", "dbname", "fallback_application_name", "password",
-                          NULL};
-    const char *vals[] = {"10", conninfo, "dtm", password, NULL};
-    PGresult *r;
+    /* connect_timeout bounds a connection attempt to a host that does not answer (an outage:
+     * readyz and requests wait at most that long, then 503); keepalives and tcp_user_timeout
+     * find a connection whose peer vanished (a network partition, a host that died) within
+     * about 30 s instead of the kernel's two hours, so no request hangs on it longer. All
+     * before the DSN: its own values win. */
+    const char *keys[] = {"connect_timeout",  "keepalives",
+                          "keepalives_idle",  "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout",
+                          "dbname",           "fallback_application_name",
+                          "password",         NULL};
+    const char *vals[] = {"5", "1", "10", "5", "3", "30000", conninfo, "dtm", password, NULL};
     const char *host, *port;
     if (unported_op(&missing)) {
         snprintf(err, errsz,
@@ -3359,7 +5061,7 @@ int dtm_store_pg_open(const char *conninfo, const char *password, struct dtm_sto
     dtm_buf_init(&q->plain, 64 << 20);
     dtm_buf_init(&q->agg, 1 << 20);
     if (!password || !*password)
-        keys[3] = vals[3] = NULL;
+        keys[8] = vals[8] = NULL;
     q->conn = PQconnectdbParams(keys, vals, 1);
     host = q->conn ? PQhost(q->conn) : NULL;
     port = q->conn ? PQport(q->conn) : NULL;
@@ -3378,17 +5080,12 @@ int dtm_store_pg_open(const char *conninfo, const char *password, struct dtm_sto
         return DTM_ESTORE;
     }
     PQsetNoticeProcessor(q->conn, on_notice, NULL);
-    /* lock_timeout: a writer waits for another's lock at most 10 s (SQLite: busy_timeout) */
-    r = PQexec(q->conn, "SET client_encoding = 'UTF8'; SET lock_timeout = '10s'; "
-                        "SET TIME ZONE 'UTC'");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    if (session_setup(q->conn) != DTM_OK) {
         snprintf(err, errsz, "cannot configure the PostgreSQL session at %s: %s", q->where,
-                 PQresultErrorMessage(r));
-        PQclear(r);
+                 PQerrorMessage(q->conn));
         s_close(&q->super);
         return DTM_ESTORE;
     }
-    PQclear(r);
     *out = &q->super;
     return DTM_OK;
 }

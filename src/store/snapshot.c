@@ -7,7 +7,8 @@
  * it is behind (receipts not yet applied), `dtm serve` on the restored data dir finds
  * applied_seq behind and rebuilds the rollups from the records. The facts of the same moment
  * (records per dataset, newest receipt and audit entry, the master key wrapping the data keys)
- * come from the same transaction. */
+ * come from the same transaction. PostgreSQL: pg_dump of an exported snapshot
+ * (store/pg_snapshot.c). */
 #include "store/store.h"
 
 #include <sqlite3.h>
@@ -27,10 +28,11 @@ static const char *base_name(const char *p)
 static void cubes_name(const char *db, char *out, size_t outsz)
 {
     size_t n = strlen(db);
-    if (n > 3 && strcmp(db + n - 3, ".db") == 0)
-        snprintf(out, outsz, "%.*s.cubes.db", (int)(n - 3), db);
-    else
-        snprintf(out, outsz, "%s.cubes", db);
+    int k = n > 3 && strcmp(db + n - 3, ".db") == 0
+                ? snprintf(out, outsz, "%.*s.cubes.db", (int)(n - 3), db)
+                : snprintf(out, outsz, "%s.cubes", db);
+    if (k < 0 || (size_t)k >= outsz)
+        out[0] = '\0'; /* too long: the caller refuses the empty name */
 }
 
 static int fail(sqlite3 *db, const char *what, char *err, size_t errsz)
@@ -229,7 +231,8 @@ static int sqlite_snapshot(const struct dtm_conf *c, const char *dir, struct dtm
     total = page_bytes(db, "main") + page_bytes(db, "cubes");
     out->nfiles = 2;
     cubes_name(c->database[0] == '/' ? base_name(c->database) : c->database, cname, sizeof(cname));
-    if (!set_name(out->file[0].name, sizeof(out->file[0].name), "",
+    if (!cname[0] ||
+        !set_name(out->file[0].name, sizeof(out->file[0].name), "",
                   c->database[0] == '/' ? base_name(c->database) : c->database) ||
         !set_name(out->file[1].name, sizeof(out->file[1].name), "", cname)) {
         snprintf(err, errsz, "the database name %s is too long", c->database);
@@ -261,7 +264,7 @@ int dtm_store_snapshot(const struct dtm_conf *c, const char *dir, struct dtm_sna
                        char *err, size_t errsz)
 {
     memset(out, 0, sizeof(*out));
-    if (dir && c->database[0] == '/') {
+    if (dir && strcmp(c->backend, "sqlite") == 0 && c->database[0] == '/') {
         snprintf(err, errsz,
                  "[store] database names a file outside the data dir (%s): back it up with the "
                  "data dir's own files only when it is inside it (a relative name)",
@@ -270,6 +273,8 @@ int dtm_store_snapshot(const struct dtm_conf *c, const char *dir, struct dtm_sna
     }
     if (strcmp(c->backend, "sqlite") == 0)
         return sqlite_snapshot(c, dir, out, progress, ctx, err, errsz);
+    if (strcmp(c->backend, "postgresql") == 0)
+        return dtm_store_pg_snapshot(c, dir, out, progress, ctx, err, errsz);
     snprintf(err, errsz, "backups of the storage backend '%s' are not supported", c->backend);
     return DTM_EUNSUPPORTED;
 }

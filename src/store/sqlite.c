@@ -131,6 +131,9 @@ enum stmt_id {
     Q_SECRET_GET,
     Q_SECRET_LIST,
     Q_SECRET_DEL,
+    Q_QUAL_ADD,
+    Q_QUAL_SUM,
+    Q_CATALOG_SUM, /* issue 8: api/catalog.c */
     Q_COUNT
 };
 
@@ -387,6 +390,16 @@ static const char *const sql[Q_COUNT] = {
     [Q_AUDIT_LIST] = "SELECT seq,at,actor_kind,actor,action,target,detail,source_ip,prev_hash,hash "
                      "FROM audit_log WHERE seq>?1 AND at>=?2 AND at<?3 AND (?4 IS NULL OR "
                      "actor=?4) AND (?5 IS NULL OR action=?5) ORDER BY seq LIMIT ?6",
+    /* data-quality counters (report/qcount.c, migration 23) */
+    [Q_QUAL_ADD] = "INSERT INTO quality_counts(day,system_code,dataset,kind,item,n) "
+                   "VALUES(?,?,?,?,?,?) ON CONFLICT(day,system_code,dataset,kind,item) "
+                   "DO UPDATE SET n=n+excluded.n",
+    [Q_QUAL_SUM] = "SELECT system_code,dataset,kind,item,sum(n) FROM quality_counts "
+                   "WHERE day>=? AND day<? GROUP BY system_code,dataset,kind,item "
+                   "ORDER BY system_code,dataset,kind,item",
+    [Q_CATALOG_SUM] = "SELECT dataset,sum(accepted),sum(duplicates),sum(updated),sum(rejected),"
+                      "count(*),count(DISTINCT system_code),max(received_at) FROM receipts "
+                      "WHERE received_at>=? GROUP BY dataset ORDER BY dataset",
 };
 
 /* Versioned migrations: applied in order, each in its own transaction; the version reached is
@@ -574,6 +587,40 @@ static const char *const migrations[] = {
     "CREATE TABLE backup_runs(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, path TEXT NOT NULL,"
     " status TEXT NOT NULL, error TEXT NOT NULL, bytes INTEGER NOT NULL,"
     " records INTEGER NOT NULL, ms INTEGER NOT NULL);",
+    /* 22: kept reports (report/): the document of each (kind, period, language), claimed by
+     * the node that produces it (status running), then done */
+    "CREATE TABLE reports(kind TEXT NOT NULL, period TEXT NOT NULL, lang TEXT NOT NULL,"
+    " status TEXT NOT NULL, claimed_at INTEGER NOT NULL, generated_at INTEGER NOT NULL DEFAULT 0,"
+    " size INTEGER NOT NULL DEFAULT 0, document TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY(kind, period, lang)) WITHOUT ROWID;",
+    /* 23: data-quality counters (report/qcount.c, written by the record writer with the
+     * records): per receipt day, system and dataset, the records accepted, updated, duplicate
+     * and rejected (kind n), the rejections by error code (kind err), and the lag between
+     * event time and receipt (kind lag: a log-linear histogram; lag_ms: the sum; lag_n) */
+    "CREATE TABLE quality_counts(day INTEGER NOT NULL, system_code TEXT NOT NULL,"
+    " dataset TEXT NOT NULL, kind TEXT NOT NULL, item TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(day, system_code, dataset, kind, item)) WITHOUT ROWID;",
+    /* 19: subscriptions of consumers to aggregates (F3, CONTRACT §6; share/): the cursor
+     * (next_bucket), the backoff state, the lease of the node delivering it, and the log of
+     * every delivery attempt. A deleted one is kept (deleted_at) with its log. */
+    "CREATE TABLE subscriptions(id TEXT PRIMARY KEY, system_code TEXT NOT NULL,"
+    " dataset TEXT NOT NULL, where_json TEXT NOT NULL, metrics TEXT NOT NULL,"
+    " group_by TEXT NOT NULL, bucket_interval TEXT NOT NULL, url TEXT NOT NULL,"
+    " secret BLOB NOT NULL,"
+    " created_at INTEGER NOT NULL, next_bucket INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+    " next_attempt_at INTEGER NOT NULL, last_error TEXT NOT NULL, delivered INTEGER NOT NULL,"
+    " last_delivered_at INTEGER NOT NULL, lease_owner TEXT NOT NULL,"
+    " lease_until INTEGER NOT NULL, deleted_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX subscriptions_system ON subscriptions(system_code);"
+    "CREATE TABLE subscription_deliveries(seq INTEGER PRIMARY KEY,"
+    " subscription_id TEXT NOT NULL, bucket INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+    " status INTEGER NOT NULL, ok INTEGER NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL,"
+    " ms INTEGER NOT NULL);"
+    "CREATE INDEX subscription_deliveries_sub ON subscription_deliveries(subscription_id, seq);",
+    /* 24: rounds of periodic jobs claimed by one node (forecast/anomaly.c: the anomaly check
+     * runs once across the nodes sharing a store) */
+    "CREATE TABLE job_claims(job TEXT NOT NULL, slot INTEGER NOT NULL, owner TEXT NOT NULL,"
+    " claimed_at INTEGER NOT NULL, PRIMARY KEY(job, slot)) WITHOUT ROWID;",
 };
 
 /* The rollups' file (DATA_DIR/dtm.cubes.db beside dtm.db), attached to every connection as
@@ -3082,6 +3129,399 @@ static int s_backup_run_last(struct dtm_store *s, bool ok_only, struct dtm_backu
     return out_rc;
 }
 
+/* ---- data-quality counters (report/qcount.c; migration 23) */
+
+static int s_quality_add(struct dtm_store *s, int64_t day, const char *system_code,
+                         const char *dataset, const char *kind, const char *item, int64_t n)
+{
+    sqlite3_stmt *st = stmt(s, Q_QUAL_ADD);
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, day);
+    bind_text(st, 2, system_code);
+    bind_text(st, 3, dataset);
+    bind_text(st, 4, kind);
+    bind_text(st, 5, item);
+    sqlite3_bind_int64(st, 6, n);
+    return exec_done(s, st, "quality_add");
+}
+
+static int s_quality_sum(struct dtm_store *s, int64_t day_from, int64_t day_to, dtm_quality_cb cb,
+                         void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_QUAL_SUM);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, day_from);
+    sqlite3_bind_int64(st, 2, day_to);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *t[4];
+        for (int i = 0; i < 4; i++) {
+            t[i] = (const char *)sqlite3_column_text(st, i);
+            if (!t[i])
+                t[i] = "";
+        }
+        if ((rc = cb(ctx, t[0], t[1], t[2], t[3], sqlite3_column_int64(st, 4)))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "quality_sum");
+}
+
+/* issue 8: the catalogue's quality summary (store.h catalog_summary) */
+static int s_catalog_summary(struct dtm_store *s, int64_t since, dtm_catalog_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, Q_CATALOG_SUM);
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, since);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct dtm_catalog_row row = {0};
+        const char *d = (const char *)sqlite3_column_text(st, 0);
+        snprintf(row.dataset, sizeof(row.dataset), "%s", d ? d : "");
+        row.accepted = sqlite3_column_int64(st, 1);
+        row.duplicates = sqlite3_column_int64(st, 2);
+        row.updated = sqlite3_column_int64(st, 3);
+        row.rejected = sqlite3_column_int64(st, 4);
+        row.receipts = sqlite3_column_int64(st, 5);
+        row.systems = sqlite3_column_int64(st, 6);
+        row.last_received = sqlite3_column_int64(st, 7);
+        if ((rc = cb(ctx, &row))) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? DTM_OK : fail(s, "catalog_summary");
+}
+
+/* ---- kept reports (report/; migration 22) */
+
+static int s_report_claim(struct dtm_store *s, const char *kind, const char *period,
+                          const char *lang, int64_t now, int64_t stale_before)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO reports(kind,period,lang,status,claimed_at)"
+                               " VALUES(?1,?2,?3,'running',?4) ON CONFLICT(kind,period,lang)"
+                               " DO UPDATE SET claimed_at=excluded.claimed_at"
+                               " WHERE reports.status='running' AND reports.claimed_at<?5");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, period);
+    bind_text(st, 3, lang);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, stale_before);
+    if ((rc = run_done(s, st, "report_claim")))
+        return rc;
+    return sqlite3_changes(DB(s)) > 0 ? DTM_OK : DTM_EEXIST;
+}
+
+static int s_report_put(struct dtm_store *s, const char *kind, const char *period, const char *lang,
+                        int64_t generated_at, const char *doc, size_t n)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO reports(kind,period,lang,status,claimed_at,"
+                               "generated_at,size,document) VALUES(?1,?2,?3,'done',?4,?4,?5,?6)"
+                               " ON CONFLICT(kind,period,lang) DO UPDATE SET status='done',"
+                               "generated_at=excluded.generated_at,size=excluded.size,"
+                               "document=excluded.document");
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, period);
+    bind_text(st, 3, lang);
+    sqlite3_bind_int64(st, 4, generated_at);
+    sqlite3_bind_int64(st, 5, (int64_t)n);
+    sqlite3_bind_text(st, 6, doc, (int)n, SQLITE_TRANSIENT);
+    return run_done(s, st, "report_put");
+}
+
+static void read_report(sqlite3_stmt *st, struct dtm_report_row *r)
+{
+    memset(r, 0, sizeof(*r));
+    col_text(st, 0, r->kind, sizeof(r->kind));
+    col_text(st, 1, r->period, sizeof(r->period));
+    col_text(st, 2, r->lang, sizeof(r->lang));
+    col_text(st, 3, r->status, sizeof(r->status));
+    r->claimed_at = sqlite3_column_int64(st, 4);
+    r->generated_at = sqlite3_column_int64(st, 5);
+    r->size = sqlite3_column_int64(st, 6);
+}
+
+#define REPORT_COLS "kind,period,lang,status,claimed_at,generated_at,size"
+
+static int s_report_get(struct dtm_store *s, const char *kind, const char *period, const char *lang,
+                        struct dtm_report_row *row, struct dtm_buf *doc)
+{
+    sqlite3_stmt *st = prep(s, "SELECT " REPORT_COLS ",document FROM reports WHERE kind=?1"
+                               " AND period=?2 AND lang=?3 AND status='done'");
+    int rc, out = DTM_ENOTFOUND;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, kind);
+    bind_text(st, 2, period);
+    bind_text(st, 3, lang);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_report(st, row);
+        out =
+            doc ? dtm_buf_add(doc, sqlite3_column_text(st, 7), (size_t)sqlite3_column_bytes(st, 7))
+                : DTM_OK;
+    } else if (rc != SQLITE_DONE) {
+        out = fail(s, "report_get");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int s_report_list(struct dtm_store *s, dtm_report_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = prep(s, "SELECT " REPORT_COLS " FROM reports WHERE status='done'"
+                               " ORDER BY generated_at DESC,kind,period,lang");
+    struct dtm_report_row row;
+    int rc, out = DTM_OK;
+    if (!st)
+        return DTM_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_report(st, &row);
+        if ((out = cb(ctx, &row)))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "report_list");
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int s_report_purge(struct dtm_store *s, int64_t before)
+{
+    sqlite3_stmt *st = prep(s, "DELETE FROM reports WHERE (status='done' AND generated_at<?1)"
+                               " OR (status='running' AND claimed_at<?1)");
+    if (!st)
+        return DTM_ESTORE;
+    sqlite3_bind_int64(st, 1, before);
+    return run_done(s, st, "report_purge");
+}
+
+/* ---- subscriptions (F3; share/, migration 19) */
+
+#define SUB_COLS                                                                                   \
+    "id,system_code,dataset,where_json,metrics,group_by,bucket_interval,url,secret,created_at,"    \
+    "next_bucket,attempts,next_attempt_at,last_error,delivered,last_delivered_at,lease_owner,"     \
+    "lease_until"
+
+static void read_sub(sqlite3_stmt *st, struct dtm_subscription *u)
+{
+    size_t n = (size_t)sqlite3_column_bytes(st, 8);
+    memset(u, 0, sizeof(*u));
+    col_text(st, 0, u->id, sizeof(u->id));
+    col_text(st, 1, u->system_code, sizeof(u->system_code));
+    col_text(st, 2, u->dataset, sizeof(u->dataset));
+    col_text(st, 3, u->where, sizeof(u->where));
+    col_text(st, 4, u->metrics, sizeof(u->metrics));
+    col_text(st, 5, u->group_by, sizeof(u->group_by));
+    col_text(st, 6, u->interval, sizeof(u->interval));
+    col_text(st, 7, u->url, sizeof(u->url));
+    u->secret_len = DTM_MIN(n, sizeof(u->secret));
+    if (u->secret_len)
+        memcpy(u->secret, sqlite3_column_blob(st, 8), u->secret_len);
+    u->created_at = sqlite3_column_int64(st, 9);
+    u->next_bucket = sqlite3_column_int64(st, 10);
+    u->attempts = sqlite3_column_int64(st, 11);
+    u->next_attempt_at = sqlite3_column_int64(st, 12);
+    col_text(st, 13, u->last_error, sizeof(u->last_error));
+    u->delivered = sqlite3_column_int64(st, 14);
+    u->last_delivered_at = sqlite3_column_int64(st, 15);
+    col_text(st, 16, u->lease_owner, sizeof(u->lease_owner));
+    u->lease_until = sqlite3_column_int64(st, 17);
+}
+
+static int s_subscription_put(struct dtm_store *s, const struct dtm_subscription *u)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO subscriptions(" SUB_COLS ",deleted_at) VALUES(?1,?2,"
+                               "?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,0)");
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, u->id);
+    bind_text(st, 2, u->system_code);
+    bind_text(st, 3, u->dataset);
+    bind_text(st, 4, u->where);
+    bind_text(st, 5, u->metrics);
+    bind_text(st, 6, u->group_by);
+    bind_text(st, 7, u->interval);
+    bind_text(st, 8, u->url);
+    sqlite3_bind_blob(st, 9, u->secret, (int)u->secret_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, u->created_at);
+    sqlite3_bind_int64(st, 11, u->next_bucket);
+    sqlite3_bind_int64(st, 12, u->attempts);
+    sqlite3_bind_int64(st, 13, u->next_attempt_at);
+    bind_text(st, 14, u->last_error);
+    sqlite3_bind_int64(st, 15, u->delivered);
+    sqlite3_bind_int64(st, 16, u->last_delivered_at);
+    bind_text(st, 17, u->lease_owner);
+    sqlite3_bind_int64(st, 18, u->lease_until);
+    return run_done(s, st, "subscription_put");
+}
+
+static int s_subscription_get(struct dtm_store *s, const char *id, struct dtm_subscription *out)
+{
+    sqlite3_stmt *st =
+        prep(s, "SELECT " SUB_COLS " FROM subscriptions WHERE id=?1 AND deleted_at=0");
+    int rc, out_rc = DTM_ENOTFOUND;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_sub(st, out);
+        out_rc = DTM_OK;
+    } else if (rc != SQLITE_DONE) {
+        out_rc = fail(s, "subscription_get");
+    }
+    sqlite3_finalize(st);
+    return out_rc;
+}
+
+static int s_subscription_list(struct dtm_store *s, const char *system_code, dtm_subscription_cb cb,
+                               void *ctx)
+{
+    sqlite3_stmt *st = prep(s, "SELECT " SUB_COLS " FROM subscriptions WHERE deleted_at=0 AND "
+                               "(?1 IS NULL OR system_code=?1) ORDER BY created_at,id");
+    struct dtm_subscription *u;
+    int rc, out = DTM_OK;
+    if (!st)
+        return DTM_ESTORE;
+    if (!(u = malloc(sizeof(*u)))) {
+        sqlite3_finalize(st);
+        return DTM_ENOMEM;
+    }
+    if (system_code)
+        bind_text(st, 1, system_code);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_sub(st, u);
+        if ((out = cb(ctx, u)))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "subscription_list");
+    sqlite3_finalize(st);
+    free(u);
+    return out;
+}
+
+static int s_subscription_delete(struct dtm_store *s, const char *id, int64_t now)
+{
+    sqlite3_stmt *st =
+        prep(s, "UPDATE subscriptions SET deleted_at=?2 WHERE id=?1 AND deleted_at=0");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    if ((rc = run_done(s, st, "subscription_delete")) == DTM_OK && sqlite3_changes(DB(s)) == 0)
+        rc = DTM_ENOTFOUND;
+    return rc;
+}
+
+static int s_subscription_claim(struct dtm_store *s, const char *id, int64_t bucket,
+                                const char *owner, int64_t now, int64_t until)
+{
+    sqlite3_stmt *st = prep(s, "UPDATE subscriptions SET lease_owner=?3,lease_until=?5 "
+                               "WHERE id=?1 AND deleted_at=0 AND next_bucket=?2 AND "
+                               "(lease_until<?4 OR lease_owner=?3)");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, bucket);
+    bind_text(st, 3, owner);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, until);
+    if ((rc = run_done(s, st, "subscription_claim")) == DTM_OK && sqlite3_changes(DB(s)) == 0)
+        rc = DTM_EBUSY;
+    return rc;
+}
+
+static int s_subscription_done(struct dtm_store *s, const char *id, const char *owner,
+                               int64_t bucket, bool ok, int64_t next_bucket,
+                               int64_t next_attempt_at, const char *error, int64_t now)
+{
+    sqlite3_stmt *st = prep(
+        s, ok ? "UPDATE subscriptions SET next_bucket=?4,attempts=0,next_attempt_at=0,"
+                "last_error='',delivered=delivered+1,last_delivered_at=?6,lease_owner='',"
+                "lease_until=0 WHERE id=?1 AND lease_owner=?2 AND next_bucket=?3"
+              : "UPDATE subscriptions SET attempts=attempts+1,next_attempt_at=?4,last_error=?5,"
+                "lease_owner='',lease_until=0 WHERE id=?1 AND lease_owner=?2 AND next_bucket=?3 "
+                "");
+    int rc;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, id);
+    bind_text(st, 2, owner);
+    sqlite3_bind_int64(st, 3, bucket);
+    sqlite3_bind_int64(st, 4, ok ? next_bucket : next_attempt_at);
+    bind_text(st, 5, error ? error : "");
+    sqlite3_bind_int64(st, 6, now);
+    if ((rc = run_done(s, st, "subscription_done")) == DTM_OK && sqlite3_changes(DB(s)) == 0)
+        rc = DTM_EBUSY;
+    return rc;
+}
+
+static int s_subscription_delivery_add(struct dtm_store *s,
+                                       const struct dtm_subscription_delivery *d)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO subscription_deliveries(subscription_id,bucket,"
+                               "attempt,status,ok,error,at,ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, d->subscription_id);
+    sqlite3_bind_int64(st, 2, d->bucket);
+    sqlite3_bind_int64(st, 3, d->attempt);
+    sqlite3_bind_int64(st, 4, d->status);
+    sqlite3_bind_int64(st, 5, d->ok ? 1 : 0);
+    bind_text(st, 6, d->error);
+    sqlite3_bind_int64(st, 7, d->at);
+    sqlite3_bind_int64(st, 8, d->ms);
+    return run_done(s, st, "subscription_delivery_add");
+}
+
+static int s_subscription_deliveries(struct dtm_store *s, const char *id, int64_t after,
+                                     size_t limit, dtm_subscription_delivery_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = prep(s, "SELECT seq,subscription_id,bucket,attempt,status,ok,error,at,ms "
+                               "FROM subscription_deliveries WHERE subscription_id=?1 AND "
+                               "seq>?2 ORDER BY seq LIMIT ?3");
+    struct dtm_subscription_delivery d;
+    int rc, out = DTM_OK;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&d, 0, sizeof(d));
+        d.seq = sqlite3_column_int64(st, 0);
+        col_text(st, 1, d.subscription_id, sizeof(d.subscription_id));
+        d.bucket = sqlite3_column_int64(st, 2);
+        d.attempt = sqlite3_column_int64(st, 3);
+        d.status = sqlite3_column_int64(st, 4);
+        d.ok = sqlite3_column_int64(st, 5) != 0;
+        col_text(st, 6, d.error, sizeof(d.error));
+        d.at = sqlite3_column_int64(st, 7);
+        d.ms = sqlite3_column_int64(st, 8);
+        if ((out = cb(ctx, &d)))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "subscription_deliveries");
+    sqlite3_finalize(st);
+    return out;
+}
+
 /* ---- data keys (T4.2; gate/datakey.c) */
 
 static void read_datakey(sqlite3_stmt *st, struct dtm_datakey_row *k)
@@ -3220,6 +3660,49 @@ static int s_secret_delete(struct dtm_store *s, const char *name)
     return sqlite3_changes(((struct sqlite_store *)(void *)s)->db) ? DTM_OK : DTM_ENOTFOUND;
 }
 
+/* ---- rounds of periodic jobs (forecast/anomaly.c; migration 24) */
+
+static int s_job_claim(struct dtm_store *s, const char *job, int64_t slot, const char *owner,
+                       int64_t now, int64_t before)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO job_claims(job,slot,owner,claimed_at)"
+                               " VALUES(?1,?2,?3,?4) ON CONFLICT(job,slot) DO NOTHING");
+    int rc;
+    bool took;
+    if (!st)
+        return DTM_ESTORE;
+    bind_text(st, 1, job);
+    sqlite3_bind_int64(st, 2, slot);
+    bind_text(st, 3, owner);
+    sqlite3_bind_int64(st, 4, now);
+    if ((rc = run_done(s, st, "job_claim")))
+        return rc;
+    took = sqlite3_changes(DB(s)) > 0;
+    if (!(st = prep(s, "DELETE FROM job_claims WHERE job=?1 AND claimed_at<?2")))
+        return DTM_ESTORE;
+    bind_text(st, 1, job);
+    sqlite3_bind_int64(st, 2, before);
+    if ((rc = run_done(s, st, "job_claim")))
+        return rc;
+    return took ? DTM_OK : DTM_EEXIST;
+}
+
+/* ---- batches claimed by one node (issue 9 item 3): one process writes a SQLite store, and
+ * its one queue thread runs one batch at a time: nothing to claim */
+
+static int s_batch_claim(struct dtm_store *s, const char *id)
+{
+    (void)s;
+    (void)id;
+    return DTM_OK;
+}
+
+static void s_batch_release(struct dtm_store *s, const char *id)
+{
+    (void)s;
+    (void)id;
+}
+
 static const struct dtm_store_ops sqlite_ops = {
     .name = "sqlite",
     .close = s_close,
@@ -3335,6 +3818,25 @@ static const struct dtm_store_ops sqlite_ops = {
     .vuln_list = s_vuln_list,
     .backup_run_add = s_backup_run_add,
     .backup_run_last = s_backup_run_last,
+    .subscription_put = s_subscription_put,
+    .subscription_get = s_subscription_get,
+    .subscription_list = s_subscription_list,
+    .subscription_delete = s_subscription_delete,
+    .subscription_claim = s_subscription_claim,
+    .subscription_done = s_subscription_done,
+    .subscription_delivery_add = s_subscription_delivery_add,
+    .subscription_deliveries = s_subscription_deliveries,
+    .quality_add = s_quality_add,
+    .quality_sum = s_quality_sum,
+    .catalog_summary = s_catalog_summary,
+    .job_claim = s_job_claim,
+    .batch_claim = s_batch_claim,
+    .batch_release = s_batch_release,
+    .report_claim = s_report_claim,
+    .report_put = s_report_put,
+    .report_get = s_report_get,
+    .report_list = s_report_list,
+    .report_purge = s_report_purge,
 };
 
 int dtm_store_sqlite_open(const char *path, struct dtm_store **out, char *err, size_t errsz)

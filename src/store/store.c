@@ -7,7 +7,7 @@
 #include <string.h>
 
 /* [store] password_file: the first line of the file (PostgreSQL's password) */
-static int read_password(const struct dtm_conf *c, char *pw, size_t pwsz, char *err, size_t errsz)
+int dtm_store_password(const struct dtm_conf *c, char *pw, size_t pwsz, char *err, size_t errsz)
 {
     char path[DTM_PATH_MAX];
     FILE *f;
@@ -45,7 +45,7 @@ int dtm_store_open(const struct dtm_conf *c, struct dtm_store **out, char *err, 
                      "connection string, e.g. host=127.0.0.1 dbname=dtm user=dtm)");
             return DTM_EINVAL;
         }
-        if (c->store_password_file[0] && (rc = read_password(c, pw, sizeof(pw), err, errsz)))
+        if (c->store_password_file[0] && (rc = dtm_store_password(c, pw, sizeof(pw), err, errsz)))
             return rc;
         rc = dtm_store_pg_open(c->store_dsn, pw[0] ? pw : NULL, out, err, errsz);
         sodium_memzero(pw, sizeof(pw));

@@ -306,6 +306,79 @@ struct dtm_warn_net {
     int64_t first_seen, last_seen; /* µs */
 };
 typedef int (*dtm_warn_net_cb)(void *ctx, const struct dtm_warn_net *n);
+typedef int (*dtm_quality_cb)(void *ctx, const char *system_code, const char *dataset,
+                              const char *kind, const char *item, int64_t n);
+/* One dataset's receipts since a time (catalog_summary): records accepted, duplicates, updated
+ * and rejected, receipts, distinct systems, and the last receipt's time (µs). */
+struct dtm_catalog_row {
+    char dataset[DTM_CODE_MAX];
+    int64_t accepted, duplicates, updated, rejected, receipts, systems, last_received;
+};
+typedef int (*dtm_catalog_cb)(void *ctx, const struct dtm_catalog_row *row);
+/* A subscription of a consumer system to a dataset's aggregates (F3, CONTRACT §6; share/): the
+ * aggregates of each hour or day bucket, once it closed, POSTed to url signed with its secret
+ * (sealed under the data keys, T4.2, "subscription:ID" as associated data). next_bucket is the
+ * cursor: the start (µs) of the next bucket to deliver; it moves only after a 2xx answer. The
+ * lease (owner, until) is held by the node delivering it (several nodes on one PostgreSQL). */
+#define DTM_SUB_URL_MAX 2048
+#define DTM_SUB_SEALED_MAX 512
+struct dtm_subscription {
+    char id[DTM_ID_MAX];
+    char system_code[DTM_CODE_MAX];
+    char dataset[DTM_CODE_MAX];
+    char where[2048];   /* JSON array of `where` conditions ("FIELD:eq:V", "FIELD:in:A|B") */
+    char metrics[512];  /* as GET /api/v1/stats takes them */
+    char group_by[512]; /* "" = none */
+    char interval[8];   /* hour | day */
+    char url[DTM_SUB_URL_MAX];
+    uint8_t secret[DTM_SUB_SEALED_MAX]; /* sealed */
+    size_t secret_len;
+    int64_t created_at;
+    int64_t next_bucket;     /* the cursor */
+    int64_t attempts;        /* failed attempts at next_bucket */
+    int64_t next_attempt_at; /* µs, not before (backoff); 0 = at once */
+    char last_error[160];    /* of the last failed attempt; "" after a success */
+    int64_t delivered;       /* buckets delivered */
+    int64_t last_delivered_at;
+    char lease_owner[64];
+    int64_t lease_until;
+};
+/* One attempt at delivering one bucket (the delivery log). */
+struct dtm_subscription_delivery {
+    int64_t seq; /* set by the store */
+    char subscription_id[DTM_ID_MAX];
+    int64_t bucket;  /* µs, its start */
+    int64_t attempt; /* 1, 2, … for this bucket */
+    int64_t status;  /* HTTP status; 0 = no answer */
+    bool ok;
+    char error[160]; /* "" when ok; never a secret */
+    int64_t at, ms;
+};
+typedef int (*dtm_subscription_cb)(void *ctx, const struct dtm_subscription *sub);
+typedef int (*dtm_subscription_delivery_cb)(void *ctx, const struct dtm_subscription_delivery *d);
+
+/* A kept report (report/; migration 22): its document (the JSON of report/report.h) is kept
+ * in the store, so every node of a cluster serves it and backups carry it. A row is claimed
+ * (status "running") by the node that produces it, then filled (status "done"). */
+struct dtm_report_row {
+    char kind[24];                    /* transactions | connectivity | quality | ranking */
+    char period[16];                  /* the period's label: 2026-10, 2026-Q3, … */
+    char lang[4];                     /* vi | en */
+    char status[12];                  /* running | done */
+    int64_t claimed_at, generated_at; /* µs */
+    int64_t size;                     /* bytes of the document */
+};
+typedef int (*dtm_report_cb)(void *ctx, const struct dtm_report_row *r);
+
+/* One record of a record_put_many call: the record of a dataset, with its receipt. */
+struct dtm_put {
+    const char *dataset;
+    const struct dtm_store_record *r;
+    int64_t receipt_seq;
+};
+/* old: the version an update replaced (content opened), NULL unless o is DTM_PUT_UPDATED */
+typedef int (*dtm_put_cb)(void *ctx, size_t i, enum dtm_put_outcome o,
+                          const struct dtm_record_version *old);
 
 struct dtm_store;
 struct dtm_backup_run; /* below, with the snapshots */
@@ -397,6 +470,15 @@ struct dtm_store_ops {
     int (*record_put)(struct dtm_store *s, const char *dataset, const struct dtm_store_record *r,
                       int64_t receipt_seq, int64_t now, enum dtm_put_outcome *out,
                       dtm_version_cb replaced, void *ctx);
+    /* The records of several jobs in one call (a group commit's), each as record_put would
+     * store it, in order: the outcome of each is what record_put would give after the ones
+     * before it (a key twice: new then duplicate or updated). cb is called for each record in
+     * order with its outcome and, for an update, the replaced version (else NULL). receipt_put
+     * then gives each receipt the ids its records were given. PostgreSQL: a few statements for
+     * the whole group instead of one or more round trips per record. May be NULL (record_put
+     * is used, record by record: SQLite, where a statement costs no round trip). */
+    int (*record_put_many)(struct dtm_store *s, const struct dtm_put *puts, size_t n, int64_t now,
+                           dtm_put_cb cb, void *ctx);
     int (*receipt_get)(struct dtm_store *s, int64_t seq, struct dtm_receipt *out);
     /* Current versions of the records whose current version came with this receipt. */
     int (*receipt_records)(struct dtm_store *s, int64_t seq, size_t limit, dtm_version_cb cb,
@@ -591,6 +673,72 @@ struct dtm_store_ops {
      * with status "ok" when ok_only (DTM_ENOTFOUND when none). */
     int (*backup_run_add)(struct dtm_store *s, const struct dtm_backup_run *r);
     int (*backup_run_last)(struct dtm_store *s, bool ok_only, struct dtm_backup_run *out);
+
+    /* Subscriptions (F3; share/, migration 19). subscription_put inserts (DTM_EEXIST when the
+     * id is taken); get and list see live ones only (list: system_code NULL = all, by
+     * created_at then id); subscription_delete marks it deleted (DTM_ENOTFOUND when not live).
+     * subscription_claim takes the lease of a live subscription whose cursor is still bucket
+     * until `until`, when it is free (or expired by now, or already this owner's): DTM_OK, or
+     * DTM_EBUSY when another node holds it or the cursor moved. subscription_done ends an
+     * attempt of the owner at bucket and releases the lease: ok moves the cursor to
+     * next_bucket (attempts 0, delivered + 1), else attempts + 1, next_attempt_at and error.
+     * subscription_delivery_add appends to the delivery log; subscription_deliveries hands
+     * out a subscription's entries with seq > after, by seq, at most limit. */
+    int (*subscription_put)(struct dtm_store *s, const struct dtm_subscription *sub);
+    int (*subscription_get)(struct dtm_store *s, const char *id, struct dtm_subscription *out);
+    int (*subscription_list)(struct dtm_store *s, const char *system_code, dtm_subscription_cb cb,
+                             void *ctx);
+    int (*subscription_delete)(struct dtm_store *s, const char *id, int64_t now);
+    int (*subscription_claim)(struct dtm_store *s, const char *id, int64_t bucket,
+                              const char *owner, int64_t now, int64_t until);
+    int (*subscription_done)(struct dtm_store *s, const char *id, const char *owner, int64_t bucket,
+                             bool ok, int64_t next_bucket, int64_t next_attempt_at,
+                             const char *error, int64_t now);
+    int (*subscription_delivery_add)(struct dtm_store *s,
+                                     const struct dtm_subscription_delivery *d);
+    int (*subscription_deliveries)(struct dtm_store *s, const char *id, int64_t after, size_t limit,
+                                   dtm_subscription_delivery_cb cb, void *ctx);
+
+    /* Kept reports (report/; migration 22). report_claim: takes the row of (kind, period, lang)
+     * for producing it — DTM_OK when taken (no row yet, or a "running" claim older than
+     * stale_before), DTM_EEXIST when it is done or another node's claim is fresh (run once
+     * across nodes). report_put: the produced document (status done). report_get: a done
+     * report and its document (DTM_ENOTFOUND otherwise). report_list: done reports, newest
+     * first. report_purge: done reports generated before `before`, and claims older. */
+    int (*report_claim)(struct dtm_store *s, const char *kind, const char *period, const char *lang,
+                        int64_t now, int64_t stale_before);
+    int (*report_put)(struct dtm_store *s, const char *kind, const char *period, const char *lang,
+                      int64_t generated_at, const char *doc, size_t n);
+    int (*report_get)(struct dtm_store *s, const char *kind, const char *period, const char *lang,
+                      struct dtm_report_row *row, struct dtm_buf *doc);
+    int (*report_list)(struct dtm_store *s, dtm_report_cb cb, void *ctx);
+    int (*report_purge)(struct dtm_store *s, int64_t before);
+
+    /* Data-quality counters (report/qcount.c; migration 23), one row per receipt day (days
+     * since the epoch in UTC+07:00), system, dataset, kind and item: quality_add adds n
+     * (inside the writer's transaction); quality_sum hands out the sums over days in
+     * [day_from, day_to) by system, dataset, kind, item. */
+    int (*quality_add)(struct dtm_store *s, int64_t day, const char *system_code,
+                       const char *dataset, const char *kind, const char *item, int64_t n);
+    int (*quality_sum)(struct dtm_store *s, int64_t day_from, int64_t day_to, dtm_quality_cb cb,
+                       void *ctx);
+
+    /* The public catalogue's quality summary (issue 8; api/catalog.c): per dataset, the
+     * receipts received at or after `since` (µs) added up. */
+    int (*catalog_summary)(struct dtm_store *s, int64_t since, dtm_catalog_cb cb, void *ctx);
+
+    /* Periodic jobs run once across the nodes sharing a store (forecast/anomaly.c; migration
+     * 24): job_claim takes round `slot` of `job` for owner — DTM_OK when this call took it,
+     * DTM_EEXIST when another node did. Claims older than `before` (µs) are removed. */
+    int (*job_claim)(struct dtm_store *s, const char *job, int64_t slot, const char *owner,
+                     int64_t now, int64_t before);
+    /* A batch run by one node only (issue 9 item 3; batch/queue.c): batch_claim takes batch id
+     * for this connection — DTM_OK, or DTM_EBUSY when another node's connection holds it.
+     * PostgreSQL: a session advisory lock, given back by batch_release or when the connection
+     * ends, so the batch of a node that dies is resumed by another. SQLite (one node): always
+     * DTM_OK. */
+    int (*batch_claim)(struct dtm_store *s, const char *id);
+    void (*batch_release)(struct dtm_store *s, const char *id);
 };
 
 struct dtm_store {
@@ -652,5 +800,15 @@ struct dtm_backup_run {
 int dtm_store_snapshot(const struct dtm_conf *c, const char *dir, struct dtm_snapshot *out,
                        int (*progress)(void *ctx, int64_t done, int64_t total), void *ctx,
                        char *err, size_t errsz);
+/* PostgreSQL (store/pg_snapshot.c): the snapshot is one file, DTM_PG_DUMP_NAME, made by
+ * pg_dump (custom format) from an exported snapshot whose facts fill out; the load runs
+ * pg_restore of such a file into c's database, which must hold no table yet (DTM_EEXIST). */
+#define DTM_PG_DUMP_NAME "pg.dump"
+int dtm_store_pg_snapshot(const struct dtm_conf *c, const char *dir, struct dtm_snapshot *out,
+                          int (*progress)(void *ctx, int64_t done, int64_t total), void *ctx,
+                          char *err, size_t errsz);
+int dtm_store_pg_load(const struct dtm_conf *c, const char *dump, char *err, size_t errsz);
+/* [store] password_file's first line into pw ("" when the file has none). */
+int dtm_store_password(const struct dtm_conf *c, char *pw, size_t pwsz, char *err, size_t errsz);
 
 #endif

@@ -466,6 +466,257 @@ function watch(page) {
   });
 }
 
+// issue 8: the public data catalogue and the API reference, both readable without signing in
+test('the data catalogue (/catalogue) is public: every dataset with its catalogue fields, vi and en', async ({ browser, srv }) => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } }); // no cookie
+  context.setDefaultTimeout(5000);
+  const page = await context.newPage();
+  watch(page);
+  try {
+    const resp = await page.goto(srv.url + '/catalogue');
+    assert(resp.status() === 200, `status ${resp.status()}`);
+    await page.waitForSelector('.catalogue-item');
+    const api = await (await fetch(srv.url + '/api/v1/datasets')).json();
+    const codes = await page.$$eval('.catalogue-item', (as) => as.map((a) => a.dataset.code));
+    assert(codes.length === api.datasets.length && api.datasets.every((d) => codes.includes(d.code)),
+      `every dataset listed: ${codes}`);
+    assert((await page.textContent('#catalogue-title')) === 'Danh mục dữ liệu giao dịch điện tử', 'Vietnamese title');
+    const tx = await page.textContent('#dataset-transactions');
+    assert(tx.includes('Cơ quan quản lý') && tx.includes('Cục Chuyển đổi số quốc gia') && tx.includes('Tỷ lệ bị từ chối'),
+      'agency and quality summary shown');
+    assert(!(await page.$('#username')), 'no sign-in form in the way');
+    await shot(page, '20-catalogue-vi');
+    await page.selectOption('#lang-select', 'en');
+    await page.waitForFunction(() => document.querySelector('#catalogue-title').textContent === 'Electronic transaction data catalogue');
+    const en = await page.textContent('#dataset-transactions');
+    assert(en.includes('Managing agency') && en.includes('Access conditions') && en.includes('Update frequency'), 'English labels');
+    await shot(page, '21-catalogue-en');
+  } catch (e) {
+    await shot(page, 'FAIL-catalogue');
+    throw e;
+  } finally {
+    await context.close();
+  }
+});
+
+test('/docs renders the API reference (Redoc, from the binary) under its own CSP, in English and Vietnamese', async ({ browser, srv }) => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  context.setDefaultTimeout(60000); // Redoc lays out the whole document: seconds on a busy machine
+  const page = await context.newPage();
+  watch(page);
+  const outside = [];
+  page.on('request', (r) => { if (!r.url().startsWith(srv.url) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) outside.push(r.url()); });
+  try {
+    const resp = await page.goto(srv.url + '/docs?lang=en');
+    const csp = resp.headers()['content-security-policy'] || '';
+    assert(csp.includes("script-src 'self'") && !csp.includes('unsafe-eval') && csp.includes('worker-src blob:'), `CSP: ${csp}`);
+    await page.waitForSelector('body[data-ready="1"]');
+    // the operations' headings of the middle panel (the side menu's entries are collapsed)
+    await page.waitForSelector('h2:has-text("Send records (realtime)")');
+    assert(await page.isVisible('h2:has-text("Public data catalogue")'), 'an operation of the catalogue is listed');
+    // the viewport only: the whole reference is far too tall for a full-page screenshot
+    await page.screenshot({ path: join(ART, '22-docs-en.png') });
+    await page.goto(srv.url + '/docs?lang=vi');
+    await page.waitForSelector('body[data-ready="1"]');
+    await page.waitForSelector('h2:has-text("Gửi bản ghi (thời gian thực)")');
+    assert((await page.getAttribute('html', 'lang')) === 'vi', 'html lang is vi');
+    await page.screenshot({ path: join(ART, '23-docs-vi.png') });
+    assert(!outside.length, `nothing fetched from elsewhere: ${outside}`);
+  } catch (e) {
+    await page.screenshot({ path: join(ART, 'FAIL-docs.png') }).catch(() => {});
+    throw e;
+  } finally {
+    await context.close();
+  }
+});
+
+// issue 7 (F7): the forecast page — history and forecast with 80 % / 95 % bands, the method and
+// both methods' backtest errors, the question held in the address; no serious axe violation
+test('forecast: a daily series of a system with its bands, method and backtest errors', async ({ browser, srv }) => {
+  // five weeks of back-dated daily records of BROWSER1 (the current day is never history)
+  const recs = [];
+  const day0 = Date.now() - 35 * 86400e3;
+  for (let d = 0; d < 35; d++)
+    for (let i = 0; i < 20 + (d % 7) * 3 + Math.floor(d / 7) + ((d * 7) % 5) - 2; i++) // trend, week, noise
+      recs.push({ txn_id: `FC-${d}-${i}`, service_code: 'SV01', channel: 'web', status: 'success',
+        started_at: new Date(day0 + d * 86400e3 + i * 1000).toISOString(), response_ms: 100 });
+  const r = await fetch(srv.url + '/api/v1/ingest/transactions', {
+    method: 'POST', headers: { 'Content-Type': 'application/json', 'X-API-Key': srv.apiKey }, body: JSON.stringify(recs),
+  });
+  assert(r.status === 200, `ingest answered ${r.status}`);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
+  context.setDefaultTimeout(10000);
+  const page = await context.newPage();
+  watch(page);
+  try {
+    await page.goto(srv.url + '/login');
+    await signIn(page, 'analyst1', srv.analyst.password);
+    await page.click('#mfa-later');
+    await page.waitForSelector('nav a[href="/forecast"]');
+    await page.click('nav a[href="/forecast"]');
+    await page.waitForSelector('#fc-system option[value=BROWSER1]', { state: 'attached' });
+    assert((await page.textContent('h1')) === 'Dự báo', 'the heading in Vietnamese');
+    await page.selectOption('#fc-system', 'BROWSER1');
+    await page.fill('#fc-horizon', '10');
+    await page.click('#fc-run');
+    await page.waitForSelector('#forecast-chart canvas');
+    await page.waitForSelector('#fc-points tbody tr');
+    const url = new URL(page.url());
+    assert(url.pathname === '/forecast' && url.searchParams.get('system') === 'BROWSER1' && url.searchParams.get('horizon') === '10',
+      `question in the address: ${url}`);
+    assert((await page.$$('#fc-points tbody tr')).length === 10, 'ten forecast points');
+    const method = await page.getAttribute('#fc-method-name', 'data-method');
+    assert(['holt_winters', 'seasonal_naive'].includes(method), `method ${method}`);
+    const bt = await page.textContent('#fc-backtest');
+    assert(bt.includes('Holt-Winters') && bt.includes('Mùa vụ ngây thơ') && bt.includes('MASE'), `backtest table: ${bt}`);
+    assert((await page.textContent('#fc-explain')).includes('kiểm định ngược'), 'the explanation in Vietnamese');
+    await shot(page, '24-forecast-vi');
+    await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+    const v = await page.evaluate(async () => (await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    })).violations.filter((x) => x.impact === 'serious' || x.impact === 'critical').map((x) => x.id));
+    assert(!v.length, `axe violations on /forecast: ${v}`);
+    await page.selectOption('#lang-select', 'en');
+    await page.waitForFunction(() => document.querySelector('h1').textContent === 'Forecast');
+    assert((await page.textContent('#fc-backtest')).includes('Seasonal naive'), 'English labels');
+    await page.waitForFunction(() => document.querySelector('#fc-explain').textContent.includes('backtest'));
+    await shot(page, '25-forecast-en');
+  } catch (e) {
+    await shot(page, 'FAIL-forecast');
+    throw e;
+  } finally {
+    await context.close();
+  }
+});
+
+test('quality, reconciliation (a mismatch highlighted) and rankings (A/B/C, evidence) for a period', async ({ browser, srv }) => {
+  // a day 40 days ago (UTC+07:00): 3 transactions of service SVQ that BROWSER1's report says were
+  // 5 (mismatched, -2); the next day 2 reported and 2 sent (matched)
+  const vnDay = (ms) => new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Ho_Chi_Minh', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(ms));
+  const d1 = vnDay(Date.now() - 40 * 86400e3), d2 = vnDay(Date.now() - 39 * 86400e3);
+  const send = async (dataset, recs) => {
+    const r = await fetch(`${srv.url}/api/v1/ingest/${dataset}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', 'X-API-Key': srv.apiKey }, body: JSON.stringify(recs),
+    });
+    assert(r.status === 200, `ingest ${dataset} answered ${r.status}: ${await r.text()}`);
+  };
+  const tx = (day, n) => Array.from({ length: n }, (_, i) => ({ txn_id: `QR-${day}-${i}`, service_code: 'SVQ', channel: 'web',
+    status: 'success', started_at: `${day}T10:00:0${i}+07:00`, response_ms: 200 }));
+  await send('transactions', [...tx(d1, 3), ...tx(d2, 2)]);
+  await send('service_stats', [
+    { system_code: 'BROWSER1', service_code: 'SVQ', period_type: 'day', period_start: d1, total: 5 },
+    { system_code: 'BROWSER1', service_code: 'SVQ', period_type: 'day', period_start: d2, total: 2 }]);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
+  context.setDefaultTimeout(10000);
+  const page = await context.newPage();
+  watch(page);
+  try {
+    await page.goto(srv.url + '/login');
+    await signIn(page, 'analyst1', srv.analyst.password);
+    await page.click('#mfa-later');
+    await page.waitForSelector('nav a[href="/quality"]');
+    // reconciliation of d1: the mismatch, highlighted, in Vietnamese
+    await page.goto(`${srv.url}/reconciliation?period=${d1}`);
+    await page.waitForSelector('#recon-table tr[data-system=BROWSER1]');
+    assert((await page.textContent('h1')) === 'Đối soát số liệu', 'the heading in Vietnamese');
+    const row = 'tr[data-system=BROWSER1][data-status=mismatched]';
+    await page.waitForSelector(row);
+    assert((await page.getAttribute(row, 'class')).includes('mismatch'), 'the mismatched row is highlighted');
+    assert((await page.textContent(`${row} [data-k=difference]`)).replace('−', '-').trim() === '-2', 'difference -2');
+    assert((await page.textContent(`${row} .badge`)).trim() === 'Lệch', 'status badge');
+    // the period picker: the next day matches
+    await page.fill('#recon-period', d2);
+    await page.click('#recon-apply');
+    await page.waitForSelector('tr[data-system=BROWSER1][data-status=matched]');
+    assert(new URL(page.url()).searchParams.get('period') === d2, 'the period is kept in the address');
+    await shot(page, '26-reconciliation');
+    // quality of d1: BROWSER1's report of that day was received (completeness 100 %)
+    await page.click('.subnav a[href="/quality"]');
+    await page.fill('#quality-period', d1);
+    await page.click('#quality-apply');
+    await page.waitForSelector('#quality-table tr[data-system=BROWSER1][data-dataset=service_stats]');
+    const c = await page.textContent('#quality-table tr[data-system=BROWSER1][data-dataset=service_stats] [data-k=completeness]');
+    assert(c.replace(/\s/g, '') === '100%', `completeness ${c}`);
+    assert((await page.textContent('#quality-table tr[data-system=BROWSER1][data-dataset=service_stats] [data-k=mismatches]')).trim() === '1',
+      'one reconciliation mismatch in quality');
+    await shot(page, '27-quality');
+    // rankings of d1: a class badge and the evidence on demand
+    await page.goto(`${srv.url}/rankings?period=${d1}`);
+    await page.waitForSelector('#rank-table tr[data-system=BROWSER1] [data-k=class]');
+    const cls = (await page.textContent('#rank-table tr[data-system=BROWSER1] [data-k=class]')).trim();
+    assert(['A', 'B', 'C'].includes(cls), `class badge ${cls}`);
+    await page.click('button[data-evidence=BROWSER1]');
+    await page.waitForSelector('#evidence-BROWSER1 tr[data-criterion=mandatory]');
+    assert((await page.$$('#evidence-BROWSER1 tbody tr')).length === 6, 'six criteria with their evidence');
+    assert((await page.textContent('#evidence-BROWSER1')).includes('on_time / expected'), 'the formula is shown');
+    await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+    const v = await page.evaluate(async () => (await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    })).violations.filter((x) => x.impact === 'serious' || x.impact === 'critical').map((x) => x.id));
+    assert(!v.length, `axe violations on /rankings: ${v}`);
+    await shot(page, '28-rankings-vi');
+    await page.selectOption('#lang-select', 'en');
+    await page.waitForFunction(() => document.querySelector('h1').textContent === 'Rankings');
+    await page.waitForFunction(() => document.querySelector('#rank-method').textContent.includes('weight'));
+    await shot(page, '29-rankings-en');
+  } catch (e) {
+    await shot(page, 'FAIL-quality');
+    throw e;
+  } finally {
+    await context.close();
+  }
+});
+
+test('reports (analyst): the kept reports with a download per format, and one made now', async ({ browser, srv }) => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  context.setDefaultTimeout(5000);
+  const page = await context.newPage();
+  watch(page);
+  try {
+    await page.goto(srv.url + '/login');
+    await signIn(page, 'analyst1', srv.analyst.password);
+    await page.click('#mfa-later');
+    await page.waitForSelector('nav a[href="/reports"]');
+    await page.click('nav a[href="/reports"]');
+    await page.waitForSelector('#report-form');
+    // the server produced last month's reports shortly after it started ([reports] schedule)
+    for (let i = 0; i < 20 && !(await page.$('#reports-table tr[data-kind=transactions][data-lang=vi]')); i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      await page.reload();
+      await page.waitForSelector('#report-form');
+    }
+    const row = '#reports-table tr[data-kind=transactions][data-lang=vi]';
+    await page.waitForSelector(row);
+    const formats = await page.$eval(row, (tr) => [...tr.querySelectorAll('a')].map((a) => a.textContent.trim()));
+    assert(formats.join(',') === 'JSON,CSV,Excel,PDF', `a download per format: ${formats}`);
+    await shot(page, '22-reports');
+    const [pdf] = await Promise.all([page.waitForEvent('download'), page.locator(`${row} a[href*="format=pdf"]`).first().click()]);
+    const file = join(ART, 'report.pdf');
+    await pdf.saveAs(file);
+    assert(readFileSync(file).subarray(0, 5).toString('latin1') === '%PDF-', 'the kept report downloads as a PDF');
+    // one made now: today's transactions as CSV in English (provisional)
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Ho_Chi_Minh' }).format(new Date());
+    await page.selectOption('#report-kind', 'transactions');
+    await page.fill('#report-period', 'not-a-period');
+    await page.waitForSelector('#report-period-error');
+    await page.fill('#report-period', today);
+    await page.selectOption('#report-format', 'csv');
+    await page.selectOption('#report-lang', 'en');
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#report-make')]);
+    const out = join(ART, 'report.csv');
+    await csv.saveAs(out);
+    const text = readFileSync(out, 'utf8');
+    assert(text.startsWith('Summary') && text.includes('Transactions by system') && text.includes(today),
+      `the CSV of today's report: ${text.slice(0, 200)}`);
+    await shot(page, '23-reports-made');
+  } catch (e) {
+    await shot(page, 'FAIL-reports');
+    throw e;
+  } finally {
+    await context.close();
+  }
+});
+
 async function main() {
   rmSync(ART, { recursive: true, force: true });
   mkdirSync(ART, { recursive: true });

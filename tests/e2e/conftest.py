@@ -35,11 +35,8 @@ def postgresql_cluster():
 
 
 # Tests that read the bytes of dtm.db itself, in modules whose owners have not marked them yet
-# (T.store_bytes(data_dir) reads the store's files on either backend).
-SQLITE_ONLY = (
-    "test_mfa.py::test_enrolment_secret_uri_qr_and_sealed_seed",
-    "test_secrets_at_rest.py::test_secrets_sealed_under_data_keys",
-)
+# (T.store_bytes(data_dir) reads the store's files on either backend). None left.
+SQLITE_ONLY = ()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -118,8 +118,13 @@ def wait_for(pred, timeout=5.0, interval=0.05):
 
 def run_dtm(*args, check=True, timeout=60, input=None):
     """Runs `dtm ARGS…`; returns the CompletedProcess (text). check=True asserts exit 0.
-    On PostgreSQL (DTM_TEST_STORE=postgresql), `dtm init` gets a fresh database (pgcluster)."""
+    On PostgreSQL (DTM_TEST_STORE=postgresql), `dtm init` gets a fresh database (pgcluster), and
+    `dtm restore` and `dtm drill` an empty one (--store-dsn) unless the test names one."""
     if args and args[0] == "init" and pgcluster.CLUSTER and "--help" not in args:
+        args = (*args, "--store-dsn", pgcluster.CLUSTER.new_database(migrated=True))
+    # a PostgreSQL backup is restored into an empty database (the drill's into a scratch one)
+    if (args and args[0] in ("restore", "drill") and pgcluster.CLUSTER and "--help" not in args
+            and "--store-dsn" not in args):
         args = (*args, "--store-dsn", pgcluster.CLUSTER.new_database())
     p = subprocess.run([DTM_BIN, *map(str, args)], capture_output=True, text=True,
                        timeout=timeout, input=input)

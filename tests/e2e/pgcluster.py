@@ -8,17 +8,25 @@ cluster). Every `dtm init` of the tests then gets a fresh database of its own
 
 DTM_TEST_PG_DSN instead names a running server to use (a libpq connection string of a role
 that may CREATE DATABASE, without dbname): nothing is started then.
+
+Speed (the suite runs `dtm init` a few hundred times): the session first migrates a template
+database with the binary under test — schema only, checked to hold no row but the schema
+version — and a thread keeps two copies of it made ahead (CREATE DATABASE … TEMPLATE), so a
+test's `dtm init` neither waits for CREATE DATABASE nor runs the migrations.
 """
 
 import atexit
 import itertools
 import os
 import pwd
+import queue
 import re
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 
 PG_BIN = os.environ.get("DTM_TEST_PG_BIN", "/usr/lib/postgresql/15/bin")
 
@@ -40,6 +48,10 @@ class Cluster:
         self._own = not self.base
         self._n = itertools.count(1)
         self._prefix = f"dtm_t{os.getpid()}_"
+        self._tpl = None  # the migrated template database, when there is one
+        self._pool = None  # names of copies of it made ahead (or an exception)
+        self._stopping = threading.Event()
+        self._paused = threading.Event()  # the server is stopped on purpose (stop_server)
 
     def _as_owner(self, argv):
         # initdb refuses root: run the server's tools as the postgres user
@@ -69,27 +81,118 @@ class Cluster:
             rules = f.read()
         with open(hba, "w") as f:
             f.write("host all +dtm_pw 127.0.0.1/32 scram-sha-256\n" + rules)
-        # fsync off: a throw-away cluster; the tests kill dtm, never the database's machine
+        # fsync off: a throw-away cluster; the tests kill dtm, never the database's machine.
+        # synchronous_commit stays on (the default): COMMIT returns once the commit is in the
+        # WAL as PostgreSQL writes it, so a 2xx the durability tests see still means committed —
+        # only the flush to the disk's platters is skipped, which no test can observe.
         opts = (f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=400 "
                 "-c fsync=off -c full_page_writes=off "
                 # a small WAL: tests search the store's files (T.store_bytes, test_at_rest)
                 "-c max_wal_size=64MB -c min_wal_size=32MB -c checkpoint_timeout=60s")
-        subprocess.run(self._as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-l",
-                                       os.path.join(self.dir, "log"), "-w", "-o", opts, "start"]),
-                       check=True, capture_output=True, timeout=120)
+        self._opts = opts
+        self.start_server()
         self.base = f"host=127.0.0.1 port={port} user=postgres"
         subprocess.run(["psql", self.base + " dbname=postgres", "-qAtc",
                         "CREATE ROLE dtm_pw NOLOGIN"], check=True, capture_output=True, timeout=60)
         atexit.register(self.stop)  # also when pytest is interrupted
+        self._make_template()
 
-    def new_database(self):
-        """Creates an empty database; returns its DSN."""
+    def _psql(self, sql, db="postgres"):
+        return subprocess.run(["psql", f"{self.base} dbname={db}", "-X", "-qAt", "-v",
+                               "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True,
+                              text=True, timeout=60).stdout.strip()
+
+    def _make_template(self):
+        """Migrates a template database with the binary under test: a data dir made on a
+        scratch database, its dtm.conf pointed at the template, and `dtm system list` (opening
+        the store migrates it). Used only when it then holds no row but schema_version's."""
+        dtm = os.environ.get("DTM_BIN") or os.path.join(os.path.dirname(__file__), "..", "..",
+                                                         "build", "dtm")
+        tpl = f"{self._prefix}tpl"
+        self._psql(f'CREATE DATABASE "{tpl}"')
+        with tempfile.TemporaryDirectory(prefix="dtm-tpl-") as d:
+            data = os.path.join(d, "data")
+            scratch = self.new_database()
+            p = subprocess.run([dtm, "init", "--data-dir", data, "--store-dsn", scratch],
+                               capture_output=True, text=True, timeout=120)
+            if p.returncode != 0:
+                return  # the tests say why, with their own `dtm init`
+            with open(os.path.join(data, "dtm.conf"), "a") as f:
+                f.write(f"\n[store]\ndsn = {self.base} dbname={tpl}\n")
+            p = subprocess.run([dtm, "system", "list", "--data-dir", data],
+                               capture_output=True, text=True, timeout=120)
+            self._psql(f'DROP DATABASE "{scratch.split("dbname=")[1]}"')
+            if p.returncode != 0:
+                return
+        counts = self._psql(
+            "SELECT string_agg(format('SELECT %L, count(*) FROM %I.%I', relname, "
+            "schemaname, relname), ' UNION ALL ') FROM pg_stat_user_tables", tpl)
+        rows = [r.split("|") for r in self._psql(counts, tpl).splitlines()] if counts else []
+        if any(int(n) and t != "schema_version" for t, n in rows):
+            return  # opening the store wrote something of an installation: no template
+        self._tpl = tpl
+        self._pool = queue.Queue(maxsize=2)
+        threading.Thread(target=self._fill, daemon=True, name="pg-template-copies").start()
+
+    def _fill(self):
+        failures = 0
+        while not self._stopping.is_set():
+            if self._paused.is_set():
+                time.sleep(0.2)
+                continue
+            name = f"{self._prefix}{next(self._n)}"
+            try:
+                self._psql(f'CREATE DATABASE "{name}" TEMPLATE "{self._tpl}"')
+                item, failures = name, 0
+            except (subprocess.SubprocessError, OSError) as e:
+                failures += 1
+                if failures < 100 or self._paused.is_set():
+                    time.sleep(0.2)
+                    continue
+                item = RuntimeError(f"CREATE DATABASE from the template fails: {e}")
+            while not self._stopping.is_set():
+                try:
+                    self._pool.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    pass
+
+    def start_server(self):
+        """pg_ctl start (again, after stop_server): the same port and settings."""
+        subprocess.run(self._as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D",
+                                       os.path.join(self.dir, "data"), "-l",
+                                       os.path.join(self.dir, "log"), "-w", "-o", self._opts,
+                                       "start"]),
+                       check=True, capture_output=True, timeout=120)
+        self._paused.clear()
+
+    def stop_server(self):
+        """pg_ctl stop -m fast: the database goes away under the servers (test_pg_outage.py);
+        clients are disconnected, their open transactions rolled back."""
+        if not self._own:
+            raise RuntimeError("DTM_TEST_PG_DSN names a server this suite does not own")
+        self._paused.set()
+        subprocess.run(self._as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D",
+                                       os.path.join(self.dir, "data"), "-m", "fast", "-w",
+                                       "stop"]),
+                       check=True, capture_output=True, timeout=120)
+
+    def new_database(self, migrated=False):
+        """Creates an empty database; returns its DSN. migrated: one that holds dtm's schema
+        and nothing else (a copy of the template made ahead) when there is a template — what
+        `dtm init` makes of an empty one, without its migrations."""
+        if migrated and self._pool is not None:
+            item = self._pool.get(timeout=120)
+            if isinstance(item, Exception):
+                raise item
+            return f"{self.base} dbname={item}"
         name = f"{self._prefix}{next(self._n)}"
         subprocess.run(["psql", self.base + " dbname=postgres", "-qAtc",
                         f'CREATE DATABASE "{name}"'], check=True, capture_output=True, timeout=60)
         return f"{self.base} dbname={name}"
 
     def stop(self):
+        self._stopping.set()
         if not self._own or not self.dir:
             return
         subprocess.run(self._as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D",

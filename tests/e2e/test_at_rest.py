@@ -14,6 +14,7 @@ and the old master key no longer unwraps any data key.
 import gzip
 import random
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,12 +63,24 @@ def grep_clear(root, values):
     files searched as text, the way `strings | grep` finds them)."""
     hits = {}
     roots = [str(root)] + T.store_dirs(root)  # PostgreSQL: its files (tables, WAL)
+    # one pass over the files for all the values (on PostgreSQL they include the cluster's WAL,
+    # tens of MB): grep -o prints each match with its file (-Z: NUL after the name); a value
+    # inside a longer one that matched at the same place is found in that match
+    with tempfile.NamedTemporaryFile("w", suffix=".patterns") as f:
+        f.write("".join(v + "\n" for _, v in values))
+        f.flush()
+        p = subprocess.run(["grep", "-r", "-a", "-o", "-Z", "-F", "-f", f.name, "--", *roots],
+                           capture_output=True)
+    assert p.returncode in (0, 1), p.stderr
+    found = {}
+    for line in p.stdout.split(b"\n"):
+        path, sep, match = line.partition(b"\0")
+        if sep:
+            found.setdefault(match.decode("utf-8", "replace"), set()).add(path.decode())
     for what, v in values:
-        p = subprocess.run(["grep", "-r", "-l", "-a", "-F", "--", v, *roots],
-                           capture_output=True, text=True)
-        assert p.returncode in (0, 1), p.stderr
-        if p.stdout.strip():
-            hits[f"{what}={v}"] = p.stdout.split()
+        files = sorted({x for m, paths in found.items() if v in m for x in paths})
+        if files:
+            hits[f"{what}={v}"] = files
     return hits
 
 

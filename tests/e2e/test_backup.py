@@ -10,6 +10,7 @@ scheduled backups."""
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 from decimal import Decimal
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import dtmtest as T
+import pgcluster
 
 
 pytestmark = pytest.mark.skipif(bool(T.EXTERNAL_URL),
@@ -31,10 +33,20 @@ def backup(data_dir, out, *extra, check=True):
 
 
 def restore(out, new_dir, key=None, check=False):
+    """`dtm restore`; on PostgreSQL into a new, empty database (T.run_dtm adds --store-dsn)."""
     args = ["restore", str(out), "--data-dir", str(new_dir), "--json"]
     if key is not None:
         args += ["--master-key", str(key)]
     return T.run_dtm(*args, check=check, timeout=120)
+
+
+def has_store(data_dir):
+    """The restored data dir holds its store: dtm.db, or on PostgreSQL a dtm.conf naming the
+    database, which holds the schema."""
+    if not pgcluster.enabled():
+        return (Path(data_dir) / "dtm.db").exists()
+    con = T.open_db(data_dir)
+    return con.execute("SELECT count(*) FROM schema_version").fetchone()[0] >= 1
 
 
 def one_sentence(p):
@@ -166,7 +178,7 @@ def test_backup_file_has_nothing_in_clear(live):
         assert r["citizen_id"].encode() not in blob
         assert r["txn_id"].encode() not in blob
     assert b"[server]" not in blob and b"PRIVATE KEY" not in blob
-    assert b"SQLite format 3" not in blob
+    assert b"SQLite format 3" not in blob and b"PGDMP" not in blob
     key = (live["data"] / "master.key").read_bytes()
     assert key not in blob and T.master_kek(live["data"] / "master.key") not in blob
     # the manifest (in clear, authenticated) names the snapshot's counts and files
@@ -282,7 +294,7 @@ def test_restore_target_must_be_empty(live, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert restore(live["file"], empty, live["data"] / "master.key").returncode == 0
-    assert (empty / "dtm.db").exists()
+    assert has_store(empty)
 
 
 def test_restore_needs_the_master_key(live, tmp_path):
@@ -297,8 +309,34 @@ def test_restore_needs_the_master_key(live, tmp_path):
     (new / "master.key").chmod(0o600)
     p = restore(live["file"], new)
     assert p.returncode == 0, p.stderr
-    assert (new / "dtm.db").exists() and (new / "master.key").exists()
+    assert has_store(new) and (new / "master.key").exists()
     assert not Path(str(new) + ".partial").exists()
+
+
+@pytest.mark.skipif(not pgcluster.enabled(), reason="PostgreSQL backups: DTM_TEST_STORE=postgresql")
+def test_pg_restore_needs_an_empty_database(live, tmp_path):
+    """A PostgreSQL backup is restored into an empty database named by --store-dsn: without one,
+    or into a database that holds tables (the live one), it is refused and nothing is left."""
+    new = tmp_path / "new"
+    key = live["data"] / "master.key"
+    p = subprocess.run([T.DTM_BIN, "restore", str(live["file"]), "--data-dir", str(new),
+                        "--master-key", str(key)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "--store-dsn" in one_sentence(p)
+    assert not new.exists() and not Path(str(new) + ".partial").exists()
+    live_dsn = pgcluster.dsn_of(live["data"])
+    before = T.open_db(live["data"]).execute("SELECT count(*) FROM records").fetchone()[0]
+    p = T.run_dtm("restore", str(live["file"]), "--data-dir", str(new), "--master-key", str(key),
+                  "--store-dsn", live_dsn, check=False)
+    assert p.returncode == 1 and "not empty" in one_sentence(p)
+    assert not new.exists() and not Path(str(new) + ".partial").exists()
+    assert T.open_db(live["data"]).execute("SELECT count(*) FROM records").fetchone()[0] == before
+    # the restored dtm.conf names the new database; the dump is not left in the data dir
+    dsn = pgcluster.CLUSTER.new_database()
+    p = T.run_dtm("restore", str(live["file"]), "--data-dir", str(new), "--master-key", str(key),
+                  "--store-dsn", dsn, "--json")
+    assert pgcluster.dsn_of(new) == dsn
+    assert not (new / "pg.dump").exists()
+    assert json.loads(p.stdout)["records"] == live["manifest"]["records"]
 
 
 def test_usage_errors(tmp_path):
@@ -373,7 +411,8 @@ def test_scheduled_backup(tmp_path, own_server):
     text = conf.read_text()
     text, n = re.subn(r"(?m)^schedule_hours = \d+$", "schedule_hours = 1", text)
     assert n == 1, "dtm init writes [backup] schedule_hours"
-    text, n = re.subn(r"(?m)^keep = \d+$", "keep = 2", text)
+    # [backup] keep (other sections have a keep of their own)
+    text, n = re.subn(r"(?ms)(^\[backup\]$.*?^keep = )\d+$", r"\g<1>2", text)
     assert n == 1
     conf.write_text(text)
     # older scheduled backups: only the newest `keep` stay after a successful one

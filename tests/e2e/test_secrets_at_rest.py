@@ -111,7 +111,7 @@ def run(own_server, hook):
     clear = [("webhook key", hook_key), ("seed base32", seed),
              ("private key", pem_body[20:60]), ("private key tail", pem_body[-40:])]
     assert grep_clear(data, clear) == {}, files_of(data)
-    assert raw_seed not in (data / "dtm.db").read_bytes()
+    assert raw_seed not in T.store_bytes(data)  # dtm.db, or PostgreSQL's files and WAL
 
     # the list names secrets, never their values; setting one is on the audit trail
     p = T.run_dtm("secret", "list", "--data-dir", str(data), "--json")

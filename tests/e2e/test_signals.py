@@ -27,6 +27,22 @@ def served_cert_der(port):
             return t.getpeercert(binary_form=True)
 
 
+def s_client_fingerprint(port):
+    """The SHA-256 fingerprint of the certificate the server presents, as `openssl s_client`
+    sees it (a real TLS client other than Python's)."""
+    hello = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                            "-servername", "localhost"], input="", capture_output=True,
+                           text=True, timeout=30)
+    fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+                        input=hello.stdout, capture_output=True, text=True, timeout=30)
+    return fp.stdout.strip()
+
+
+def file_fingerprint(path):
+    return subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in",
+                           str(path)], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def pem_to_der(path):
     pem = path.read_text()
     a = pem.index("-----BEGIN CERTIFICATE-----")
@@ -39,6 +55,9 @@ def test_sighup_reloads_certificate_and_keeps_connections(own_server, tmp_path):
     src = srv.add_system()
     old_der = served_cert_der(srv.https_port)
     assert old_der == pem_to_der(srv.data_dir / "tls.crt")
+    old_fp = s_client_fingerprint(srv.https_port)
+    assert old_fp.startswith("sha256 Fingerprint=")
+    assert old_fp == file_fingerprint(srv.data_dir / "tls.crt")
 
     # keep-alive connections on both listeners, opened before the reload
     h = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=10)
@@ -87,6 +106,8 @@ def test_sighup_reloads_certificate_and_keeps_connections(own_server, tmp_path):
     # new TLS connections get the new certificate
     assert T.wait_for(lambda: served_cert_der(srv.https_port) == pem_to_der(crt), timeout=3), \
         "after SIGHUP the HTTPS listener still serves the old certificate"
+    new_fp = s_client_fingerprint(srv.https_port)
+    assert new_fp == file_fingerprint(crt) and new_fp != old_fp, (old_fp, new_fp)
     # and ingest still works on both listeners
     T.assert_ok(srv.ingest(src, [T.txn()]))
     s = T.new_session()
@@ -254,4 +275,38 @@ def test_restart_keeps_data_and_keys(own_server):
     srv.start()
     assert srv.record(src, rec["txn_id"]).json()["receipt"] == b["receipt"]
     assert T.counts(T.assert_ok(srv.ingest(src, [rec]))) == (0, 1, 0, 0)
+    assert srv.stop() == 0
+
+
+def test_sighup_loads_dataset_definitions_stored_elsewhere(own_server):
+    """A definition stored by another node (or restored) while this server runs is unknown to
+    it until SIGHUP, which loads it with the configuration (issue 10, item 4)."""
+    srv = own_server()
+    src = srv.add_system()
+    d = srv.get("/api/v1/datasets/transactions").json()
+    d.update(code="hup_defined", version=1, title={"vi": "Định nghĩa qua SIGHUP",
+                                                   "en": "Defined through SIGHUP"})
+    assert srv.get("/api/v1/datasets/hup_defined").status_code == 404
+    if T.pgcluster.enabled():
+        con = T.open_db(srv.data_dir)
+    else:
+        import sqlite3
+        con = sqlite3.connect(str(srv.data_dir / "dtm.db"), timeout=10)
+    con.execute("INSERT INTO dataset_defs(code,definition,updated_at,updated_by) "
+                "VALUES(?,?,?,?)", ("hup_defined", json.dumps(d), 1, "another-node"))
+    con.commit()
+    con.close()
+    assert srv.get("/api/v1/datasets/hup_defined").status_code == 404
+    before = len(srv.log_text())
+    srv.signal(signal.SIGHUP)
+    assert T.wait_for(lambda: "dataset definition loaded" in srv.log_text()[before:], timeout=5), \
+        srv.log_tail()
+    r = srv.get("/api/v1/datasets/hup_defined")
+    assert r.status_code == 200 and r.json()["version"] == 1, r.text
+    T.assert_ok(srv.ingest(src, [T.txn(system_code=src.code)], dataset="hup_defined"))
+    # a second SIGHUP loads nothing again (same version)
+    before = len(srv.log_text())
+    srv.signal(signal.SIGHUP)
+    assert T.wait_for(lambda: "configuration reloaded" in srv.log_text()[before:], timeout=5)
+    assert "dataset definition loaded" not in srv.log_text()[before:]
     assert srv.stop() == 0

@@ -14,7 +14,11 @@ import { Overview } from './pages/overview.js';
 import { SystemPage, Systems } from './pages/systems.js';
 import { Explorer } from './pages/explorer.js';
 import { Batches } from './pages/batches.js';
+import { Reports } from './pages/reports.js';
 import { Admin, Alerts, Audit, Forbidden, NotFound } from './pages/other.js';
+import { Catalogue } from './pages/catalogue.js';
+import { Forecast } from './pages/forecast.js';
+import { Quality, Rankings, Reconciliation } from './pages/quality.js';
 
 const everyone = () => true;
 
@@ -26,10 +30,19 @@ const PAGES = [
   { re: /^\/systems$/, view: Systems, allow: everyone, nav: 'nav.systems', href: '/systems' },
   { re: /^\/systems\/([^/]+)$/, view: SystemPage, allow: everyone, param: 'code', section: '/systems' },
   { re: /^\/explorer$/, view: Explorer, allow: can.stats, nav: 'nav.explorer', href: '/explorer' },
+  // issue 7 (F7): forecasts with their bands and backtest errors
+  { re: /^\/forecast$/, view: Forecast, allow: can.stats, nav: 'forecast.nav', href: '/forecast' },
+  // issue 7 (G4, G5, Art. 5.5): data quality, reconciliation (reached from quality), rankings
+  { re: /^\/quality$/, view: Quality, allow: everyone, nav: 'quality.nav', href: '/quality' },
+  { re: /^\/reconciliation$/, view: Reconciliation, allow: everyone, section: '/quality' },
+  { re: /^\/rankings$/, view: Rankings, allow: everyone, nav: 'quality.rank_nav', href: '/rankings' },
   { re: /^\/batches$/, view: Batches, allow: can.alerts, nav: 'nav.batches', href: '/batches' },
+  { re: /^\/reports$/, view: Reports, allow: everyone, nav: 'reports.nav', href: '/reports' },
   { re: /^\/alerts$/, view: Alerts, allow: can.alerts, nav: 'nav.alerts', href: '/alerts' },
   { re: /^\/audit$/, view: Audit, allow: can.audit, nav: 'nav.audit', href: '/audit' },
   { re: /^\/admin$/, view: Admin, allow: can.admin, nav: 'nav.admin', href: '/admin' },
+  // issue 8 (G2): the public data catalogue, readable without signing in (`public`)
+  { re: /^\/catalogue$/, view: Catalogue, allow: everyone, nav: 'catalogue.nav', href: '/catalogue', public: true },
 ];
 
 function LangSwitch() {
@@ -123,6 +136,12 @@ function App() {
   };
 
   if (me === undefined) return html`<p class="muted boot" role="status">${t('common.loading')}</p>`;
+  // a public page (the data catalogue) is shown to anyone; every other one needs a sign-in
+  const open = PAGES.find((p) => p.public && p.re.test(path));
+  if (me === null && open)
+    return html`<${Header} me=${null} path=${path} />
+      <main id="main" tabindex="-1"><${open.view} me=${null} />
+        <p><a href="/login" onClick=${onLink}>${t('catalogue.signin')}</a></p></main>`;
   if (me === null)
     return html`<${Header} me=${null} path=${path} /><${Login} notice=${notice} onSignedIn=${signedIn} />`;
   // CONTRACT §3: an admin must enrol TOTP before acting; others are offered it at sign-in

@@ -1,11 +1,24 @@
 // lib/i18n.js — the dashboard's languages (T1.2): Vietnamese (default) and English. Every string
-// comes from the catalogues i18n/vi.json and i18n/en.json; the choice is remembered in
+// comes from the catalogues i18n/vi.json and i18n/en.json (and i18n/AREA.vi.json, AREA.en.json); the choice is remembered in
 // localStorage. Numbers, dates and times are formatted with Intl in the language's locale
 // (vi-VN: 1.234.567 and 23/11/2026 14:05) and always in Asia/Ho_Chi_Minh time (UTC+07:00).
 import vi from '../i18n/vi.json';
 import en from '../i18n/en.json';
+import reportsVi from '../i18n/reports.vi.json';
+import reportsEn from '../i18n/reports.en.json';
+import qualityVi from '../i18n/quality.vi.json';
+import qualityEn from '../i18n/quality.en.json';
+import forecastVi from '../i18n/forecast.vi.json';
+import forecastEn from '../i18n/forecast.en.json';
+import catalogueVi from '../i18n/catalogue.vi.json';
+import catalogueEn from '../i18n/catalogue.en.json';
 
-const catalogues = { vi, en };
+// one catalogue per language: the common one and one per area of the dashboard (web/build.mjs
+// checks that both languages have the same keys and no key is in two areas)
+const catalogues = {
+  vi: { ...vi, ...reportsVi, ...qualityVi, ...forecastVi, ...catalogueVi },
+  en: { ...en, ...reportsEn, ...qualityEn, ...forecastEn, ...catalogueEn },
+};
 const locales = { vi: 'vi-VN', en: 'en-GB' };
 export const LANGS = ['vi', 'en'];
 export const TIME_ZONE = 'Asia/Ho_Chi_Minh';
