@@ -394,10 +394,11 @@ def test_the_scheduled_report_of_yesterday_is_kept(rs):
     r = rs.analyst.get(x["urls"]["pdf"])
     assert r.status_code == 200 and r.content[:5] == b"%PDF-"
     assert r.headers["DTM-Report"] == "kept"
-    # produced once: the log has one progress line per report
-    log = rs.log_text()
-    assert log.count(f'"msg":"report produced","kind":"transactions","period":"{day}",'
-                     '"lang":"vi"') == 1
+    # produced once: the log has one progress line per report (the server writes its log out
+    # every 200 ms: wait for the line, then count)
+    line = f'"msg":"report produced","kind":"transactions","period":"{day}","lang":"vi"'
+    assert T.wait_for(lambda: line in rs.log_text(), timeout=5), rs.log_tail()
+    assert rs.log_text().count(line) == 1
 
 
 def test_connectivity_outage_of_a_system_whose_heartbeats_stop(rs):
