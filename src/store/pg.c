@@ -1057,6 +1057,20 @@ static int exec0(struct dtm_store *s, enum qid id, const struct par *p)
     return exec_n(s, id, p, NULL);
 }
 
+/* A statement answering at most one value (an id RETURNING, a MAX): *out is it, untouched when
+ * no row came back. */
+static int run_i64(struct dtm_store *s, enum qid id, const struct par *p, int64_t *out)
+{
+    PGresult *r;
+    int rc = run(s, id, p, &r);
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 1)
+        *out = col_i64(r, 0, 0);
+    PQclear(r);
+    return DTM_OK;
+}
+
 /* A statement changing one row: DTM_OK when it did, else notfound. */
 static int exec_one(struct dtm_store *s, enum qid id, const struct par *p, int notfound)
 {
@@ -3979,18 +3993,11 @@ static void bind_alert(struct par *p, const struct dtm_alert *a)
 static int s_alert_insert(struct dtm_store *s, struct dtm_alert *a)
 {
     struct par p = {0};
-    PGresult *r;
-    int rc;
     bind_alert(&p, a);
     p_text(&p, a->rule);
     p_text(&p, a->key);
     p_i64(&p, a->first_seen);
-    if ((rc = run(s, Q_ALERT_INSERT, &p, &r)))
-        return rc;
-    if (PQntuples(r) == 1)
-        a->id = col_i64(r, 0, 0);
-    PQclear(r);
-    return DTM_OK;
+    return run_i64(s, Q_ALERT_INSERT, &p, &a->id);
 }
 
 static int s_alert_update(struct dtm_store *s, const struct dtm_alert *a)
@@ -4033,17 +4040,10 @@ static int s_alert_last_resolved(struct dtm_store *s, const char *rule, const ch
                                  int64_t *at)
 {
     struct par p = {0};
-    PGresult *r;
-    int rc;
     p_text(&p, rule);
     p_text(&p, key);
     *at = 0;
-    if ((rc = run(s, Q_ALERT_LAST_RESOLVED, &p, &r)))
-        return rc;
-    if (PQntuples(r) == 1)
-        *at = col_i64(r, 0, 0);
-    PQclear(r);
-    return DTM_OK;
+    return run_i64(s, Q_ALERT_LAST_RESOLVED, &p, at);
 }
 
 static int s_alert_list(struct dtm_store *s, const struct dtm_alert_filter *f, int64_t before_id,
@@ -4165,17 +4165,10 @@ static void bind_vuln(struct par *p, const struct dtm_vuln *v)
 static int s_vuln_insert(struct dtm_store *s, struct dtm_vuln *v)
 {
     struct par p = {0};
-    PGresult *r;
-    int rc;
     bind_vuln(&p, v);
     p_text(&p, v->created_by);
     p_i64(&p, v->created_at);
-    if ((rc = run(s, Q_VULN_INSERT, &p, &r)))
-        return rc;
-    if (PQntuples(r) == 1)
-        v->id = col_i64(r, 0, 0);
-    PQclear(r);
-    return DTM_OK;
+    return run_i64(s, Q_VULN_INSERT, &p, &v->id);
 }
 
 static int s_vuln_update(struct dtm_store *s, const struct dtm_vuln *v)
