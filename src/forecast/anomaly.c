@@ -93,8 +93,12 @@ static int one_metric(struct check *k, const struct dtm_fc_series *s, size_t met
     bool outside[DTM_ANOMALY_WINDOW];
     long mi;
     int rc;
-    if ((rc = dtm_forecast_run(y, nh, DTM_FC_SEASON_HOUR, k->window, 0, metric ? 1 : INFINITY, &f,
-                               pts)))
+    /* The season: the same rule as GET /api/v1/forecast (dtm_fc_hour_season) — the week of 168
+     * hours when the hours before the window hold three weeks ([anomaly] history_days ≥ 21), so
+     * that a quiet weekend is expected rather than flagged; else the day of 24 hours (as with the
+     * default 14 days), the weekly swing then only moving the level the model follows. */
+    if ((rc = dtm_forecast_run(y, nh, dtm_fc_hour_season(nh), k->window, 0, metric ? 1 : INFINITY,
+                               &f, pts)))
         return rc == DTM_EINVAL ? DTM_OK : rc;
     for (size_t i = 0; i < k->window; i++) {
         double v = y[nh + i];

@@ -19,11 +19,13 @@
 #include "stats/stats.h"
 #include "store/store.h"
 
-/* Season lengths: 7 for daily series (the week), 24 for hourly ones (the day: an hourly series
- * of a few weeks holds too few weeks to fit a 168-step season, and the weekly effect moves the
- * level, which the model follows). */
+/* Season lengths: 7 for daily series (the week); for hourly ones the week too, 168 hours, when
+ * the history holds DTM_FC_MIN_SEASONS whole weeks (two weeks initialise the model, the third is
+ * what its parameters are fitted and backtested on), else the day, 24 hours (the weekly effect
+ * then only moves the level, which the model follows): dtm_fc_hour_season. */
 #define DTM_FC_SEASON_DAY 7
 #define DTM_FC_SEASON_HOUR 24
+#define DTM_FC_SEASON_WEEK_HOURS 168
 #define DTM_FC_MAX_SEASON 168
 #define DTM_FC_MIN_SEASONS 3    /* history needed: three whole seasons */
 #define DTM_FC_MAX_HORIZON 366  /* points of one forecast at most */
@@ -96,6 +98,9 @@ struct dtm_forecast {
 int dtm_forecast_run(const double *y, size_t n, size_t m, size_t horizon, double lo, double hi,
                      struct dtm_forecast *f, struct dtm_fc_point *points);
 const char *dtm_fc_method_name(enum dtm_fc_method m); /* "holt_winters" | "seasonal_naive" */
+/* The season of an hourly series of n points: DTM_FC_SEASON_WEEK_HOURS when n holds
+ * DTM_FC_MIN_SEASONS weeks, else DTM_FC_SEASON_HOUR (both methods use it). */
+size_t dtm_fc_hour_season(size_t n);
 
 /* ---- series (series.c) */
 

@@ -299,6 +299,12 @@ const char *dtm_fc_method_name(enum dtm_fc_method m)
     return m == DTM_FC_HOLT_WINTERS ? "holt_winters" : "seasonal_naive";
 }
 
+size_t dtm_fc_hour_season(size_t n)
+{
+    return n >= DTM_FC_MIN_SEASONS * DTM_FC_SEASON_WEEK_HOURS ? DTM_FC_SEASON_WEEK_HOURS
+                                                              : DTM_FC_SEASON_HOUR;
+}
+
 int dtm_forecast_run(const double *y, size_t n, size_t m, size_t horizon, double lo, double hi,
                      struct dtm_forecast *f, struct dtm_fc_point *points)
 {

@@ -387,57 +387,63 @@ static int reason_cmp(const void *a, const void *b)
     return strcmp(x->code, y->code);
 }
 
-/* Failure reasons per system, ranked by count: answered from the system × status × error_code
- * rollup (a ranking per service too would scan every record of the period). */
+/* Failure reasons per system and service, ranked by count within each: answered from the
+ * system × service × status × error_code rollup (the records are scanned where it is not
+ * complete: a data dir older than that cube, until `dtm serve` has rebuilt it). */
 static int tx_reasons(struct ctx *c, const struct dtm_dataset *ds, cJSON *sections,
-                      const struct groups *sys_groups)
+                      const struct groups *svc_groups)
 {
     struct dtm_result res;
     char plan[128] = "", method[2048];
     cJSON *s;
     int rc;
-    if ((rc = query(c, ds, "count", "system_code,error_code", "status:eq:failed", c->p->from,
-                    c->p->to, &res, plan, sizeof(plan))))
+    if ((rc = query(c, ds, "count", "system_code,service_code,error_code", "status:eq:failed",
+                    c->p->from, c->p->to, &res, plan, sizeof(plan))))
         return rc;
     snprintf(method, sizeof(method),
              c->vi ? "Các giao dịch thất bại (status = failed, started_at trong kỳ %s) của mỗi hệ "
-                     "thống, nhóm theo mã lỗi (error_code) và xếp hạng theo số lượng (bằng nhau "
-                     "thì theo mã); tỷ trọng = số giao dịch của mã lỗi / số giao dịch thất bại của "
-                     "hệ thống đó (nguồn: %s)."
-                   : "The failed transactions (status = failed, started_at in %s) of each "
-                     "system, grouped by error_code and ranked by count (ties by code); share = "
-                     "the code's count / the failed transactions of that system (answered from "
-                     "%s).",
+                     "thống và dịch vụ (service_code), nhóm theo mã lỗi (error_code) và xếp hạng "
+                     "theo số lượng trong từng hệ thống và dịch vụ (bằng nhau thì theo mã); tỷ "
+                     "trọng = số giao dịch của mã lỗi / số giao dịch thất bại của hệ thống và dịch "
+                     "vụ đó (nguồn: %s)."
+                   : "The failed transactions (status = failed, started_at in %s) of each system "
+                     "and service (service_code), grouped by error_code and ranked by count "
+                     "within each system and service (ties by code); share = the code's count / "
+                     "the failed transactions of that system and service (answered from %s).",
              c->p->label, plan);
     if (!(s = section(sections, "failure_reasons",
-                      TR(c, "Failure reasons by system", "Nguyên nhân lỗi theo hệ thống"),
+                      TR(c, "Failure reasons by system and service",
+                         "Nguyên nhân lỗi theo hệ thống và dịch vụ"),
                       method))) {
         dtm_result_free(&res);
         return DTM_ENOMEM;
     }
     column(s, "system", TR(c, "System", "Hệ thống"), "text");
+    column(s, "service", TR(c, "Service", "Dịch vụ"), "text");
     column(s, "rank", TR(c, "Rank", "Hạng"), "int");
     column(s, "error_code", TR(c, "Error code", "Mã lỗi"), "text");
     column(s, "count", TR(c, "Count", "Số lượng"), "int");
     column(s, "share", TR(c, "Share", "Tỷ trọng"), "percent");
     {
-        int ks = col_of(&res, "system_code"), ke = col_of(&res, "error_code"),
-            kn = col_of(&res, "count");
-        struct reason *rs = calloc(res.nrows ? res.nrows : 1, sizeof(*rs));
-        char(*keys)[DTM_CODE_MAX] = calloc(res.nrows ? res.nrows : 1, sizeof(*keys));
-        bool *done = calloc(res.nrows ? res.nrows : 1, sizeof(bool));
-        if (!rs || !keys || !done)
+        int ks = col_of(&res, "system_code"), kv = col_of(&res, "service_code"),
+            ke = col_of(&res, "error_code"), kn = col_of(&res, "count");
+        size_t nrows = res.nrows ? res.nrows : 1;
+        struct reason *rs = calloc(nrows, sizeof(*rs));
+        char(*sys)[DTM_CODE_MAX] = calloc(nrows, sizeof(*sys));
+        char(*svc)[128] = calloc(nrows, sizeof(*svc));
+        bool *done = calloc(nrows, sizeof(bool));
+        if (!rs || !sys || !svc || !done)
             rc = DTM_ENOMEM;
         for (size_t i = 0; rc == DTM_OK && i < res.nrows; i++) {
-            cell_text(res.rows[i][ks], keys[i], sizeof(keys[i]));
+            cell_text(res.rows[i][ks], sys[i], sizeof(sys[i]));
+            cell_text(res.rows[i][kv], svc[i], sizeof(svc[i]));
         }
-        /* systems in code order */
-        for (size_t gi = 0; rc == DTM_OK && gi < sys_groups->n; gi++) {
-            const struct group *g = &sys_groups->g[gi];
-            const char *key = g->sys;
+        /* systems and services in code order (the groups are sorted) */
+        for (size_t gi = 0; rc == DTM_OK && gi < svc_groups->n; gi++) {
+            const struct group *g = &svc_groups->g[gi];
             size_t nr = 0;
             for (size_t i = 0; i < res.nrows; i++) {
-                if (done[i] || strcmp(keys[i], key))
+                if (done[i] || strcmp(sys[i], g->sys) || strcmp(svc[i], g->svc))
                     continue;
                 done[i] = true;
                 cell_text(res.rows[i][ke], rs[nr].code, sizeof(rs[nr].code));
@@ -452,6 +458,7 @@ static int tx_reasons(struct ctx *c, const struct dtm_dataset *ds, cJSON *sectio
                     break;
                 }
                 cell_str(r, g->sys);
+                cell_str(r, g->svc);
                 cell_int(r, (int64_t)k + 1);
                 cell_str(r, rs[k].code[0] ? rs[k].code : NULL);
                 cell_int(r, rs[k].n);
@@ -459,7 +466,8 @@ static int tx_reasons(struct ctx *c, const struct dtm_dataset *ds, cJSON *sectio
             }
         }
         free(rs);
-        free(keys);
+        free(sys);
+        free(svc);
         free(done);
     }
     dtm_result_free(&res);
@@ -557,7 +565,7 @@ static int report_transactions(struct ctx *c, cJSON *sections)
         cell_str(r, bysvc.g[i].svc);
         tx_cells(r, &bysvc.g[i]);
     }
-    rc = tx_reasons(c, ds, sections, &bysys);
+    rc = tx_reasons(c, ds, sections, &bysvc);
 out:
     free(bysys.g);
     free(bysvc.g);

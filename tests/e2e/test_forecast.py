@@ -5,6 +5,9 @@
   ingested with back-dated event times: the answer's method is Holt-Winters, chosen because its
   backtest MASE is lower than seasonal naive's; its points follow the known continuation within
   tolerance; the bands nest (95 % around 80 % around the point); the explanation is localised.
+- Hourly series: the weekly season of 168 hours when the history holds three weeks (a forecast of
+  the next week follows weekdays and a quiet weekend), else the daily one of 24, and the answer
+  says which and why.
 - Too little history is a 422 saying how much is needed; a bad metric, interval, horizon is a 400
   naming the parameter; the statistics' access rules hold (a source sees its own series only, a
   consumer without a grant is refused, people need the analyst role or above).
@@ -127,6 +130,7 @@ def test_daily_forecast_follows_the_known_series(server, daily):
     body = r.json()
     assert body["dataset"] == "transactions" and body["metric"] == "count"
     assert body["interval"] == "day" and body["season"] == 7 and body["horizon"] == 14
+    assert body["season_reason"] == "weekly"
     hw, sn = body["methods"]["holt_winters"], body["methods"]["seasonal_naive"]
     # the trend makes last week's value a poor guess: Holt-Winters wins the backtest
     assert hw["mase"] < sn["mase"], body["methods"]
@@ -239,10 +243,48 @@ def test_hourly_forecast(server, sys_factory):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["season"] == 24 and len(body["history"]) == 96 and len(body["points"]) == 30
+    # four days of hours hold too few weeks for the weekly season: the daily one, and why
+    assert body["season_reason"] == "daily_short_history"
+    assert "504" in body["explain"] and "has 96" in body["explain"], body["explain"]
     for p in body["points"]:
         t = dt.datetime.fromisoformat(p["t"])
         truth = 6 + round(4 * math.sin(t.astimezone(TZ).hour / 24 * 2 * math.pi))
         assert abs(p["value"] - truth) <= 1.5, (p, truth)
+
+
+def weekly_hour_truth(h):
+    """Transactions in hour h (UTC+07:00): a daily curve on weekdays, a quiet flat weekend."""
+    if h.weekday() >= 5:
+        return 2
+    return 10 + round(4 * math.sin(h.hour / 24 * 2 * math.pi))
+
+
+def test_hourly_forecast_weekly_season(server, sys_factory):
+    """Four weeks of hours whose weekends differ from the weekdays: the default history (504
+    hours, three weeks) gives the weekly season of 168 hours, whose forecast of the next week
+    follows weekdays and weekend alike; a history of 300 hours falls back to the daily season."""
+    src = sys_factory.add()
+    cur = dt.datetime.now(TZ).replace(minute=0, second=0, microsecond=0)
+    recs = []
+    for k in range(4 * 168, 0, -1):
+        h = cur - dt.timedelta(hours=k)
+        recs += recs_at(h + dt.timedelta(minutes=5), weekly_hour_truth(h), prefix="W")
+    send(server, src, recs)
+    r = forecast(server, src, interval="hour", horizon=168)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["season"] == 168 and body["season_reason"] == "weekly", body["explain"]
+    assert len(body["history"]) == 504 and len(body["points"]) == 168
+    assert "week (168 hours)" in body["explain"], body["explain"]
+    for p in body["points"]:
+        truth = weekly_hour_truth(dt.datetime.fromisoformat(p["t"]).astimezone(TZ))
+        assert abs(p["value"] - truth) <= 1.5, (p, truth, body["method"])
+    # a shorter history: the daily season, and the answer says why
+    r = forecast(server, src, interval="hour", horizon=24, history=300)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["season"] == 24 and body["season_reason"] == "daily_short_history"
+    assert len(body["history"]) == 300 and "has 300" in body["explain"], body["explain"]
 
 
 # ---- anomaly detection

@@ -1,7 +1,7 @@
 """Periodic reports (issue 7 item 1; CONTRACT §1 `dtm report`, §6 GET /api/v1/reports/{kind}):
 known transactions in a past month and the month before it → every number of the `transactions`
-report (totals, failure rate, failure reasons ranked with their shares, average and p95
-response time, change against the previous period), the same numbers in CSV, XLSX (openpyxl,
+report (totals, failure rate, failure reasons ranked per system and service with their shares,
+average and p95 response time, change against the previous period), the same numbers in CSV, XLSX (openpyxl,
 one sheet per section) and PDF (pdftoppm pages, pdftotext text with Vietnamese diacritics and
 "n / N" page numbers), English by Accept-Language, `dtm report` on the data dir while the server
 runs, the scheduled report of yesterday produced at the start and kept, and the outage of a
@@ -32,6 +32,8 @@ CUR = (
     + [("A", "SV01", "failed", 400, "E01"), ("A", "SV01", "failed", 500, "E01"),
        ("A", "SV01", "failed", 600, "E02"), ("A", "SV01", "pending", 700, None)]
     + [("A", "SV02", "success", ms, None) for ms in (50, 150)]
+    # A's second service fails for other reasons: ranked apart from SV01's
+    + [("A", "SV02", "failed", 250, "E02")] * 2 + [("A", "SV02", "failed", 350, "E04")]
     + [("B", "SV01", "failed", 1000, "E03")] * 3 + [("B", "SV01", "failed", 1000, "E01")]
 )
 # in PREV: A/SV01 × 5, B/SV01 × 8
@@ -160,7 +162,7 @@ def test_transactions_report_every_number(rs):
     _, rows = section(doc, "summary")
     assert len(rows) == 1 and rows[0]["period"] == PERIOD
     check_numbers(rows[0], all_)
-    assert rows[0]["total"] == 13 and rows[0]["change"] == 0
+    assert rows[0]["total"] == 16 and close(rows[0]["change"], 3 / 13)
     s, rows = section(doc, "by_system")
     assert s["chart"] == {"type": "bar", "x": "system", "y": ["successful", "failed"]}
     assert [r["system"] for r in rows] == sorted(rs.codes[k] for k in "AB")
@@ -169,10 +171,10 @@ def test_transactions_report_every_number(rs):
         check_numbers(row, by_sys[k])
     a = next(r for r in rows if r["system"] == rs.codes["A"])
     assert a["name"] == NAME_A
-    # by hand: A has 9 records (5 success, 3 failed, 1 pending), 5 the month before
-    assert (a["total"], a["successful"], a["failed"], a["pending"]) == (9, 5, 3, 1)
-    assert close(a["failure_rate"], 3 / 9) and close(a["avg_ms"], 3000 / 9)
-    assert a["p95_ms"] == 700 and close(a["change"], 0.8)
+    # by hand: A has 12 records (5 success, 6 failed, 1 pending), 5 the month before
+    assert (a["total"], a["successful"], a["failed"], a["pending"]) == (12, 5, 6, 1)
+    assert close(a["failure_rate"], 6 / 12) and close(a["avg_ms"], 3850 / 12)
+    assert a["p95_ms"] == 700 and close(a["change"], 1.4)
     b = next(r for r in rows if r["system"] == rs.codes["B"])
     assert (b["total"], b["failed"], b["p95_ms"]) == (4, 4, 1000) and close(b["change"], -0.5)
     _, rows = section(doc, "by_service")
@@ -182,15 +184,28 @@ def test_transactions_report_every_number(rs):
         check_numbers(got[(rs.codes[k], svc)], want)
     sv02 = got[(rs.codes["A"], "SV02")]
     assert sv02["previous_total"] == 0 and sv02["change"] is None
+    assert (sv02["total"], sv02["failed"], sv02["p95_ms"]) == (5, 3, 350)
     assert close(got[(rs.codes["A"], "SV01")]["change"], 0.4)
-    # failure reasons ranked by count within each system, shares of its failed transactions
-    _, rows = section(doc, "failure_reasons")
-    got = [(r["system"], r["rank"], r["error_code"], r["count"], round(r["share"], 9))
-           for r in rows]
+    # failure reasons ranked by count within each system and service, shares of its failed
+    # transactions: A's two services apart (E02 first in SV02, last in SV01)
+    s, rows = section(doc, "failure_reasons")
+    assert s["title"] == "Nguyên nhân lỗi theo hệ thống và dịch vụ"
+    assert [c["key"] for c in s["columns"]] == ["system", "service", "rank", "error_code",
+                                                "count", "share"]
+    assert "cube=system_code+service_code+status+error_code" in s["method"], s["method"]
+    got = [(r["system"], r["service"], r["rank"], r["error_code"], r["count"],
+            round(r["share"], 9)) for r in rows]
+    assert got == reasons_want(rs)
+
+
+def reasons_want(rs):
+    """The failure_reasons rows, by hand: per system and service, ranked by count (ties by code),
+    the share of that system and service's failed transactions."""
     A, B = rs.codes["A"], rs.codes["B"]
-    want = [(A, 1, "E01", 2, round(2 / 3, 9)), (A, 2, "E02", 1, round(1 / 3, 9)),
-            (B, 1, "E03", 3, 0.75), (B, 2, "E01", 1, 0.25)]
-    assert got == sorted(want, key=lambda x: (x[0], x[1]))
+    want = [(A, "SV01", 1, "E01", 2, round(2 / 3, 9)), (A, "SV01", 2, "E02", 1, round(1 / 3, 9)),
+            (A, "SV02", 1, "E02", 2, round(2 / 3, 9)), (A, "SV02", 2, "E04", 1, round(1 / 3, 9)),
+            (B, "SV01", 1, "E03", 3, 0.75), (B, "SV01", 2, "E01", 1, 0.25)]
+    return sorted(want, key=lambda x: (x[0], x[1], x[2]))
 
 
 def test_same_numbers_as_the_statistics_api(rs):
@@ -222,9 +237,16 @@ def test_csv_xlsx_and_pdf_carry_the_same_numbers(rs, tmp_path):
     lines = list(csv.reader(io.StringIO(blocks[1])))
     keys = [c["key"] for c in doc["sections"][1]["columns"]]
     a = dict(zip(keys, next(l for l in lines if l[0] == rs.codes["A"])))
-    assert a["name"] == NAME_A and int(a["total"]) == 9 and int(a["failed"]) == 3
+    assert a["name"] == NAME_A and int(a["total"]) == 12 and int(a["failed"]) == 6
     assert close(float(a["avg_ms"]), by_sys["A"]["avg_ms"])
-    assert close(float(a["change"]), 0.8)
+    assert close(float(a["change"]), 1.4)
+    # the failure reasons per system and service, ranked apart
+    ids = [x["id"] for x in doc["sections"]]
+    lines = list(csv.reader(io.StringIO(blocks[ids.index("failure_reasons")])))
+    assert lines[0] == ["Nguyên nhân lỗi theo hệ thống và dịch vụ"]
+    assert lines[1] == ["Hệ thống", "Dịch vụ", "Hạng", "Mã lỗi", "Số lượng", "Tỷ trọng"]
+    assert [(l[0], l[1], int(l[2]), l[3], int(l[4]), round(float(l[5]), 9))
+            for l in lines[2:]] == reasons_want(rs)
     # XLSX: one sheet per section, the header then the rows, typed cells
     r = get_report(rs, fmt="xlsx")
     path = tmp_path / "r.xlsx"
@@ -240,6 +262,14 @@ def test_csv_xlsx_and_pdf_carry_the_same_numbers(rs, tmp_path):
             for g, w in zip(got, want):
                 assert close(g, w) if isinstance(w, (int, float)) else g == w, (g, w, s["id"])
         assert ws.cell(row=len(s["rows"]) + 3, column=1).value == s["method"]
+    # the failure reasons' sheet (its title cut to Excel's 31 characters), read back by hand
+    ws = wb.worksheets[ids.index("failure_reasons")]
+    assert ws.title == "Nguyên nhân lỗi theo hệ thống v"
+    assert [c.value for c in ws[1]][:6] == ["Hệ thống", "Dịch vụ", "Hạng", "Mã lỗi", "Số lượng",
+                                            "Tỷ trọng"]
+    got = [tuple(c.value for c in row[:6]) for row in ws.iter_rows(min_row=2, max_row=7)]
+    assert [g[:5] + (round(g[5], 9),) for g in got] == reasons_want(rs)
+    assert ws.cell(row=8, column=1).value is None  # nothing more: six reasons
     # PDF: A4 pages (title page + one per section at least), rendered and read back
     r = get_report(rs, fmt="pdf")
     assert r.headers["Content-Type"] == "application/pdf" and r.content[:5] == b"%PDF-"
@@ -251,8 +281,14 @@ def test_csv_xlsx_and_pdf_carry_the_same_numbers(rs, tmp_path):
     text = " ".join(subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True,
                                    text=True, check=True).stdout.split())
     for needle in ("Báo cáo giao dịch", "Kỳ báo cáo: 2026-09", NAME_A, "Giao dịch theo hệ thống",
-                   "Nguyên nhân lỗi theo hệ thống", "Đếm từ tập dữ liệu transactions", "E01"):
+                   "Nguyên nhân lỗi theo hệ thống và dịch vụ", "Đếm từ tập dữ liệu transactions",
+                   "E01"):
         assert needle in text, needle
+    # the failure reasons' table: each row as drawn (system, service, rank, code, count, share)
+    reasons = text[text.index("Nguyên nhân lỗi theo hệ thống và dịch vụ"):]
+    for sys_, svc, rank, code, n, share in reasons_want(rs):
+        row = f"{sys_} {svc} {rank} {code} {n} " + f"{share * 100:.2f}".replace(".", ",")
+        assert row in reasons, (row, reasons[:2000])
     for n in range(1, pages + 1):
         assert re.search(rf"\b{n}\s*/\s*{pages}\b", text), f"page number {n} / {pages}"
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
@@ -287,7 +323,7 @@ def test_a_long_table_breaks_across_pages_under_its_header(rs, tmp_path):
     for t in with_codes:
         assert "Mã lỗi" in t and "Tỷ trọng" in t, "the header repeated on every page"
     for t in with_codes[1:]:
-        assert "Nguyên nhân lỗi theo hệ thống (tiếp theo)" in t
+        assert "Nguyên nhân lỗi theo hệ thống và dịch vụ (tiếp theo)" in t
     found = sorted(set(re.findall(r"\bE1\d\d\b", "".join(with_codes))))
     assert found == [f"E{100 + i}" for i in range(90)]
     for n, t in enumerate(texts, 1):
@@ -304,13 +340,17 @@ def test_english_by_accept_language_or_lang(rs, tmp_path):
     assert s["title"] == "Transactions by system"
     assert [c["label"] for c in s["columns"]][:4] == ["System", "Name", "Total", "Successful"]
     assert s["method"].startswith("Counted from the transactions dataset")
-    assert next(r for r in rows if r["system"] == rs.codes["A"])["total"] == 9
+    assert next(r for r in rows if r["system"] == rs.codes["A"])["total"] == 12
+    s, rows = section(doc, "failure_reasons")
+    assert s["title"] == "Failure reasons by system and service"
+    assert [c["label"] for c in s["columns"]][:2] == ["System", "Service"]
+    assert s["method"].startswith("The failed transactions (status = failed")
     assert get_report(rs, lang="en").json()["title"] == "Transaction report"
     pdf = tmp_path / "en.pdf"
     pdf.write_bytes(get_report(rs, fmt="pdf", lang="en").content)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
-    assert "Transaction report" in text and "Failure reasons by system" in text
+    assert "Transaction report" in text and "Failure reasons by system and service" in text
 
 
 def test_format_by_accept_header_and_bad_parameters(rs):

@@ -158,10 +158,12 @@ static void test_transactions(void **state)
     static const char *const c2[] = {"system_code", "service_code", "status"};
     static const char *const c3[] = {"region_code", "channel", "status"};
     static const char *const c4[] = {"agency_code", "service_code"};
+    static const char *const c5[] = {"system_code", "service_code", "status", "error_code"};
     assert_true(has_cube(ds, c1, 3));
     assert_true(has_cube(ds, c2, 3));
     assert_true(has_cube(ds, c3, 3));
     assert_true(has_cube(ds, c4, 2));
+    assert_true(has_cube(ds, c5, 4));
     dtm_dataset_free(ds);
 }
 

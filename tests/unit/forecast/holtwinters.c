@@ -1,8 +1,9 @@
 /* Unit tests for forecast/holtwinters.c: on synthetic series with a known trend and season and
  * deterministic noise, the fitted model recovers the season, its forecasts beat seasonal naive
  * in backtest MASE and on the held-out continuation, and the 80 % / 95 % intervals hold about
- * that share of a noisy continuation; edge cases (a constant series, zeros: MAPE undefined, too
- * little history, a non-finite value) answer without NaN. */
+ * that share of a noisy continuation; an hourly series with a weekly pattern is forecast better
+ * with the weekly season of 168 hours than with the daily one; edge cases (a constant series,
+ * zeros: MAPE undefined, too little history, a non-finite value) answer without NaN. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,6 +132,61 @@ static void test_hourly(void **state)
     }
 }
 
+/* Hourly with a weekly pattern: weekdays a busy daytime curve, weekends a quiet flat one, noise
+ * N(0, 3), over eight weeks (the last one held out). The weekly season of 168 hours (the one
+ * dtm_fc_hour_season gives seven weeks of history) forecasts the held-out week better than a
+ * daily season of 24 and than seasonal naive of 24, in MASE on one scale: the training part's
+ * seasonal-naive(24) MAE. */
+static double weekly_hour(size_t t)
+{
+    double s = sin(PI * (double)(t % 24) / 24);
+    return (t / 24) % 7 >= 5 ? 10 + 10 * s * s : 20 + 80 * s * s;
+}
+
+static void test_hourly_weekly_season(void **state)
+{
+    enum { N = 8 * 168, NT = 7 * 168, H = 168 };
+    static double y[N];
+    static struct dtm_fc_point pts[H];
+    struct dtm_hw_model w, d;
+    struct dtm_forecast f;
+    double scale, e_w = 0, e_d = 0, e_sn = 0;
+    (void)state;
+    rng_state = 17;
+    for (size_t t = 0; t < N; t++)
+        y[t] = weekly_hour(t) + 0.005 * (double)t + 3 * gauss();
+    assert_int_equal(dtm_fc_hour_season(NT), DTM_FC_SEASON_WEEK_HOURS);
+    assert_int_equal(dtm_fc_hour_season(3 * 168), DTM_FC_SEASON_WEEK_HOURS);
+    assert_int_equal(dtm_fc_hour_season(3 * 168 - 1), DTM_FC_SEASON_HOUR);
+    assert_int_equal(dtm_hw_fit(y, NT, 168, &w), DTM_OK);
+    assert_int_equal(dtm_hw_fit(y, NT, 24, &d), DTM_OK);
+    scale = dtm_snaive_mae(y, NT, 24);
+    assert_true(scale > 0);
+    for (size_t h = 1; h <= H; h++) {
+        double v = y[NT + h - 1];
+        e_w += fabs(v - dtm_hw_point(&w, h));
+        e_d += fabs(v - dtm_hw_point(&d, h));
+        e_sn += fabs(v - dtm_snaive_point(y, NT, 24, h));
+    }
+    e_w /= H * scale;
+    e_d /= H * scale;
+    e_sn /= H * scale;
+    print_message("held-out week, MASE: Holt-Winters 168 %.3f, Holt-Winters 24 %.3f, seasonal "
+                  "naive 24 %.3f\n",
+                  e_w, e_d, e_sn);
+    assert_true(e_w < e_d && e_w < e_sn);
+    assert_true(e_w < 0.5);
+    /* the whole forecast with the weekly season: both methods on it, the answer near the truth */
+    assert_int_equal(dtm_forecast_run(y, NT, 168, H, 0, INFINITY, &f, pts), DTM_OK);
+    assert_int_equal(f.m, 168);
+    assert_int_equal(f.folds, DTM_FC_FOLDS);
+    assert_int_equal(f.fold_h, 168);
+    for (size_t h = 1; h <= H; h++) {
+        size_t t = NT - 1 + h;
+        assert_true(fabs(pts[h - 1].value - (weekly_hour(t) + 0.005 * (double)t)) < 12);
+    }
+}
+
 static void test_constant_and_zeros(void **state)
 {
     double c[35], z[35];
@@ -202,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_beats_seasonal_naive),
         cmocka_unit_test(test_interval_coverage),
         cmocka_unit_test(test_hourly),
+        cmocka_unit_test(test_hourly_weekly_season),
         cmocka_unit_test(test_constant_and_zeros),
         cmocka_unit_test(test_edges),
     };
