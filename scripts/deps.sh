@@ -10,7 +10,7 @@ libjwt-dev liboath-dev libqrencode-dev libsystemd-dev libpq-dev postgresql-15
 sqlite3 curl openssl gettext clang-format python3 python3-requests python3-pytest python3-openpyxl
 oathtool python3-jwt python3-cryptography python3-aiosmtpd prometheus python3-rdflib
 python3-jsonschema
-python3-zeep libxml2-utils
+python3-zeep libxml2-utils python3-pytest-xdist
 chromium"
 case "${1:-}" in
 bench) PKGS="$PKGS wrk nginx-light postgresql-15 time bc" ;;

@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 PY=/usr/bin/python3
 STATUS=0
+# The end-to-end suites run their test files on DTM_TEST_JOBS pytest-xdist workers at once
+# (default 3: the tests mostly wait on servers, sockets and the database, so three keep this
+# 2-core machine busy). Every test file has its own servers, ports and data dirs (and, on
+# PostgreSQL, each worker its own throw-away cluster); --dist loadfile keeps a file's tests,
+# which share a module's server, on one worker. DTM_TEST_JOBS=0 runs them one at a time.
+JOBS=${DTM_TEST_JOBS:-3}
+E2E="-q -n $JOBS --dist loadfile tests/e2e"
+[ "$JOBS" -gt 0 ] || E2E="-q tests/e2e"
 step() { printf '\n==== %s\n' "$*"; }
 
 step "build (warnings are errors)"
@@ -40,7 +48,7 @@ step "unit tests"
 meson test -C build --suite unit --print-errorlogs || STATUS=1
 
 step "end-to-end tests (build/dtm)"
-DTM_BIN="$PWD/build/dtm" $PY -m pytest -q tests/e2e || STATUS=1
+DTM_BIN="$PWD/build/dtm" $PY -m pytest $E2E || STATUS=1
 
 # The whole end-to-end suite again on PostgreSQL 15 (issue 9 item 2). tests/e2e/pgcluster.py
 # starts one throw-away cluster for the run: initdb and pg_ctl in a temporary directory, a free
@@ -52,7 +60,7 @@ DTM_BIN="$PWD/build/dtm" $PY -m pytest -q tests/e2e || STATUS=1
 # COMMIT returned). Only the plain build runs on PostgreSQL; the ASan + UBSan run below is on
 # SQLite.
 step "end-to-end tests on PostgreSQL 15 (build/dtm)"
-DTM_TEST_STORE=postgresql DTM_BIN="$PWD/build/dtm" $PY -m pytest -q tests/e2e || STATUS=1
+DTM_TEST_STORE=postgresql DTM_BIN="$PWD/build/dtm" $PY -m pytest $E2E || STATUS=1
 
 step "browser tests of the dashboard (build/dtm, headless chromium; screenshots in build/browser-artifacts)"
 DTM_BIN="$PWD/build/dtm" node tests/browser/run.mjs build/browser-artifacts || STATUS=1
@@ -67,7 +75,7 @@ step "unit tests under ASan + UBSan"
 meson test -C build-asan --suite unit --print-errorlogs || STATUS=1
 
 step "end-to-end tests under ASan + UBSan (build-asan/dtm)"
-DTM_BIN="$PWD/build-asan/dtm" DTM_SANITIZED=1 $PY -m pytest -q tests/e2e || STATUS=1
+DTM_BIN="$PWD/build-asan/dtm" DTM_SANITIZED=1 $PY -m pytest $E2E || STATUS=1
 
 if [ $STATUS -ne 0 ]; then
     echo "make test: FAILED" >&2

@@ -89,13 +89,26 @@ trap 'exit 143' TERM
 
 # wrk_run NAME URL CONNS KEY → sets R_RPS R_P50 R_P99 R_NON2XX R_SOCK R_REQS; keeps the output
 wrk_run() {
-    local name="$1" url="$2" c="$3" key="$4" out="$TMP/wrk-$1-c$3.txt"
+    local name="$1" url="$2" c="$3" key="$4" out="$TMP/wrk-$1-c$3.txt" mark
     say "wrk $name -t$THREADS -c$c -d$DURATION"
+    mark="$(cpu_mark)"
     DTM_KEY="$key" DTM_RUN="$name$c$RANDOM" \
         wrk -t"$THREADS" -c"$c" -d"$DURATION" --latency -s "$HERE/post.lua" "$url" >"$out" 2>&1 \
         || { cat "$out" >&2; die "wrk failed"; }
+    R_CPU="$(cpu_busy "$mark")"
     sed 's/^/    /' "$out" >&2
     read -r R_RPS R_P50 R_P99 R_NON2XX R_SOCK R_REQS < <("$PY" "$HERE/wrkparse.py" "$out")
+}
+
+# What bounds a run on this machine (issue 9: "say what limits it"): the share of all cores busy
+# during it, from /proc/stat (user + nice + system + irq + softirq + steal over the total).
+# cpu_mark prints the counters; cpu_busy MARK prints the busy percentage since MARK.
+cpu_mark() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+cpu_busy() {
+    local b0 i0 b1 i1
+    read -r b0 i0 <<<"$1"
+    read -r b1 i1 < <(cpu_mark)
+    awk -v b="$((b1 - b0))" -v i="$((i1 - i0))" 'BEGIN { printf "%.0f", (b + i) ? 100 * b / (b + i) : 0 }'
 }
 
 
@@ -120,11 +133,11 @@ code="$(curl --noproxy '*' -s -o "$TMP/probe.json" -w '%{http_code}' -X POST \
     "$DTM_URL/api/v1/ingest/transactions")"
 [ "$code" = 200 ] || { cat "$TMP/probe.json" >&2; die "probe record not accepted ($code)"; }
 
-declare -A RPS P50 P99 ERR REQS
+declare -A RPS P50 P99 ERR REQS CPUB
 RSS_AT=()
 for c in $CONNS; do
     wrk_run dtm "$DTM_URL" "$c" "$KEY"
-    RPS[dtm$c]=$R_RPS; P50[dtm$c]=$R_P50; P99[dtm$c]=$R_P99
+    RPS[dtm$c]=$R_RPS; P50[dtm$c]=$R_P50; P99[dtm$c]=$R_P99; CPUB[dtm$c]=$R_CPU
     ERR[dtm$c]=$((R_NON2XX + R_SOCK)); REQS[dtm$c]=$R_REQS
     kill -0 "$DTM_PID" 2>/dev/null || { tail -20 "$TMP/dtm.stderr.log" >&2; die "dtm died under load"; }
     RSS_AT+=("c$c:$(vmhwm_mb "$DTM_PID")")
@@ -149,9 +162,10 @@ for c in $CONNS; do SENT=$((SENT + ${REQS[dtm$c]} - ${ERR[dtm$c]})); done
 # wrk2_run NAME URL1 URL2 CONNS KEY: two wrk at once, -t1 and CONNS/2 connections each, one per
 # node → R_RPS (the sum), R_P50/R_P99 (the larger of the two), R_NON2XX, R_SOCK, R_REQS (sums)
 wrk2_run() {
-    local name="$1" c="$4" key="$5" half pids=() i out url r1 r2
+    local name="$1" c="$4" key="$5" half pids=() i out url r1 r2 mark
     half=$(($4 / 2))
     say "wrk $name: 2 x (-t1 -c$half -d$DURATION), one per node"
+    mark="$(cpu_mark)"
     for i in 1 2; do
         out="$TMP/wrk-$name-c$c-$i.txt"
         url="$2"
@@ -161,6 +175,7 @@ wrk2_run() {
         pids+=($!)
     done
     for i in "${pids[@]}"; do wait "$i" || die "wrk failed"; done
+    R_CPU="$(cpu_busy "$mark")"
     r1="$("$PY" "$HERE/wrkparse.py" "$TMP/wrk-$name-c$c-1.txt")"
     r2="$("$PY" "$HERE/wrkparse.py" "$TMP/wrk-$name-c$c-2.txt")"
     read -r R_RPS R_P50 R_P99 R_NON2XX R_SOCK R_REQS < <("$PY" -c '
@@ -204,7 +219,7 @@ if [ "$PG_ON" = 1 ]; then
     for c in $CONNS; do
         sync; sleep 2
         wrk_run pg1 "$SERVE_URL" "$c" "$PKEY"
-        RPS[pg1$c]=$R_RPS; P50[pg1$c]=$R_P50; P99[pg1$c]=$R_P99
+        RPS[pg1$c]=$R_RPS; P50[pg1$c]=$R_P50; P99[pg1$c]=$R_P99; CPUB[pg1$c]=$R_CPU
         ERR[pg1$c]=$((R_NON2XX + R_SOCK)); REQS[pg1$c]=$R_REQS
         PG_SENT=$((PG_SENT + R_REQS - R_NON2XX - R_SOCK))
         kill -0 "$DTM_PID" 2>/dev/null || { tail -20 "$TMP/dtm-pg.stderr.log" >&2; die "dtm (PostgreSQL) died under load"; }
@@ -221,7 +236,7 @@ if [ "$PG_ON" = 1 ]; then
     for c in $CONNS; do
         sync; sleep 2
         wrk2_run pg2 "$URL_A" "$URL_B" "$c" "$PKEY2"
-        RPS[pg2$c]=$R_RPS; P50[pg2$c]=$R_P50; P99[pg2$c]=$R_P99
+        RPS[pg2$c]=$R_RPS; P50[pg2$c]=$R_P50; P99[pg2$c]=$R_P99; CPUB[pg2$c]=$R_CPU
         ERR[pg2$c]=$((R_NON2XX + R_SOCK)); REQS[pg2$c]=$R_REQS
         PG2_SENT=$((PG2_SENT + R_REQS - R_NON2XX - R_SOCK))
         kill -0 "$DTM2_PID" 2>/dev/null || { tail -20 "$TMP/dtm-pg.stderr.log" >&2; die "dtm node 2 died under load"; }
@@ -270,12 +285,12 @@ TABLE="$TMP/table.md"
 PGTABLE="$TMP/pgtable.md"
 if [ "$PG_ON" = 1 ]; then
     {
-        echo "| store | conns | records/s | p50 ms | p99 ms | errors | PostgreSQL/SQLite | 2 nodes/1 node |"
-        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        echo "| store | conns | records/s | p50 ms | p99 ms | errors | CPU busy (both cores) | PostgreSQL/SQLite | 2 nodes/1 node |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         for c in $CONNS; do
-            echo "| SQLite, 1 node | $c | ${RPS[dtm$c]} | ${P50[dtm$c]} | ${P99[dtm$c]} | ${ERR[dtm$c]} | | |"
-            echo "| PostgreSQL, 1 node | $c | ${RPS[pg1$c]} | ${P50[pg1$c]} | ${P99[pg1$c]} | ${ERR[pg1$c]} | $(ratio "${RPS[pg1$c]}" "${RPS[dtm$c]}") | |"
-            echo "| PostgreSQL, 2 nodes | $c | ${RPS[pg2$c]} | ${P50[pg2$c]} | ${P99[pg2$c]} | ${ERR[pg2$c]} | $(ratio "${RPS[pg2$c]}" "${RPS[dtm$c]}") | $(ratio "${RPS[pg2$c]}" "${RPS[pg1$c]}") |"
+            echo "| SQLite, 1 node | $c | ${RPS[dtm$c]} | ${P50[dtm$c]} | ${P99[dtm$c]} | ${ERR[dtm$c]} | ${CPUB[dtm$c]} % | | |"
+            echo "| PostgreSQL, 1 node | $c | ${RPS[pg1$c]} | ${P50[pg1$c]} | ${P99[pg1$c]} | ${ERR[pg1$c]} | ${CPUB[pg1$c]} % | $(ratio "${RPS[pg1$c]}" "${RPS[dtm$c]}") | |"
+            echo "| PostgreSQL, 2 nodes | $c | ${RPS[pg2$c]} | ${P50[pg2$c]} | ${P99[pg2$c]} | ${ERR[pg2$c]} | ${CPUB[pg2$c]} % | $(ratio "${RPS[pg2$c]}" "${RPS[dtm$c]}") | $(ratio "${RPS[pg2$c]}" "${RPS[pg1$c]}") |"
         done
     } >"$PGTABLE"
 else

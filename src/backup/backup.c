@@ -922,10 +922,14 @@ int dtm_backup_create(const struct dtm_conf *c, const char *out_path,
             goto out;
         }
     }
-    /* PostgreSQL's password file comes along like the TLS key: the backup is encrypted */
+    /* PostgreSQL's password file and TLS files come along like the TLS key: the backup is
+     * encrypted */
     if ((rc = add_data_file(&src, c, "dtm.conf")) || (rc = add_data_file(&src, c, c->tls_cert)) ||
         (rc = add_data_file(&src, c, c->tls_key)) ||
         (c->store_password_file[0] && (rc = add_data_file(&src, c, c->store_password_file))) ||
+        (c->store_sslrootcert[0] && (rc = add_data_file(&src, c, c->store_sslrootcert))) ||
+        (c->store_sslcert[0] && (rc = add_data_file(&src, c, c->store_sslcert))) ||
+        (c->store_sslkey[0] && (rc = add_data_file(&src, c, c->store_sslkey))) ||
         (rc = add_spool(&src, c))) {
         snprintf(err, errsz, "cannot read the files of the data dir %s", c->data_dir);
         goto out;

@@ -175,6 +175,14 @@ int dtm_cmd_init(int argc, char **argv)
                           usage);
             return DTM_EXIT_USAGE;
         }
+        /* it becomes the line "dsn = DSN" of dtm.conf */
+        if (strlen(dsn) + 6 > DTM_CONF_LINE_MAX) {
+            dtm_cli_error("--store-dsn is longer than %d characters (a line of dtm.conf): use "
+                          "shorter paths, or PGSSLROOTCERT, PGSSLCERT and PGSSLKEY for init and "
+                          "[store] sslrootcert, sslcert and sslkey after it",
+                          DTM_CONF_LINE_MAX - 6);
+            return DTM_EXIT_USAGE;
+        }
         snprintf(c.backend, sizeof(c.backend), "postgresql");
         snprintf(c.store_dsn, sizeof(c.store_dsn), "%s", dsn);
         if (dtm_store_open(&c, &st, err, sizeof(err))) {

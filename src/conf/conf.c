@@ -72,6 +72,15 @@ static const struct centry table[] = {
     S("store", "password_file", store_password_file, "",
       "PostgreSQL: file holding the password (relative to the data dir); empty = the DSN's, "
       "PGPASSWORD or ~/.pgpass"),
+    S("store", "sslrootcert", store_sslrootcert, "",
+      "PostgreSQL over TLS: CA certificate(s) the database's certificate must chain to (relative "
+      "to the data dir; with sslmode=verify-full in dsn); empty = the DSN's sslrootcert"),
+    S("store", "sslcert", store_sslcert, "",
+      "PostgreSQL over TLS: client certificate for a server that asks for one (relative to the "
+      "data dir); empty = the DSN's sslcert"),
+    S("store", "sslkey", store_sslkey, "",
+      "PostgreSQL over TLS: the client certificate's private key, mode 0600 (relative to the "
+      "data dir); empty = the DSN's sslkey"),
     I("ingest", "max_body", max_body, "33554432", 1024, (int64_t)1 << 40,
       "bytes of one realtime request body at most (413 above)"),
     I("ingest", "max_records", max_records, "10000", 1, 1000000,
@@ -615,7 +624,23 @@ int dtm_conf_load_string(struct dtm_conf *c, const char *text, const char *name,
                          size_t errsz)
 {
     struct load_ctx x = {c, err, errsz, name, DTM_OK};
-    int line = ini_parse_string(text, on_kv, &x);
+    int line = 1;
+    /* Debian's libinih reads a line in pieces of INI_MAX_LINE - 1 bytes (it is built with a
+     * fixed line buffer) and takes the rest of a longer line for the next line: a long value
+     * (a [store] dsn with its TLS paths) would be cut silently. Refused here, with its line. */
+    _Static_assert(DTM_CONF_LINE_MAX == INI_MAX_LINE - 1, "DTM_CONF_LINE_MAX is libinih's");
+    for (const char *p = text; *p; line++) {
+        size_t n = strcspn(p, "\n");
+        if (n > DTM_CONF_LINE_MAX) {
+            snprintf(err, errsz,
+                     "%s:%d: line longer than %d characters (dtm.conf's limit); shorten it "
+                     "(e.g. [store] sslrootcert/sslcert/sslkey instead of the dsn's)",
+                     name, line, DTM_CONF_LINE_MAX);
+            return DTM_EINVAL;
+        }
+        p += n + (p[n] == '\n');
+    }
+    line = ini_parse_string(text, on_kv, &x);
     if (x.rc)
         return x.rc;
     if (line != 0) {

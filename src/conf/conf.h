@@ -10,6 +10,8 @@
 #include <limits.h>
 
 #define DTM_PATH_MAX 1024
+/* bytes of one dtm.conf line at most (libinih's line buffer, INI_MAX_LINE - 1; conf.c) */
+#define DTM_CONF_LINE_MAX 199
 
 /* [channel.NAME] an alert channel (T5.3; alert/deliver.c). Secrets (secret, password) are
  * never logged; "store:NAME" names one kept sealed in the store (T4.2, gate.h). */
@@ -54,6 +56,9 @@ struct dtm_conf {
     char database[DTM_PATH_MAX];
     char store_dsn[1024];                   /* PostgreSQL: libpq connection string */
     char store_password_file[DTM_PATH_MAX]; /* PostgreSQL: "" = libpq's own sources */
+    char store_sslrootcert[DTM_PATH_MAX];   /* PostgreSQL over TLS: "" = the DSN's */
+    char store_sslcert[DTM_PATH_MAX];
+    char store_sslkey[DTM_PATH_MAX];
     /* [ingest] */
     int64_t max_body;           /* bytes of one realtime request body */
     int64_t max_records;        /* records of one realtime request */

@@ -448,6 +448,18 @@ static void jobs_done(struct dtm_write_job *batch, int rc)
     }
 }
 
+/* After lost deltas: marks every cube incomplete; true while that fails too (to be retried). */
+static bool invalidate(struct dtm_store *st)
+{
+    if (st->ops->cube_invalidate && st->ops->cube_invalidate(st) != DTM_OK)
+        return true;
+    dtm_log(DTM_LOG_WARN,
+            "rollups marked incomplete: statistics scan the records until the next start "
+            "rebuilds them",
+            NULL);
+    return false;
+}
+
 /* The rollup thread: applies every waiting group commit's deltas in one transaction on its own
  * connection, then answers their jobs. */
 static void *cube_run(void *arg)
@@ -457,6 +469,10 @@ static void *cube_run(void *arg)
     struct dtm_cube_scratch sc;
     const struct dtm_buf **runs = NULL;
     size_t cap = 0;
+    /* a group's deltas were lost and the cubes not yet marked incomplete (the store was away):
+     * retried every second, and before any later group is applied — applied_seq moving past
+     * the lost group would hide it */
+    bool lost = false;
     dtm_cube_scratch_init(&sc);
     for (;;) {
         struct cube_item *items, *it;
@@ -464,9 +480,27 @@ static void *cube_run(void *arg)
         int64_t last = 0, now;
         int rc;
         pthread_mutex_lock(&w->lock);
-        while (!w->cq_head && !w->cube_stopping)
-            pthread_cond_wait(&w->cube_wake, &w->lock);
+        while (!w->cq_head && !w->cube_stopping) {
+            struct timespec until;
+            if (!lost) {
+                pthread_cond_wait(&w->cube_wake, &w->lock);
+                continue;
+            }
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec++;
+            if (pthread_cond_timedwait(&w->cube_wake, &w->lock, &until) != 0)
+                break;
+        }
+        if (lost) {
+            pthread_mutex_unlock(&w->lock);
+            lost = invalidate(st);
+            pthread_mutex_lock(&w->lock);
+        }
         if (!w->cq_head) {
+            if (!w->cube_stopping) {
+                pthread_mutex_unlock(&w->lock);
+                continue;
+            }
             pthread_mutex_unlock(&w->lock);
             break;
         }
@@ -476,7 +510,7 @@ static void *cube_run(void *arg)
         pthread_cond_broadcast(&w->cube_room); /* the record writer may write the next group */
         pthread_mutex_unlock(&w->lock);
 
-        rc = DTM_OK;
+        rc = lost ? DTM_ESTORE : DTM_OK; /* nothing applied before the cubes are marked */
         for (it = items; it && rc == DTM_OK; it = it->next) {
             for (size_t r = 0; r < it->nruns && rc == DTM_OK; r++)
                 if ((rc = dtm_array_reserve(&runs, n, &cap, sizeof(*runs))) == DTM_OK)
@@ -502,14 +536,12 @@ static void *cube_run(void *arg)
         if (rc == DTM_OK)
             rc = st->ops->commit(st);
         if (rc) {
-            bool lagging;
-            st->ops->rollback(st);
             /* the records are committed: their jobs succeed; the cubes that now miss them are
              * marked incomplete, so the planner scans until `dtm serve` rebuilds them */
-            if (!st->ops->cube_check || st->ops->cube_check(st, &lagging) != DTM_OK)
-                dtm_log(DTM_LOG_ERROR, "cannot mark the rollups incomplete", NULL);
-            dtm_logf(DTM_LOG_ERROR, "rollup deltas not applied; rollups marked incomplete",
-                     "\"runs\":%zu", n);
+            st->ops->rollback(st);
+            if (!lost)
+                dtm_logf(DTM_LOG_ERROR, "rollup deltas not applied", "\"runs\":%zu", n);
+            lost = invalidate(st);
         }
         for (it = items; it;) {
             struct cube_item *next = it->next;

@@ -950,20 +950,28 @@ static int session_setup(PGconn *c)
     return rc;
 }
 
-/* After the connection broke: connects again (outside a transaction only — an open one is
- * lost with the connection, and its owner is told by the failing statement). */
-static void reconnect(struct dtm_store *s)
+/* Closes the connection and opens it again: after it broke, or when its state is not known
+ * (a pipeline left half read, a ROLLBACK that failed) — closing also ends any transaction of
+ * it on the server, and the advisory locks it held, which must never wait for
+ * idle_in_transaction_session_timeout. While the database is away this fails at once
+ * (refused) or after connect_timeout (an unreachable host): the caller's statement then
+ * fails, its request is answered 503. */
+static void reset_conn(struct dtm_store *s)
 {
     struct pg_store *q = PG(s);
-    if (PQstatus(q->conn) == CONNECTION_OK)
-        return;
-    /* while the database is away this fails at once (refused) or after connect_timeout (an
-     * unreachable host): the caller's statement then fails, its request is answered 503 */
     PQreset(q->conn);
     memset(q->prepared, 0, sizeof(q->prepared));
     q->nds = 0;
     if (PQstatus(q->conn) == CONNECTION_OK && session_setup(q->conn) == DTM_OK)
         dtm_logf(DTM_LOG_WARN, "reconnected to PostgreSQL", "\"server\":\"%s\"", q->where);
+}
+
+/* After the connection broke: connects again (outside a transaction only — an open one is
+ * lost with the connection, and its owner is told by the failing statement). */
+static void reconnect(struct dtm_store *s)
+{
+    if (PQstatus(PG(s)->conn) != CONNECTION_OK)
+        reset_conn(s);
 }
 
 /* Runs statement id with p; on DTM_OK *res holds the result (the caller PQclears it). A unique
@@ -1288,6 +1296,27 @@ static int s_ready(struct dtm_store *s)
     return rc;
 }
 
+/* Ends the connection's transaction, if it has one; a ROLLBACK that fails on a live
+ * connection (its state unknown) closes it instead. */
+static void rollback_conn(struct dtm_store *s)
+{
+    struct pg_store *q = PG(s);
+    PGresult *r;
+    bool ok;
+    if (PQtransactionStatus(q->conn) == PQTRANS_IDLE ||
+        PQtransactionStatus(q->conn) == PQTRANS_UNKNOWN)
+        return;
+    r = PQexec(q->conn, "ROLLBACK");
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok && PQstatus(q->conn) == CONNECTION_OK) {
+        log_error(s, "rollback", PQerrorMessage(q->conn));
+        reset_conn(s);
+    }
+}
+
+static void s_rollback(struct dtm_store *s);
+
 /* BEGIN and the advisory lock that stands for SQLite's write lock of one file */
 static int begin_locked(struct dtm_store *s, int64_t key)
 {
@@ -1296,7 +1325,7 @@ static int begin_locked(struct dtm_store *s, int64_t key)
     /* one round trip: BEGIN and the lock in one simple query (key is one of our constants) */
     snprintf(text, sizeof(text), "BEGIN; SELECT pg_advisory_xact_lock(%lld)", (long long)key);
     if ((rc = exec_text(s, text, "begin"))) {
-        exec_quiet(PG(s)->conn, "ROLLBACK");
+        s_rollback(s);
         return rc;
     }
     PG(s)->in_tx = true;
@@ -1330,7 +1359,7 @@ static int s_commit(struct dtm_store *s)
         }
         if (rc) {
             q->in_tx = false;
-            exec_quiet(q->conn, "ROLLBACK");
+            rollback_conn(s);
             return DTM_ESTORE;
         }
         rc = DTM_ESTORE;
@@ -1341,7 +1370,7 @@ static int s_commit(struct dtm_store *s)
                   PQtransactionStatus(q->conn) == PQTRANS_INERROR
                       ? "the transaction failed earlier: rolled back"
                       : "no transaction to commit (the connection was lost)");
-        exec_quiet(q->conn, "ROLLBACK");
+        rollback_conn(s);
         return DTM_ESTORE;
     }
     r = PQexec(q->conn, "COMMIT");
@@ -1363,11 +1392,7 @@ static void s_rollback(struct dtm_store *s)
     q->in_tx = false;
     pend_clear(s);
     pend_spans_clear(s);
-    if (PQtransactionStatus(q->conn) != PQTRANS_IDLE &&
-        PQtransactionStatus(q->conn) != PQTRANS_UNKNOWN) {
-        PGresult *r = PQexec(q->conn, "ROLLBACK");
-        PQclear(r);
-    }
+    rollback_conn(s);
 }
 
 /* ---- systems, probes, status */
@@ -2405,7 +2430,14 @@ static int flush(struct dtm_store *s, bool commit, bool *committed)
         if (sync)
             break;
     }
-    PQexitPipelineMode(c);
+    if (PQexitPipelineMode(c) != 1) {
+        /* results left unread: the connection is in an unknown state, and may hold the
+         * transaction and its lock on the server */
+        log_error(s, "flush", PQerrorMessage(c));
+        reset_conn(s);
+        if (!committed || !*committed)
+            rc = DTM_ESTORE;
+    }
     if (rc == DTM_OK && ret && PQntuples(ret) < nfresh) {
         /* new cube rows that another connection inserted meanwhile (a rebuild): merged into
          * theirs one by one, as cube_apply did before */
@@ -3627,6 +3659,11 @@ static int s_cube_applied(struct dtm_store *s, int64_t seq)
 
 /* The rollups commit in the same database as the records here, so they lag only when a rollup
  * writer stopped between a records commit and its own: the same check as SQLite's. */
+static int s_cube_invalidate(struct dtm_store *s)
+{
+    return exec0(s, Q_CUBE_ALL_INCOMPLETE, NULL);
+}
+
 static int s_cube_check(struct dtm_store *s, bool *lagging)
 {
     PGresult *r;
@@ -3642,7 +3679,7 @@ static int s_cube_check(struct dtm_store *s, bool *lagging)
     *lagging = applied < last;
     if (!*lagging)
         return DTM_OK;
-    if ((rc = exec0(s, Q_CUBE_ALL_INCOMPLETE, NULL)))
+    if ((rc = s_cube_invalidate(s)))
         return rc;
     return s_cube_applied(s, last);
 }
@@ -4934,6 +4971,7 @@ static const struct dtm_store_ops pg_ops = {
     .cube_begin = s_cube_begin,
     .cube_gap_any = s_cube_gap_any,
     .cube_check = s_cube_check,
+    .cube_invalidate = s_cube_invalidate,
     .grant_put = s_grant_put,
     .grant_delete = s_grant_delete,
     .grant_check = s_grant_check,

@@ -78,13 +78,19 @@ static int env_build(const struct dtm_conf *c, struct env *e, char *dbname, size
 {
     PQconninfoOption *opts;
     char *perr = NULL, pw[1024] = "";
+    struct dtm_buf dsn;
     int rc = DTM_OK;
     memset(e, 0, sizeof(*e));
     dbname[0] = '\0';
     for (char **p = environ; *p && e->n + 1 < ENV_MAX / 2; p++)
         e->v[e->n++] = *p;
     e->v[e->n] = NULL;
-    if (!(opts = PQconninfoParse(c->store_dsn, &perr))) {
+    /* [store] sslrootcert… too: PGSSLROOTCERT, PGSSLCERT, PGSSLKEY for the tools */
+    if ((rc = dtm_store_conninfo(c, &dsn, err, errsz)))
+        return rc;
+    opts = PQconninfoParse(dsn.p, &perr);
+    dtm_store_conninfo_free(&dsn);
+    if (!opts) {
         /* libpq's message about the syntax; the DSN itself is never repeated (a password) */
         snprintf(err, errsz, "[store] dsn is not a valid libpq connection string: %s",
                  perr ? perr : "out of memory");
@@ -188,14 +194,21 @@ static PGconn *connect_db(const struct dtm_conf *c, char *err, size_t errsz)
     char pw[1024] = "";
     const char *keys[] = {"connect_timeout", "dbname", "fallback_application_name", "password",
                           NULL};
-    const char *vals[] = {"10", c->store_dsn, "dtm backup", pw, NULL};
+    const char *vals[] = {"10", NULL, "dtm backup", pw, NULL};
+    struct dtm_buf dsn;
     PGconn *conn;
     if (c->store_password_file[0] && dtm_store_password(c, pw, sizeof(pw), err, errsz))
         return NULL;
+    if (dtm_store_conninfo(c, &dsn, err, errsz)) {
+        sodium_memzero(pw, sizeof(pw));
+        return NULL;
+    }
+    vals[1] = dsn.p;
     if (!pw[0])
         keys[3] = vals[3] = NULL;
     conn = PQconnectdbParams(keys, vals, 1);
     sodium_memzero(pw, sizeof(pw));
+    dtm_store_conninfo_free(&dsn);
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         char m[300];
         snprintf(m, sizeof(m), "%s", conn ? PQerrorMessage(conn) : "out of memory");

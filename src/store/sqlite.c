@@ -2400,6 +2400,12 @@ static int s_cube_applied(struct dtm_store *s, int64_t seq)
     return exec_done(s, st, "cube_applied");
 }
 
+static int s_cube_invalidate(struct dtm_store *s)
+{
+    sqlite3_stmt *st = stmt(s, Q_CUBE_ALL_INCOMPLETE);
+    return st ? exec_done(s, st, "cube_incomplete") : DTM_ESTORE;
+}
+
 static int s_cube_check(struct dtm_store *s, bool *lagging)
 {
     sqlite3_stmt *st = stmt(s, Q_CUBE_LAG);
@@ -2417,9 +2423,7 @@ static int s_cube_check(struct dtm_store *s, bool *lagging)
     *lagging = applied < last;
     if (!*lagging)
         return DTM_OK;
-    if (!(st = stmt(s, Q_CUBE_ALL_INCOMPLETE)))
-        return DTM_ESTORE;
-    if ((rc = exec_done(s, st, "cube_incomplete")))
+    if ((rc = s_cube_invalidate(s)))
         return rc;
     return s_cube_applied(s, last);
 }
@@ -3794,6 +3798,7 @@ static const struct dtm_store_ops sqlite_ops = {
     .cube_begin = s_cube_begin,
     .cube_gap_any = s_cube_gap_any,
     .cube_check = s_cube_check,
+    .cube_invalidate = s_cube_invalidate,
     .grant_put = s_grant_put,
     .grant_delete = s_grant_delete,
     .grant_check = s_grant_check,

@@ -595,6 +595,10 @@ struct dtm_store_ops {
     /* After a crash the rollups may miss the last receipts' deltas: then every cube is marked
      * incomplete (to be rebuilt) and *lagging set. */
     int (*cube_check)(struct dtm_store *s, bool *lagging);
+    /* Marks every cube incomplete (to be rebuilt; the planner scans records meanwhile): the
+     * rollup writer lost a group's deltas, which applied_seq alone may not show once later
+     * groups (of this node or another) are applied. */
+    int (*cube_invalidate)(struct dtm_store *s);
 
     /* Background upkeep, called about every 200 ms from its own thread and connection (SQLite:
      * WAL checkpoints, kept off the writer's path). May be NULL. */
@@ -810,5 +814,11 @@ int dtm_store_pg_snapshot(const struct dtm_conf *c, const char *dir, struct dtm_
 int dtm_store_pg_load(const struct dtm_conf *c, const char *dump, char *err, size_t errsz);
 /* [store] password_file's first line into pw ("" when the file has none). */
 int dtm_store_password(const struct dtm_conf *c, char *pw, size_t pwsz, char *err, size_t errsz);
+/* The libpq connection string of c: [store] dsn (key=value or URI form) with [store]
+ * sslrootcert, sslcert and sslkey (relative to the data dir) put in place of the DSN's, into out
+ * (initialised here). It may hold the DSN's password: the caller wipes and frees it with
+ * dtm_store_conninfo_free. DTM_EINVAL (and err, without the DSN) when the DSN does not parse. */
+int dtm_store_conninfo(const struct dtm_conf *c, struct dtm_buf *out, char *err, size_t errsz);
+void dtm_store_conninfo_free(struct dtm_buf *b);
 
 #endif

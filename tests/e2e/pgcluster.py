@@ -42,9 +42,13 @@ def _free_port():
 
 
 class Cluster:
-    def __init__(self):
+    def __init__(self, ssl_dir=None):
+        """ssl_dir (test_pg_tls.py): a directory holding ca.pem, server.pem and server.key; the
+        cluster is then always started here, with ssl=on and hostssl rules only (a connection
+        without TLS is refused), client certificates checked against ca.pem, no template."""
         self.dir = None
-        self.base = os.environ.get("DTM_TEST_PG_DSN")
+        self.ssl_dir = ssl_dir
+        self.base = None if ssl_dir else os.environ.get("DTM_TEST_PG_DSN")
         self._own = not self.base
         self._n = itertools.count(1)
         self._prefix = f"dtm_t{os.getpid()}_"
@@ -80,7 +84,14 @@ class Cluster:
         with open(hba) as f:
             rules = f.read()
         with open(hba, "w") as f:
-            f.write("host all +dtm_pw 127.0.0.1/32 scram-sha-256\n" + rules)
+            if self.ssl_dir:
+                # TLS only: no `host` rule is left; dtm_pw's members give their password and a
+                # client certificate whose CN is their name
+                rules = "".join(r for r in rules.splitlines(True) if not r.startswith("host"))
+                f.write("hostssl all +dtm_pw 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n"
+                        "hostssl all all 127.0.0.1/32 trust\n" + rules)
+            else:
+                f.write("host all +dtm_pw 127.0.0.1/32 scram-sha-256\n" + rules)
         # fsync off: a throw-away cluster; the tests kill dtm, never the database's machine.
         # synchronous_commit stays on (the default): COMMIT returns once the commit is in the
         # WAL as PostgreSQL writes it, so a 2xx the durability tests see still means committed —
@@ -89,13 +100,26 @@ class Cluster:
                 "-c fsync=off -c full_page_writes=off "
                 # a small WAL: tests search the store's files (T.store_bytes, test_at_rest)
                 "-c max_wal_size=64MB -c min_wal_size=32MB -c checkpoint_timeout=60s")
+        if self.ssl_dir:
+            # the server's copies, owned by the user it runs as (it refuses a key others read)
+            for name in ("ca.pem", "server.pem", "server.key"):
+                dst = os.path.join(self.dir, name)
+                shutil.copyfile(os.path.join(self.ssl_dir, name), dst)
+                os.chmod(dst, 0o600)
+                if os.geteuid() == 0:
+                    os.chown(dst, pw.pw_uid, pw.pw_gid)
+            opts += (f" -c ssl=on -c ssl_cert_file={self.dir}/server.pem"
+                     f" -c ssl_key_file={self.dir}/server.key -c ssl_ca_file={self.dir}/ca.pem")
         self._opts = opts
         self.start_server()
         self.base = f"host=127.0.0.1 port={port} user=postgres"
+        if self.ssl_dir:
+            self.base += f" sslmode=verify-full sslrootcert={self.ssl_dir}/ca.pem"
         subprocess.run(["psql", self.base + " dbname=postgres", "-qAtc",
                         "CREATE ROLE dtm_pw NOLOGIN"], check=True, capture_output=True, timeout=60)
         atexit.register(self.stop)  # also when pytest is interrupted
-        self._make_template()
+        if not self.ssl_dir:
+            self._make_template()
 
     def _psql(self, sql, db="postgres"):
         return subprocess.run(["psql", f"{self.base} dbname={db}", "-X", "-qAt", "-v",

@@ -94,6 +94,32 @@ static void test_sample_round_trips(void **state)
     dtm_buf_free(&s);
 }
 
+/* libinih's fixed line buffer: a line of DTM_CONF_LINE_MAX bytes loads whole, a longer one is
+ * refused with its number (inih would cut it and read the rest as another line) */
+static void test_long_lines(void **state)
+{
+    struct dtm_conf c;
+    char err[256], text[600], value[400];
+    (void)state;
+    for (size_t n = 0; n < 2; n++) {
+        size_t len = DTM_CONF_LINE_MAX + n - strlen("dsn = ");
+        memset(value, 'a', len);
+        memcpy(value, "host=", 5);
+        value[len] = '\0';
+        snprintf(text, sizeof(text), "[store]\ndsn = %s\nbackend = postgresql\n", value);
+        dtm_conf_defaults(&c, "/d");
+        if (n == 0) {
+            assert_int_equal(dtm_conf_load_string(&c, text, "t.conf", err, sizeof(err)), DTM_OK);
+            assert_string_equal(c.store_dsn, value);
+            assert_string_equal(c.backend, "postgresql");
+        } else {
+            assert_int_equal(dtm_conf_load_string(&c, text, "t.conf", err, sizeof(err)),
+                             DTM_EINVAL);
+            assert_non_null(strstr(err, "t.conf:2: line longer than 199 characters"));
+        }
+    }
+}
+
 static void test_addresses(void **state)
 {
     char host[64];
@@ -119,6 +145,7 @@ int main(void)
         cmocka_unit_test(test_load_values),
         cmocka_unit_test(test_rejects_unknown_and_bad),
         cmocka_unit_test(test_sample_round_trips),
+        cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
