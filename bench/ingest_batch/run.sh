@@ -173,7 +173,7 @@ say "$ROWS rows ($NDJSON_MB MB NDJSON, ~$ROW_BYTES bytes a row): $EXP_KEYS disti
 
 # Figures per part (pg, api, import): seconds, rows/s, peak RSS (VmHWM / maximum RSS) and peak
 # anonymous RSS, counts; ERR[part] says why a part has none.
-declare -A SECS RPS RSS ANON ACC DUP REJ UPD ERR
+declare -A SECS RPS RSS ANON ACC DUP REJ UPD ERR CPUB
 for p in pg api import api_pg api_pg2; do
     SECS[$p]="?"; RPS[$p]="?"; RSS[$p]="?"; ANON[$p]="?"; ACC[$p]="?"; DUP[$p]="?"; REJ[$p]="?"; UPD[$p]="?"
     ERR[$p]=""
@@ -275,7 +275,7 @@ batch_wait() {
 }
 
 api_run() {
-    local data="$TMP/api" port t0 t1 c
+    local data="$TMP/api" port t0 t1 c mark
     KEY="$(dtm_setup "$data")" || KEY=""
     if [ -z "$KEY" ] || [ "$KEY" = "?" ]; then
         ERR[api]="dtm init / system add failed"
@@ -308,6 +308,7 @@ api_run() {
     [ "$c" = 1 ] || { ERR[api]="the probe batch accepted $c rows, not 1: $(cat "$TMP/batch.json")"; return 1; }
 
     say "dtm API: POST /api/v1/batches with $ROWS rows ($NDJSON_MB MB)"
+    mark="$(cpu_mark)"
     t0="$(now)"
     batch_post "$NDJSON"
     if [ "$B_CODE" != 202 ] || [ "$B_ID" = "?" ]; then
@@ -318,6 +319,7 @@ api_run() {
     say "  202 after $(elapsed "$t0" "$(now)") s, batch $B_ID"
     batch_wait "$B_ID" "$BATCH_TIMEOUT" || { ERR[api]="batch $B_ID: $(head -c 300 "$TMP/batch.json")"; return 1; }
     t1="$(now)"
+    CPUB[api]="$(cpu_busy "$mark")"
     SECS[api]="$(elapsed "$t0" "$t1")"
     RPS[api]="$(rate "$ROWS" "${SECS[api]}")"
     RSS[api]="$(vmhwm_mb "$DTM_PID")"
@@ -404,7 +406,7 @@ EOF
 # NODES=2 posts one half of it to each node at once (split by lines); the clock runs from the
 # first POST until every batch is done.
 api_pg_run() {
-    local n="$1" part="api_pg" data key t0 t1 i pids=() urls=() ids=() acc=0 dup=0 rej=0 upd=0 x
+    local n="$1" part="api_pg" data key t0 t1 i pids=() urls=() ids=() acc=0 dup=0 rej=0 upd=0 x mark
     [ "$n" = 2 ] && part="api_pg2"
     data="$TMP/$part"
     [ "$BPG_UP" = 1 ] || bpg_start
@@ -426,6 +428,7 @@ api_pg_run() {
         files=("$TMP/half.aa" "$TMP/half.ab")
     fi
     say "dtm API on PostgreSQL, $n node(s): POST /api/v1/batches with $ROWS rows"
+    mark="$(cpu_mark)"
     t0="$(now)"
     for i in $(seq 0 $((n - 1))); do
         DTM_URL="${urls[$i]}"
@@ -443,6 +446,7 @@ api_pg_run() {
         acc=$((acc + a)); dup=$((dup + d)); rej=$((rej + r)); [ "$u" != "?" ] && upd=$((upd + u))
     done
     t1="$(now)"
+    CPUB[$part]="$(cpu_busy "$mark")"
     SECS[$part]="$(elapsed "$t0" "$t1")"
     RPS[$part]="$(rate "$ROWS" "${SECS[$part]}")"
     RSS[$part]="$(vmhwm_mb "${pids[0]}")"
@@ -493,8 +497,8 @@ TABLE="$TMP/table.md"
 } >"$TABLE"
 PGTABLE="$TMP/pgtable.md"
 {
-    echo "| dtm API, store | seconds | rows/s | PostgreSQL/SQLite | 2 nodes/1 node | accepted | duplicates | rejected |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| dtm API, store | seconds | rows/s | CPU busy (both cores) | PostgreSQL/SQLite | 2 nodes/1 node | accepted | duplicates | rejected |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for p in api api_pg api_pg2; do
         case $p in
         api) name="SQLite, 1 node" ;;
@@ -502,11 +506,11 @@ PGTABLE="$TMP/pgtable.md"
         api_pg2) name="PostgreSQL $PGVER, 2 nodes (half the file each)" ;;
         esac
         if [ -n "${ERR[$p]}" ]; then
-            echo "| $name | n/a | n/a | | | | | |"
+            echo "| $name | n/a | n/a | | | | | | |"
         else
             r=""; [ "$p" != api ] && r="$(ratio "${RPS[$p]}" "${RPS[api]}")"
             r2=""; [ "$p" = api_pg2 ] && r2="$(ratio "${RPS[api_pg2]}" "${RPS[api_pg]}")"
-            echo "| $name | ${SECS[$p]} | ${RPS[$p]} | $r | $r2 | ${ACC[$p]} | ${DUP[$p]} | ${REJ[$p]} |"
+            echo "| $name | ${SECS[$p]} | ${RPS[$p]} | ${CPUB[$p]} % | $r | $r2 | ${ACC[$p]} | ${DUP[$p]} | ${REJ[$p]} |"
         fi
     done
 } >"$PGTABLE"

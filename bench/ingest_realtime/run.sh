@@ -100,16 +100,6 @@ wrk_run() {
     read -r R_RPS R_P50 R_P99 R_NON2XX R_SOCK R_REQS < <("$PY" "$HERE/wrkparse.py" "$out")
 }
 
-# What bounds a run on this machine (issue 9: "say what limits it"): the share of all cores busy
-# during it, from /proc/stat (user + nice + system + irq + softirq + steal over the total).
-# cpu_mark prints the counters; cpu_busy MARK prints the busy percentage since MARK.
-cpu_mark() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
-cpu_busy() {
-    local b0 i0 b1 i1
-    read -r b0 i0 <<<"$1"
-    read -r b1 i1 < <(cpu_mark)
-    awk -v b="$((b1 - b0))" -v i="$((i1 - i0))" 'BEGIN { printf "%.0f", (b + i) ? 100 * b / (b + i) : 0 }'
-}
 
 
 # ---- dtm --------------------------------------------------------------------------------------

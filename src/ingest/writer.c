@@ -30,9 +30,13 @@
 #include <time.h>
 
 #define TOUCH_SLOTS 4096
-/* Bytes of delta runs waiting for the rollup thread before the record writer waits (~80 000
- * cube rows) */
-#define CUBE_QUEUE_MAX (8u << 20)
+/* Bytes of delta runs waiting for the rollup thread before the record writer waits (~650 000
+ * cube rows). Realtime groups never come near it; a batch's 50 000-row chunks do (20–30 MB of
+ * deltas each): with room for two, the rollup thread takes several chunks at once and merges
+ * their deltas of the same rows into one upsert, so the batch no longer goes at the pace of one
+ * upsert per chunk and row — on PostgreSQL 1.6–1.8 × the rows/s of an 8 MB queue, on SQLite
+ * 1.25 ×, for about 70 MB more peak memory during a batch (bench/RESULTS.md, 2026-11-26). */
+#define CUBE_QUEUE_MAX (64u << 20)
 
 /* One group commit's deltas and its jobs, waiting for the rollup thread. The deltas are a run
  * per drain of the accumulator (each allocated to its size: no doubling of one large buffer). */
@@ -689,7 +693,21 @@ static void *run(void *arg)
                      "\"jobs\":%zu,\"records\":%zu", jobs, records);
             jobs_done(batch, rc);
         } else if (batch) {
-            /* answered by the rollup thread once the deltas are in */
+            /* answered by the rollup thread once the deltas are in (a 2xx then means the
+             * statistics count it too) — except a batch's chunks that are not its last, which
+             * nobody reads before the batch is done: answered now, so that the batch runner
+             * sends the next chunk while the rollups of this one are applied. The last chunk
+             * is answered after its rollups, and so after every earlier chunk's (in order). */
+            struct dtm_write_job **keep = &batch;
+            while (*keep) {
+                j = *keep;
+                if (j->relaxed) {
+                    *keep = j->next;
+                    j->done(j); /* may free j */
+                } else {
+                    keep = &j->next;
+                }
+            }
             w->item->jobs = batch;
             w->item->last_seq = seq > first_seq ? seq - 1 : 0;
             cube_enqueue(w, w->item);
