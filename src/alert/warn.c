@@ -896,10 +896,16 @@ static int seed_net(void *ctx, const struct dtm_warn_net *n)
             last = sd->mono - DTM_MAX(sd->wall - n->last_seen, 0);
     struct head *h = table_get(&sd->w->systems, n->system_code, klen, true, sd->mono, &shard, NULL);
     struct sysstate *s;
+    bool known = false;
     if (!h)
         return DTM_OK;
     s = payload(h);
-    if (s->nnets < NETS) {
+    /* a call that came before this seed (it runs beside the first requests) may have added the
+     * network already: one entry, seen since the older of the two */
+    for (size_t i = 0; i < s->nnets && !known; i++)
+        if ((known = memcmp(s->nets[i].net.b, n->network, 16) == 0) && first < s->nets[i].first)
+            s->nets[i].first = first;
+    if (!known && s->nnets < NETS) {
         struct sysnet *x = &s->nets[s->nnets++];
         memset(x, 0, sizeof(*x));
         memcpy(x->net.b, n->network, 16);
