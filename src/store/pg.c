@@ -3657,13 +3657,13 @@ static int s_cube_applied(struct dtm_store *s, int64_t seq)
     return exec0(s, Q_CUBE_APPLIED, &p);
 }
 
-/* The rollups commit in the same database as the records here, so they lag only when a rollup
- * writer stopped between a records commit and its own: the same check as SQLite's. */
 static int s_cube_invalidate(struct dtm_store *s)
 {
     return exec0(s, Q_CUBE_ALL_INCOMPLETE, NULL);
 }
 
+/* The rollups commit in the same database as the records here, so they lag only when a rollup
+ * writer stopped between a records commit and its own: the same check as SQLite's. */
 static int s_cube_check(struct dtm_store *s, bool *lagging)
 {
     PGresult *r;
