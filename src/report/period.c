@@ -97,3 +97,13 @@ int dtm_period_parse(const char *s, struct dtm_period *p)
     dtm_period_at(kind, dtm_day_start(day), p);
     return strcmp(p->label, s) == 0 ? DTM_OK : DTM_EINVAL;
 }
+
+void dtm_period_json(const struct dtm_period *p, cJSON *o)
+{
+    char t[40];
+    cJSON_AddStringToObject(o, "period", p->label);
+    dtm_time_fmt(p->from, t, sizeof(t));
+    cJSON_AddStringToObject(o, "from", t);
+    dtm_time_fmt(p->to, t, sizeof(t));
+    cJSON_AddStringToObject(o, "to", t);
+}

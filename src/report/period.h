@@ -4,6 +4,7 @@
 #ifndef DTM_REPORT_PERIOD_H
 #define DTM_REPORT_PERIOD_H
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 
 enum dtm_period_kind { DTM_P_DAY, DTM_P_WEEK, DTM_P_MONTH, DTM_P_QUARTER, DTM_P_YEAR };
@@ -28,5 +29,9 @@ void dtm_period_next(const struct dtm_period *p, struct dtm_period *out /* OUT *
 /* "day", "week", "month", "quarter", "year"; and back (DTM_OK or DTM_EINVAL). */
 const char *dtm_period_kind_name(enum dtm_period_kind kind);
 int dtm_period_kind_parse(const char *s, enum dtm_period_kind *kind /* OUT */);
+
+/* Adds "period" (the label), "from" and "to" (RFC 3339, UTC+07:00) to the JSON object o: the
+ * head of every answer about a period. */
+void dtm_period_json(const struct dtm_period *p, cJSON *o);
 
 #endif

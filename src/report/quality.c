@@ -506,6 +506,14 @@ static void ctx_free(struct ctx *x)
     free(x->rr);
 }
 
+/* A ctx that could not be prepared: the error sentence (what: why) and the ctx freed. */
+static int ctx_fail(struct ctx *x, const char *what, int rc, char *err, size_t errsz)
+{
+    snprintf(err, errsz, "%s: %s", what, x->err[0] ? x->err : dtm_rc_name(rc));
+    ctx_free(x);
+    return rc;
+}
+
 static void ctx_init(struct ctx *x, struct dtm_store *st, const struct dtm_conf *conf,
                      const struct dtm_dict *dict, int64_t from, int64_t to, int64_t now)
 {
@@ -582,20 +590,12 @@ int dtm_reconciliation_json(struct dtm_store *st, const struct dtm_conf *conf,
     struct ctx x;
     cJSON *o, *rows, *sum;
     int64_t counts[4] = {0};
-    char t[40];
     int rc;
     ctx_init(&x, st, conf, dict, p->from, p->to, now);
-    if ((rc = prepare(&x))) {
-        snprintf(err, errsz, "reconciliation: %s", x.err[0] ? x.err : dtm_rc_name(rc));
-        ctx_free(&x);
-        return rc;
-    }
+    if ((rc = prepare(&x)))
+        return ctx_fail(&x, "reconciliation", rc, err, errsz);
     o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "period", p->label);
-    dtm_time_fmt(p->from, t, sizeof(t));
-    cJSON_AddStringToObject(o, "from", t);
-    dtm_time_fmt(p->to, t, sizeof(t));
-    cJSON_AddStringToObject(o, "to", t);
+    dtm_period_json(p, o);
     cJSON_AddNumberToObject(o, "tolerance", conf->quality_recon_tolerance);
     cJSON_AddNumberToObject(o, "floor", (double)conf->quality_recon_floor);
     cJSON_AddStringToObject(o, "method", recon_method(lang));
@@ -943,20 +943,12 @@ int dtm_quality_json(struct dtm_store *st, const struct dtm_conf *conf, const st
 {
     struct ctx x;
     cJSON *o, *cfg;
-    char t[40];
     int rc;
     ctx_init(&x, st, conf, dict, p->from, p->to, now);
-    if ((rc = prepare(&x))) {
-        snprintf(err, errsz, "quality: %s", x.err[0] ? x.err : dtm_rc_name(rc));
-        ctx_free(&x);
-        return rc;
-    }
+    if ((rc = prepare(&x)))
+        return ctx_fail(&x, "quality", rc, err, errsz);
     o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "period", p->label);
-    dtm_time_fmt(p->from, t, sizeof(t));
-    cJSON_AddStringToObject(o, "from", t);
-    dtm_time_fmt(p->to, t, sizeof(t));
-    cJSON_AddStringToObject(o, "to", t);
+    dtm_period_json(p, o);
     cfg = cJSON_AddObjectToObject(o, "config");
     cJSON_AddStringToObject(cfg, "default_schedule",
                             conf->quality_default_schedule[0]
@@ -1337,23 +1329,15 @@ int dtm_rankings_json(struct dtm_store *st, const struct dtm_conf *conf,
     struct rsys *rs = NULL;
     size_t n = 0;
     cJSON *o, *rows, *wj;
-    char t[40];
     int rc;
     const int64_t w[NCRIT] = {conf->rank_w_mandatory,  conf->rank_w_usage,
                               conf->rank_w_quality,    conf->rank_w_security,
                               conf->rank_w_efficiency, conf->rank_w_alerting};
     ctx_init(&x, st, conf, dict, p->from, p->to, now);
-    if ((rc = prepare(&x)) || (rc = rank_compute(&x, &rs, &n))) {
-        snprintf(err, errsz, "rankings: %s", x.err[0] ? x.err : dtm_rc_name(rc));
-        ctx_free(&x);
-        return rc;
-    }
+    if ((rc = prepare(&x)) || (rc = rank_compute(&x, &rs, &n)))
+        return ctx_fail(&x, "rankings", rc, err, errsz);
     o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "period", p->label);
-    dtm_time_fmt(p->from, t, sizeof(t));
-    cJSON_AddStringToObject(o, "from", t);
-    dtm_time_fmt(p->to, t, sizeof(t));
-    cJSON_AddStringToObject(o, "to", t);
+    dtm_period_json(p, o);
     wj = cJSON_AddObjectToObject(o, "weights");
     for (int k = 0; k < NCRIT; k++)
         cJSON_AddNumberToObject(wj, crit_name[k], (double)w[k]);

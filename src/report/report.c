@@ -818,12 +818,8 @@ int dtm_report_build(struct dtm_store *st, const struct dtm_conf *conf, const st
         return DTM_ENOMEM;
     }
     cJSON_AddStringToObject(doc, "kind", kind);
-    cJSON_AddStringToObject(doc, "period", p->label);
+    dtm_period_json(p, doc);
     cJSON_AddStringToObject(doc, "period_kind", dtm_period_kind_name(p->kind));
-    dtm_time_fmt(p->from, ts, sizeof(ts));
-    cJSON_AddStringToObject(doc, "from", ts);
-    dtm_time_fmt(p->to, ts, sizeof(ts));
-    cJSON_AddStringToObject(doc, "to", ts);
     dtm_time_fmt(now, ts, sizeof(ts));
     cJSON_AddStringToObject(doc, "generated_at", ts);
     cJSON_AddStringToObject(doc, "lang", c.vi ? "vi" : "en");
