@@ -96,7 +96,9 @@ struct dtm_write_job {
      * commits with it, so a lost commit is redone on resume). A group made only of such jobs
      * commits without fsync; the next durable commit makes it durable too. */
     bool relaxed;
-    void (*done)(struct dtm_write_job *j); /* called once, on the writer thread, after commit */
+    /* called once after commit: by the rollup thread once the group's rollup deltas are in (a
+     * 2xx then means the statistics count it too); a relaxed job by the writer thread at once */
+    void (*done)(struct dtm_write_job *j);
     /* out */
     int rc;        /* DTM_OK, DTM_ECONFLICT (key reused with another body), DTM_ESTORE, DTM_EBUSY */
     bool replayed; /* answered from a stored Idempotency-Key answer */
