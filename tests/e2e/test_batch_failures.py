@@ -81,5 +81,6 @@ def test_a_failed_chunk_commit_loses_no_row(own_server):
     st = srv.get("/api/v1/stats/transactions", headers=src.headers,
                  params={"metrics": "count", "plan": "scan"})
     assert st.json()["rows"][0][0] == n, st.text
-    assert "batch paused" in srv.log_text()
+    # the log is written out every 200 ms
+    assert T.wait_for(lambda: "batch paused" in srv.log_text(), timeout=10), srv.log_tail()
     assert srv.stop() == 0
