@@ -180,9 +180,13 @@ static void test_master_key_formats(void **state)
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_size, 96);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    /* a damaged file */
-    fd = open(path, O_WRONLY);
-    assert_int_equal(pwrite(fd, "X", 1, 60), 1);
+    /* a damaged file: flip one byte of the sealed root (writing a fixed byte would leave
+     * the file intact whenever the random ciphertext already held it, 1 run in 256) */
+    uint8_t b;
+    fd = open(path, O_RDWR);
+    assert_int_equal(pread(fd, &b, 1, 60), 1);
+    b ^= 0xff;
+    assert_int_equal(pwrite(fd, &b, 1, 60), 1);
     close(fd);
     assert_int_equal(dtm_masterkey_read(path, &k1, root2, err, sizeof(err)), DTM_EINVAL);
     assert_non_null(strstr(err, "damaged"));
