@@ -325,7 +325,7 @@ def test_routing_by_severity_and_min_severity(own_server, tmp_path):
         bodies = [json.loads(r[2])["alert"]["severity"] for r in hook.received()]
         assert bodies == ["critical"]
         assert len(syslog.received()) == 1 and b'severity="critical"' in syslog.received()[0]
-        assert "alert routed to no channel" in srv.log_text()
+        assert wait_until(lambda: "alert routed to no channel" in srv.log_text(), timeout=5)
     finally:
         hook.close()
         syslog.close()

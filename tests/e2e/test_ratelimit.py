@@ -100,7 +100,7 @@ def test_bronze_sixth_call_is_429_then_passes_after_retry_after(rl):
     r = heartbeat(rl, s)
     assert r.status_code == 200, r.text
     # the refused calls were logged with their problem code
-    assert '"status":429' in rl.log_text()
+    assert T.wait_for(lambda: '"status":429' in rl.log_text(), timeout=5), rl.log_tail()
 
 
 def test_ingest_is_limited_too(rl):
