@@ -8,7 +8,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +18,12 @@
 #define FIRST_CHECK_S 2 /* after the start */
 #define WAKE_S 60       /* the configuration is looked at again at least this often */
 #define RETRY_S 900     /* after a failure (disk full?), the next attempt at the earliest */
+#define US 1000000LL
 
 struct dtm_backup_job {
     const struct dtm_conf *const *conf;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stopping;
+    struct dtm_conf *c; /* the configuration of this wake (a backup reads it long) */
+    struct dtm_periodic *clock;
     atomic_bool cancel; /* stops a backup under way (server stopping) */
     int64_t retry_at;   /* µs: after a failed backup, the next attempt not before */
 };
@@ -148,67 +146,44 @@ static bool backup_now(struct dtm_backup_job *j, const struct dtm_conf *c)
     return rc == DTM_OK;
 }
 
-static void *run(void *arg)
+static int64_t run(struct dtm_periodic *clock, void *arg)
 {
     struct dtm_backup_job *j = arg;
-    struct timespec next;
-    struct dtm_conf *c = malloc(sizeof(*c));
-    if (!c)
-        return NULL;
-    clock_gettime(CLOCK_REALTIME, &next);
-    next.tv_sec += FIRST_CHECK_S;
-    pthread_mutex_lock(&j->lock);
-    for (;;) {
-        int64_t hours, due, last;
-        while (!j->stopping && pthread_cond_timedwait(&j->cond, &j->lock, &next) == 0)
-            ;
-        if (j->stopping)
-            break;
-        memcpy(c, *j->conf, sizeof(*c));
-        pthread_mutex_unlock(&j->lock);
-        hours = c->backup_schedule_hours;
-        clock_gettime(CLOCK_REALTIME, &next);
-        next.tv_sec += WAKE_S;
-        if (hours > 0) {
-            last = last_ok(c);
-            due = last + hours * 3600LL * 1000000LL;
-            if (due < j->retry_at) /* the last attempt failed: not again at once */
-                due = j->retry_at;
-            if (dtm_now_us() >= due) {
-                if (claim_round(c, last) && !backup_now(j, c))
-                    j->retry_at = dtm_now_us() +
-                                  (hours * 3600 < RETRY_S ? hours * 3600 : RETRY_S) * 1000000LL;
-                clock_gettime(CLOCK_REALTIME, &next);
-                next.tv_sec += WAKE_S;
-            } else if ((due - dtm_now_us()) / 1000000 + 1 < WAKE_S) {
-                clock_gettime(CLOCK_REALTIME, &next);
-                next.tv_sec += (due - dtm_now_us()) / 1000000 + 1;
-            }
+    struct dtm_conf *c = j->c;
+    int64_t hours, due, last, wait = WAKE_S * US;
+    (void)clock;
+    memcpy(c, *j->conf, sizeof(*c));
+    hours = c->backup_schedule_hours;
+    if (hours > 0) {
+        last = last_ok(c);
+        due = last + hours * 3600 * US;
+        if (due < j->retry_at) /* the last attempt failed: not again at once */
+            due = j->retry_at;
+        if (dtm_now_us() >= due) {
+            if (claim_round(c, last) && !backup_now(j, c))
+                j->retry_at = dtm_now_us() + DTM_MIN(hours * 3600, RETRY_S) * US;
+        } else if (due - dtm_now_us() + US < wait) {
+            wait = due - dtm_now_us() + US;
         }
-        pthread_mutex_lock(&j->lock);
     }
-    pthread_mutex_unlock(&j->lock);
-    free(c);
-    return NULL;
+    return wait;
 }
 
 int dtm_backup_job_start(const struct dtm_conf *const *conf, struct dtm_backup_job **out, char *err,
                          size_t errsz)
 {
     struct dtm_backup_job *j = calloc(1, sizeof(*j));
-    if (!j) {
+    int rc;
+    if (!j || !(j->c = malloc(sizeof(*j->c)))) {
+        free(j);
         snprintf(err, errsz, "out of memory");
         return DTM_ENOMEM;
     }
     j->conf = conf;
-    pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->cond, NULL);
-    if (pthread_create(&j->thread, NULL, run, j) != 0) {
-        snprintf(err, errsz, "cannot start the backup thread");
-        pthread_mutex_destroy(&j->lock);
-        pthread_cond_destroy(&j->cond);
+    if ((rc = dtm_periodic_start("backup", FIRST_CHECK_S * US, run, j, &j->clock, err, errsz))) {
+        free(j->c);
         free(j);
-        return DTM_EIO;
+        return rc;
     }
     *out = j;
     return DTM_OK;
@@ -219,12 +194,7 @@ void dtm_backup_job_stop(struct dtm_backup_job *j)
     if (!j)
         return;
     atomic_store(&j->cancel, true); /* a backup under way stops at its next block */
-    pthread_mutex_lock(&j->lock);
-    j->stopping = true;
-    pthread_cond_broadcast(&j->cond);
-    pthread_mutex_unlock(&j->lock);
-    pthread_join(j->thread, NULL);
-    pthread_mutex_destroy(&j->lock);
-    pthread_cond_destroy(&j->cond);
+    dtm_periodic_stop(j->clock);
+    free(j->c);
     free(j);
 }

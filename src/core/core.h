@@ -154,6 +154,20 @@ int64_t dtm_day_start(int64_t days);
 int dtm_time_bound_parse(struct dtm_str s, bool end, int64_t *t_us);
 void dtm_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 
+/* ---- periodic jobs (periodic.c): a thread calls fn, waits the delay (µs) it returns, calls it
+ * again, until stopped. The first call is first_us after the start; a wake calls it at once. */
+struct dtm_periodic;
+typedef int64_t (*dtm_periodic_fn)(struct dtm_periodic *p, void *arg);
+/* *out is set before the thread starts. what names the thread in err. DTM_OK, or an error. */
+int dtm_periodic_start(const char *what, int64_t first_us, dtm_periodic_fn fn, void *arg,
+                       struct dtm_periodic **out, char *err, size_t errsz);
+/* True once a stop began: a long call ends early between its steps (NULL: false). */
+bool dtm_periodic_stopping(struct dtm_periodic *p);
+void dtm_periodic_wake(struct dtm_periodic *p);
+/* Ends the wait or waits for the call under way to return, joins the thread, frees (NULL: no-op).
+ */
+void dtm_periodic_stop(struct dtm_periodic *p);
+
 /* ---- crypto helpers (OpenSSL libcrypto) */
 int dtm_random(void *out, size_t n); /* CSPRNG; DTM_OK or DTM_EIO */
 void dtm_sha256(const void *p, size_t n, uint8_t out[32]);

@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,10 +223,7 @@ struct dtm_anomaly_job {
     struct dtm_store *st;
     char owner[96];
     struct dtm_anomaly_memo memo;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stop;
+    struct dtm_periodic *clock;
 };
 
 static void round_run(struct dtm_anomaly_job *j, const struct dtm_conf *c)
@@ -261,34 +257,23 @@ static void round_run(struct dtm_anomaly_job *j, const struct dtm_conf *c)
              (long long)((dtm_mono_us() - t0) / 1000));
 }
 
-static void *job_main(void *arg)
+/* µs until the next round: rounds start on the clock's multiples of the interval (every node
+ * alike, and no hour skipped by drift), a tenth of it late (at most 2 minutes): the records of
+ * the hour that just closed have come in. */
+static int64_t next_round(const struct dtm_conf *c)
+{
+    int64_t interval = c->anomaly_check_interval, now_s = dtm_now_us() / 1000000;
+    return (interval - now_s % interval + DTM_MIN(interval / 10, 120)) * 1000000LL;
+}
+
+static int64_t job_main(struct dtm_periodic *clock, void *arg)
 {
     struct dtm_anomaly_job *j = arg;
-    pthread_mutex_lock(&j->lock);
-    while (!j->stop) {
-        const struct dtm_conf *c = *j->conf;
-        struct timespec until;
-        /* rounds start on the clock's multiples of the interval (every node alike, and no
-         * hour skipped by drift), a tenth of it late (at most 2 minutes): the records of the
-         * hour that just closed have come in */
-        int64_t interval = c->anomaly_check_interval, now_s = dtm_now_us() / 1000000;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)(interval - now_s % interval + DTM_MIN(interval / 10, 120));
-        while (!j->stop && pthread_cond_timedwait(&j->cond, &j->lock, &until) != ETIMEDOUT) {
-        }
-        if (j->stop)
-            break;
-        c = *j->conf;
-        if (!c->anomaly_enabled)
-            continue;
-        pthread_mutex_unlock(&j->lock);
+    const struct dtm_conf *c = *j->conf;
+    (void)clock;
+    if (c->anomaly_enabled)
         round_run(j, c);
-        pthread_mutex_lock(&j->lock);
-    }
-    pthread_mutex_unlock(&j->lock);
-    if (j->st)
-        j->st->ops->close(j->st);
-    return NULL;
+    return next_round(*j->conf);
 }
 
 int dtm_anomaly_start(const struct dtm_conf *const *conf, const struct dtm_dict *dict,
@@ -296,8 +281,8 @@ int dtm_anomaly_start(const struct dtm_conf *const *conf, const struct dtm_dict 
                       size_t errsz)
 {
     struct dtm_anomaly_job *j = calloc(1, sizeof(*j));
-    pthread_condattr_t ca;
     char host[64] = "";
+    int rc;
     *out = NULL;
     if (!j) {
         snprintf(err, errsz, "out of memory");
@@ -308,17 +293,10 @@ int dtm_anomaly_start(const struct dtm_conf *const *conf, const struct dtm_dict 
     j->alerts = alerts;
     gethostname(host, sizeof(host) - 1);
     snprintf(j->owner, sizeof(j->owner), "%s:%ld", host, (long)getpid());
-    pthread_mutex_init(&j->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&j->thread, NULL, job_main, j)) {
-        pthread_cond_destroy(&j->cond);
-        pthread_mutex_destroy(&j->lock);
+    if ((rc = dtm_periodic_start("anomaly check", next_round(*conf), job_main, j, &j->clock, err,
+                                 errsz))) {
         free(j);
-        snprintf(err, errsz, "cannot start the anomaly check thread");
-        return DTM_EIO;
+        return rc;
     }
     *out = j;
     return DTM_OK;
@@ -328,12 +306,8 @@ void dtm_anomaly_stop(struct dtm_anomaly_job *j)
 {
     if (!j)
         return;
-    pthread_mutex_lock(&j->lock);
-    j->stop = true;
-    pthread_cond_signal(&j->cond);
-    pthread_mutex_unlock(&j->lock);
-    pthread_join(j->thread, NULL);
-    pthread_cond_destroy(&j->cond);
-    pthread_mutex_destroy(&j->lock);
+    dtm_periodic_stop(j->clock);
+    if (j->st)
+        j->st->ops->close(j->st);
     free(j);
 }

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#define FIRST_PASS_S 60
-#define PERIOD_S (24 * 3600)
+#define FIRST_PASS_US (60 * 1000000LL)
+#define PERIOD_US (24 * 3600 * 1000000LL)
 
 /* The datasets with a keeping period, and where the configuration keeps it. */
 static const struct {
@@ -82,10 +82,9 @@ int dtm_retention_run(struct dtm_store *st, const struct dtm_conf *c, int64_t no
 struct dtm_retention {
     const struct dtm_conf *const *conf;
     struct dtm_writer *writer;
-    pthread_t thread;
-    pthread_mutex_t lock;
+    struct dtm_periodic *clock;
+    pthread_mutex_t lock; /* audit, job_done */
     pthread_cond_t cond;
-    bool stopping;
     struct dtm_audit *audit; /* S3: passes are recorded there (NULL = not) */
     /* the chunk in the writer */
     struct dtm_write_job job;
@@ -151,13 +150,13 @@ static void record(struct dtm_retention *r, const struct dtm_retention_result *r
                                                   res->dataset, d, NULL});
 }
 
-static void pass(struct dtm_retention *r)
+static int64_t pass(struct dtm_periodic *clock, void *arg)
 {
+    struct dtm_retention *r = arg;
     const struct dtm_conf *c = *r->conf;
     int64_t now = dtm_now_us();
     for (size_t i = 0; i < DTM_ARRAY_LEN(kept); i++) {
         struct dtm_retention_result res = {kept[i].dataset, days_of(c, i), 0, 0};
-        bool stop = false;
         int rc;
         res.before = dtm_retention_cutoff(now, res.days);
         r->dataset = res.dataset;
@@ -166,10 +165,7 @@ static void pass(struct dtm_retention *r)
             if ((rc = chunk(r)))
                 break;
             res.removed += r->removed;
-            pthread_mutex_lock(&r->lock);
-            stop = r->stopping;
-            pthread_mutex_unlock(&r->lock);
-        } while (r->removed >= DTM_RETENTION_CHUNK && !stop);
+        } while (r->removed >= DTM_RETENTION_CHUNK && !dtm_periodic_stopping(clock));
         if (rc)
             dtm_logf(DTM_LOG_WARN, "retention pass failed; retried tomorrow",
                      "\"dataset\":\"%s\",\"removed\":%lld,\"error\":\"%s\"", res.dataset,
@@ -178,34 +174,14 @@ static void pass(struct dtm_retention *r)
             log_pass(&res);
         record(r, &res, rc == DTM_OK);
     }
-}
-
-static void *run(void *arg)
-{
-    struct dtm_retention *r = arg;
-    struct timespec next;
-    clock_gettime(CLOCK_REALTIME, &next);
-    next.tv_sec += FIRST_PASS_S;
-    pthread_mutex_lock(&r->lock);
-    for (;;) {
-        while (!r->stopping && pthread_cond_timedwait(&r->cond, &r->lock, &next) == 0)
-            ;
-        if (r->stopping)
-            break;
-        pthread_mutex_unlock(&r->lock);
-        pass(r);
-        clock_gettime(CLOCK_REALTIME, &next);
-        next.tv_sec += PERIOD_S;
-        pthread_mutex_lock(&r->lock);
-    }
-    pthread_mutex_unlock(&r->lock);
-    return NULL;
+    return PERIOD_US;
 }
 
 int dtm_retention_start(const struct dtm_conf *const *conf, struct dtm_writer *w,
                         struct dtm_retention **out, char *err, size_t errsz)
 {
     struct dtm_retention *r = calloc(1, sizeof(*r));
+    int rc;
     if (!r) {
         snprintf(err, errsz, "out of memory");
         return DTM_ENOMEM;
@@ -214,12 +190,11 @@ int dtm_retention_start(const struct dtm_conf *const *conf, struct dtm_writer *w
     r->writer = w;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
-    if (pthread_create(&r->thread, NULL, run, r) != 0) {
-        snprintf(err, errsz, "cannot start the retention thread");
+    if ((rc = dtm_periodic_start("retention", FIRST_PASS_US, pass, r, &r->clock, err, errsz))) {
         pthread_mutex_destroy(&r->lock);
         pthread_cond_destroy(&r->cond);
         free(r);
-        return DTM_EIO;
+        return rc;
     }
     *out = r;
     return DTM_OK;
@@ -238,11 +213,7 @@ void dtm_retention_stop(struct dtm_retention *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->lock);
-    r->stopping = true;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-    pthread_join(r->thread, NULL);
+    dtm_periodic_stop(r->clock);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     free(r);

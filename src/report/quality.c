@@ -24,7 +24,6 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1620,11 +1619,9 @@ struct dtm_recon_job {
     const struct dtm_conf *const *conf;
     const struct dtm_dict *dict;
     struct dtm_alerts *alerts;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stopping, started;
-    char owner[96]; /* host:pid, for job_claim */
+    struct dtm_periodic *clock;
+    struct dtm_store *st; /* the thread's own connection, opened at its first round */
+    char owner[96];       /* host:pid, for job_claim */
     /* keys raised by this process (the engine stores them asynchronously) */
     char **raised;
     size_t nraised, capraised;
@@ -1700,60 +1697,34 @@ int dtm_recon_check(struct dtm_store *st, const struct dtm_conf *conf, const str
     return rc;
 }
 
-static void *recon_run(void *arg)
+static int64_t recon_run(struct dtm_periodic *clock, void *arg)
 {
     struct dtm_recon_job *j = arg;
-    struct dtm_store *st = NULL;
+    const struct dtm_conf *c = *j->conf;
     char err[256];
-    int64_t next = dtm_mono_us() + 2000000; /* first check two seconds after the start */
-    pthread_mutex_lock(&j->lock);
-    while (!j->stopping) {
-        int64_t wait = next - dtm_mono_us();
-        if (wait > 0) {
-            struct timespec until;
-            wait = DTM_MIN(wait, 1000000);
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += (time_t)(wait / 1000000);
-            until.tv_nsec += (long)(wait % 1000000) * 1000;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&j->cond, &j->lock, &until);
-            continue;
-        }
-        pthread_mutex_unlock(&j->lock);
-        {
-            const struct dtm_conf *c = *j->conf;
-            size_t n = 0;
-            int64_t now = dtm_now_us();
-            int rc = st ? DTM_OK : dtm_store_open(c, &st, err, sizeof(err));
-            /* one node per round when several share the store */
-            if (rc == DTM_OK && st->ops->job_claim)
-                rc = st->ops->job_claim(st, "reconciliation",
-                                        now / 1000000 / c->quality_check_interval, j->owner, now,
-                                        now - 7 * 86400LL * 1000000LL);
-            if (rc == DTM_OK)
-                rc = dtm_recon_check(st, c, j->dict, j->alerts, now, j, &n);
-            if (rc == DTM_EEXIST)
-                rc = DTM_OK; /* another node's round */
-            if (rc) {
-                dtm_logf(DTM_LOG_WARN, "quality: the reconciliation check failed",
-                         "\"error\":\"%s\"", dtm_rc_name(rc));
-                if (st) /* a broken connection is opened again next round */
-                    st->ops->close(st);
-                st = NULL;
-            } else if (n)
-                dtm_logf(DTM_LOG_INFO, "quality: reconciliation mismatches raised",
-                         "\"alerts\":%zu", n);
-            next = dtm_mono_us() + c->quality_check_interval * 1000000LL;
-        }
-        pthread_mutex_lock(&j->lock);
+    size_t n = 0;
+    int64_t now = dtm_now_us();
+    int rc = j->st ? DTM_OK : dtm_store_open(c, &j->st, err, sizeof(err));
+    (void)clock;
+    /* one node per round when several share the store */
+    if (rc == DTM_OK && j->st->ops->job_claim)
+        rc = j->st->ops->job_claim(j->st, "reconciliation",
+                                   now / 1000000 / c->quality_check_interval, j->owner, now,
+                                   now - 7 * 86400LL * 1000000LL);
+    if (rc == DTM_OK)
+        rc = dtm_recon_check(j->st, c, j->dict, j->alerts, now, j, &n);
+    if (rc == DTM_EEXIST)
+        rc = DTM_OK; /* another node's round */
+    if (rc) {
+        dtm_logf(DTM_LOG_WARN, "quality: the reconciliation check failed", "\"error\":\"%s\"",
+                 dtm_rc_name(rc));
+        if (j->st) /* a broken connection is opened again next round */
+            j->st->ops->close(j->st);
+        j->st = NULL;
+    } else if (n) {
+        dtm_logf(DTM_LOG_INFO, "quality: reconciliation mismatches raised", "\"alerts\":%zu", n);
     }
-    pthread_mutex_unlock(&j->lock);
-    if (st)
-        st->ops->close(st);
-    return NULL;
+    return c->quality_check_interval * 1000000LL;
 }
 
 int dtm_recon_job_start(const struct dtm_conf *const *conf, const struct dtm_dict *dict,
@@ -1761,6 +1732,7 @@ int dtm_recon_job_start(const struct dtm_conf *const *conf, const struct dtm_dic
                         size_t errsz)
 {
     struct dtm_recon_job *j = calloc(1, sizeof(*j));
+    int rc;
     if (!j) {
         snprintf(err, errsz, "out of memory");
         return DTM_ENOMEM;
@@ -1773,16 +1745,11 @@ int dtm_recon_job_start(const struct dtm_conf *const *conf, const struct dtm_dic
         gethostname(host, sizeof(host) - 1);
         snprintf(j->owner, sizeof(j->owner), "%s:%ld", host, (long)getpid());
     }
-    pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->cond, NULL);
-    if (pthread_create(&j->thread, NULL, recon_run, j) != 0) {
-        pthread_mutex_destroy(&j->lock);
-        pthread_cond_destroy(&j->cond);
+    /* the first check two seconds after the start */
+    if ((rc = dtm_periodic_start("reconciliation", 2000000, recon_run, j, &j->clock, err, errsz))) {
         free(j);
-        snprintf(err, errsz, "cannot start the reconciliation thread");
-        return DTM_EIO;
+        return rc;
     }
-    j->started = true;
     *out = j;
     return DTM_OK;
 }
@@ -1791,16 +1758,11 @@ void dtm_recon_job_stop(struct dtm_recon_job *j)
 {
     if (!j)
         return;
-    pthread_mutex_lock(&j->lock);
-    j->stopping = true;
-    pthread_cond_signal(&j->cond);
-    pthread_mutex_unlock(&j->lock);
-    if (j->started)
-        pthread_join(j->thread, NULL);
+    dtm_periodic_stop(j->clock);
+    if (j->st)
+        j->st->ops->close(j->st);
     for (size_t i = 0; i < j->nraised; i++)
         free(j->raised[i]);
     free(j->raised);
-    pthread_mutex_destroy(&j->lock);
-    pthread_cond_destroy(&j->cond);
     free(j);
 }

@@ -10,16 +10,15 @@
 #include "report/report.h"
 
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define US 1000000LL
-#define FIRST_PASS_S                                                                               \
-    5 /* after the start: a server stopped at once (tests, restarts) never runs it */
-#define PERIOD_S 60
+#define FIRST_PASS_US                                                                              \
+    (5 * US) /* after the start: a server stopped at once (tests, restarts) never runs it */
+#define PERIOD_US (60 * US)
 #define CLAIM_STALE_S 3600 /* a claim this old was left by a node that stopped mid-way */
 
 /* Whether name is in a comma-separated list. */
@@ -86,26 +85,14 @@ static int produce(struct dtm_store *st, const struct dtm_conf *conf, const stru
 struct dtm_reports {
     const struct dtm_conf *const *conf;
     struct dtm_dict *dict;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stopping;
+    struct dtm_periodic *clock;
+    struct dtm_store *st; /* the thread's own connection, opened at its first pass */
 };
 
-static bool stopping(struct dtm_reports *r)
-{
-    bool s;
-    if (!r)
-        return false;
-    pthread_mutex_lock(&r->lock);
-    s = r->stopping;
-    pthread_mutex_unlock(&r->lock);
-    return s;
-}
-
-/* One pass; r (NULL from the command line) ends it early, between two reports, when stopping. */
+/* One pass; clock (NULL from the command line) ends it early, between two reports, when the
+ * server stops. */
 static int pass(struct dtm_store *st, const struct dtm_conf *conf, const struct dtm_dict *dict,
-                int64_t now, int *made, struct dtm_reports *sched)
+                int64_t now, int *made, struct dtm_periodic *clock)
 {
     static const char *const langs[] = {"vi", "en"};
     int rc = DTM_OK;
@@ -123,7 +110,7 @@ static int pass(struct dtm_store *st, const struct dtm_conf *conf, const struct 
                 int r;
                 if (!listed(conf->report_langs, langs[l]))
                     continue;
-                if (stopping(sched))
+                if (dtm_periodic_stopping(clock))
                     return rc;
                 r = produce(st, conf, dict, dtm_report_kinds[k], &last, langs[l], now);
                 if (r == DTM_OK)
@@ -148,59 +135,36 @@ int dtm_reports_run_once(struct dtm_store *st, const struct dtm_conf *conf,
     return pass(st, conf, dict, now, made, NULL);
 }
 
-static void *run(void *arg)
+static int64_t run(struct dtm_periodic *clock, void *arg)
 {
     struct dtm_reports *r = arg;
-    struct dtm_store *st = NULL;
-    struct timespec next;
     char err[256];
-    clock_gettime(CLOCK_REALTIME, &next);
-    next.tv_sec += FIRST_PASS_S;
-    pthread_mutex_lock(&r->lock);
-    for (;;) {
-        while (!r->stopping && pthread_cond_timedwait(&r->cond, &r->lock, &next) == 0)
-            ;
-        if (r->stopping)
-            break;
-        pthread_mutex_unlock(&r->lock);
-        if (!st && dtm_store_open(*r->conf, &st, err, sizeof(err)))
-            dtm_logf(DTM_LOG_WARN, "scheduled reports: cannot open the store", "\"error\":\"%s\"",
-                     "store");
-        if (st) {
-            int made = 0;
-            if (pass(st, *r->conf, r->dict, dtm_now_us(), &made, r) == DTM_ESTORE) {
-                st->ops->close(st); /* reopened at the next pass */
-                st = NULL;
-            }
-        }
-        clock_gettime(CLOCK_REALTIME, &next);
-        next.tv_sec += PERIOD_S;
-        pthread_mutex_lock(&r->lock);
+    int made = 0;
+    if (!r->st && dtm_store_open(*r->conf, &r->st, err, sizeof(err)))
+        dtm_logf(DTM_LOG_WARN, "scheduled reports: cannot open the store", "\"error\":\"%s\"",
+                 "store");
+    if (r->st && pass(r->st, *r->conf, r->dict, dtm_now_us(), &made, clock) == DTM_ESTORE) {
+        r->st->ops->close(r->st); /* reopened at the next pass */
+        r->st = NULL;
     }
-    pthread_mutex_unlock(&r->lock);
-    if (st)
-        st->ops->close(st);
-    return NULL;
+    return PERIOD_US;
 }
 
 int dtm_reports_start(const struct dtm_conf *const *conf, struct dtm_dict *dict,
                       struct dtm_reports **out, char *err, size_t errsz)
 {
     struct dtm_reports *r = calloc(1, sizeof(*r));
+    int rc;
     if (!r) {
         snprintf(err, errsz, "out of memory");
         return DTM_ENOMEM;
     }
     r->conf = conf;
     r->dict = dict;
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
-    if (pthread_create(&r->thread, NULL, run, r) != 0) {
-        snprintf(err, errsz, "cannot start the report scheduler thread");
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
+    if ((rc = dtm_periodic_start("report scheduler", FIRST_PASS_US, run, r, &r->clock, err,
+                                 errsz))) {
         free(r);
-        return DTM_EIO;
+        return rc;
     }
     *out = r;
     return DTM_OK;
@@ -210,12 +174,8 @@ void dtm_reports_stop(struct dtm_reports *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->lock);
-    r->stopping = true;
-    pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-    pthread_join(r->thread, NULL);
-    pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->cond);
+    dtm_periodic_stop(r->clock);
+    if (r->st)
+        r->st->ops->close(r->st);
     free(r);
 }

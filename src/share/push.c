@@ -12,7 +12,6 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +32,7 @@ void dtm_push_counts(uint64_t *ok, uint64_t *failed)
 struct dtm_pusher {
     const struct dtm_conf *const *conf;
     struct dtm_dict *dict;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stopping, poked;
+    struct dtm_periodic *clock;
     struct dtm_store *st;
     char owner[64]; /* this process, as lease holder */
 };
@@ -55,11 +51,7 @@ struct due_list {
 
 static bool stopping(struct dtm_pusher *p)
 {
-    bool s;
-    pthread_mutex_lock(&p->lock);
-    s = p->stopping;
-    pthread_mutex_unlock(&p->lock);
-    return s;
+    return dtm_periodic_stopping(p->clock);
 }
 
 static bool closed(const struct dtm_subscription *sub, int64_t bucket, int64_t now, int64_t settle)
@@ -266,21 +258,11 @@ static void round_once(struct dtm_pusher *p)
     free(l.v);
 }
 
-static void *run(void *arg)
+static int64_t run(struct dtm_periodic *clock, void *arg)
 {
-    struct dtm_pusher *p = arg;
-    while (!stopping(p)) {
-        struct timespec until;
-        round_once(p);
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
-        pthread_mutex_lock(&p->lock);
-        while (!p->stopping && !p->poked && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
-            ;
-        p->poked = false;
-        pthread_mutex_unlock(&p->lock);
-    }
-    return NULL;
+    (void)clock;
+    round_once(arg);
+    return 1000000; /* a round a second, or at once when poked */
 }
 
 int dtm_push_start(const struct dtm_conf *const *conf, struct dtm_dict *dict,
@@ -288,6 +270,7 @@ int dtm_push_start(const struct dtm_conf *const *conf, struct dtm_dict *dict,
 {
     struct dtm_pusher *p;
     char host[64], rnd[24];
+    int rc;
     *out = NULL;
     if (!(*conf)->sub_enabled)
         return DTM_OK;
@@ -308,14 +291,9 @@ int dtm_push_start(const struct dtm_conf *const *conf, struct dtm_dict *dict,
     if (dtm_random_token("", 6, rnd, sizeof(rnd)))
         snprintf(rnd, sizeof(rnd), "%lld", (long long)dtm_mono_us());
     snprintf(p->owner, sizeof(p->owner), "%.24s:%ld:%.16s", host, (long)getpid(), rnd);
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->cond, NULL);
-    if (pthread_create(&p->thread, NULL, run, p) != 0) {
-        snprintf(err, errsz, "cannot start the subscription delivery thread");
-        pthread_mutex_destroy(&p->lock);
-        pthread_cond_destroy(&p->cond);
+    if ((rc = dtm_periodic_start("subscription delivery", 0, run, p, &p->clock, err, errsz))) {
         free(p);
-        return DTM_EIO;
+        return rc;
     }
     *out = p;
     return DTM_OK;
@@ -323,26 +301,16 @@ int dtm_push_start(const struct dtm_conf *const *conf, struct dtm_dict *dict,
 
 void dtm_push_poke(struct dtm_pusher *p)
 {
-    if (!p)
-        return;
-    pthread_mutex_lock(&p->lock);
-    p->poked = true;
-    pthread_cond_signal(&p->cond);
-    pthread_mutex_unlock(&p->lock);
+    if (p)
+        dtm_periodic_wake(p->clock);
 }
 
 void dtm_push_stop(struct dtm_pusher *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = true;
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->lock);
-    pthread_join(p->thread, NULL);
+    dtm_periodic_stop(p->clock);
     if (p->st)
         p->st->ops->close(p->st);
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->cond);
     free(p);
 }

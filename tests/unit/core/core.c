@@ -1,11 +1,14 @@
-/* Unit tests of src/core: slices, buffers, arenas, time, UTF-8, hashing, languages. */
+/* Unit tests of src/core: slices, buffers, arenas, time, UTF-8, hashing, languages, periodic
+ * jobs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core.h"
 
@@ -197,6 +200,68 @@ static void test_languages(void **state)
     assert_string_equal(dtm_tr(DTM_LANG_VI, "no such message id"), "no such message id");
 }
 
+struct job {
+    atomic_int calls;
+    atomic_bool busy, saw_stop;
+    int64_t delay;
+    bool spin; /* the call lasts until the stop begins */
+};
+
+static int64_t job_fn(struct dtm_periodic *p, void *arg)
+{
+    struct job *j = arg;
+    atomic_fetch_add(&j->calls, 1);
+    atomic_store(&j->busy, true);
+    for (int i = 0; j->spin && i < 10000 && !dtm_periodic_stopping(p); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    atomic_store(&j->saw_stop, dtm_periodic_stopping(p));
+    return j->delay;
+}
+
+static bool wait_calls(struct job *j, int n)
+{
+    for (int i = 0; i < 5000 && atomic_load(&j->calls) < n; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return atomic_load(&j->calls) >= n;
+}
+
+static void test_periodic(void **state)
+{
+    struct dtm_periodic *p = NULL;
+    struct job j = {.delay = 3600 * 1000000LL};
+    char err[128];
+    (void)state;
+    /* the first call after first_us, the next one an hour later, or at once when woken */
+    assert_int_equal(dtm_periodic_start("test", 1000, job_fn, &j, &p, err, sizeof(err)), DTM_OK);
+    assert_non_null(p);
+    assert_true(wait_calls(&j, 1));
+    nanosleep(&(struct timespec){0, 50000000}, NULL);
+    assert_int_equal(atomic_load(&j.calls), 1);
+    dtm_periodic_wake(p);
+    assert_true(wait_calls(&j, 2));
+    assert_false(dtm_periodic_stopping(p));
+    dtm_periodic_stop(p); /* ends the hour's wait (the suite would time out otherwise) */
+    assert_int_equal(atomic_load(&j.calls), 2);
+    /* a stop before the first call: never called */
+    struct job k = {.delay = 1};
+    assert_int_equal(dtm_periodic_start("test", 3600 * 1000000LL, job_fn, &k, &p, err, sizeof(err)),
+                     DTM_OK);
+    dtm_periodic_stop(p);
+    assert_int_equal(atomic_load(&k.calls), 0);
+    /* a long call sees the stop begin and returns; the stop waits for it */
+    struct job l = {.delay = 1, .spin = true};
+    assert_int_equal(dtm_periodic_start("test", 0, job_fn, &l, &p, err, sizeof(err)), DTM_OK);
+    for (int i = 0; i < 5000 && !atomic_load(&l.busy); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    assert_true(atomic_load(&l.busy));
+    dtm_periodic_stop(p);
+    assert_true(atomic_load(&l.saw_stop));
+    assert_int_equal(atomic_load(&l.calls), 1);
+    dtm_periodic_stop(NULL);
+    dtm_periodic_wake(NULL);
+    assert_false(dtm_periodic_stopping(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_random_id),
         cmocka_unit_test(test_languages),
         cmocka_unit_test(test_array_reserve),
+        cmocka_unit_test(test_periodic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
