@@ -317,16 +317,15 @@ struct admin {
 struct dtm_warn {
     const struct dtm_conf *const *conf;
     struct dtm_alerts *alerts;
-    struct table account; /* user name → dtm_warn_window of failed logins */
-    struct table ipfail;  /* address → dtm_warn_window of failed authentications */
-    struct table denied;  /* address → dtm_warn_window of 401/403 answers */
-    struct table systems; /* system code → sysstate */
-    struct table admins;  /* user name → admin */
-    pthread_mutex_t lock; /* stopping */
-    pthread_cond_t wake;
-    bool stopping, started;
-    pthread_t thread;
-    struct dtm_store *st; /* the sweeper's own connection (networks), opened on first need */
+    struct table account;       /* user name → dtm_warn_window of failed logins */
+    struct table ipfail;        /* address → dtm_warn_window of failed authentications */
+    struct table denied;        /* address → dtm_warn_window of 401/403 answers */
+    struct table systems;       /* system code → sysstate */
+    struct table admins;        /* user name → admin */
+    struct dtm_periodic *clock; /* the sweeper: a sweep a second */
+    bool seeded;                /* the sweeper's first call loaded what the store remembers */
+    int64_t next_save;          /* the usual networks are written then (now_us) */
+    struct dtm_store *st;       /* the sweeper's own connection (networks), opened on first need */
 };
 
 /* One alert to raise or clear once the stripe is unlocked. */
@@ -990,48 +989,35 @@ static void save_networks(struct dtm_warn *w, const struct dtm_conf *c)
     free(v);
 }
 
-static void *sweeper(void *arg)
+static int64_t sweeper(struct dtm_periodic *clock, void *arg)
 {
     struct dtm_warn *w = arg;
-    int64_t next_save = now_us() + NET_SAVE_S * US;
-    seed_admins(w);
-    seed_networks(w);
-    pthread_mutex_lock(&w->lock);
-    while (!w->stopping) {
-        const struct dtm_conf *c = *w->conf;
-        struct timespec ts;
-        pthread_mutex_unlock(&w->lock);
-        if (c->warn_enabled) {
-            sweep_windows(w, &w->account, c->warn_account_window, "auth.brute_force_account",
-                          false);
-            sweep_windows(w, &w->ipfail, c->warn_ip_window, "auth.brute_force_ip", true);
-            sweep_windows(w, &w->denied, c->warn_denied_window, "http.denied_burst", true);
-            sweep_systems(w, c);
-            if (now_us() >= next_save) {
-                save_networks(w, c);
-                next_save = now_us() + NET_SAVE_S * US;
-            }
-        }
-        pthread_mutex_lock(&w->lock);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
-        if (!w->stopping)
-            pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+    const struct dtm_conf *c = *w->conf;
+    (void)clock;
+    if (!w->seeded) {
+        seed_admins(w);
+        seed_networks(w);
+        w->seeded = true;
+        w->next_save = now_us() + NET_SAVE_S * US;
     }
-    pthread_mutex_unlock(&w->lock);
-    if ((*w->conf)->warn_enabled)
-        save_networks(w, *w->conf); /* what was learnt since the last write */
-    if (w->st)
-        w->st->ops->close(w->st);
-    w->st = NULL;
-    return NULL;
+    if (c->warn_enabled) {
+        sweep_windows(w, &w->account, c->warn_account_window, "auth.brute_force_account", false);
+        sweep_windows(w, &w->ipfail, c->warn_ip_window, "auth.brute_force_ip", true);
+        sweep_windows(w, &w->denied, c->warn_denied_window, "http.denied_burst", true);
+        sweep_systems(w, c);
+        if (now_us() >= w->next_save) {
+            save_networks(w, c);
+            w->next_save = now_us() + NET_SAVE_S * US;
+        }
+    }
+    return US;
 }
 
 int dtm_warn_start(const struct dtm_conf *const *conf, struct dtm_alerts *alerts,
                    struct dtm_warn **out, char *err, size_t errsz)
 {
     struct dtm_warn *w = calloc(1, sizeof(*w));
-    pthread_condattr_t ca;
+    int rc;
     if (!w) {
         snprintf(err, errsz, "out of memory");
         return DTM_ENOMEM;
@@ -1040,11 +1026,6 @@ int dtm_warn_start(const struct dtm_conf *const *conf, struct dtm_alerts *alerts
         hash_seed = (uint64_t)dtm_now_us();
     w->conf = conf;
     w->alerts = alerts;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &ca);
-    pthread_condattr_destroy(&ca);
     if (table_init(&w->account, sizeof(struct dtm_warn_window), 256) ||
         table_init(&w->ipfail, sizeof(struct dtm_warn_window), 1024) ||
         table_init(&w->denied, sizeof(struct dtm_warn_window), 1024) ||
@@ -1054,26 +1035,25 @@ int dtm_warn_start(const struct dtm_conf *const *conf, struct dtm_alerts *alerts
         dtm_warn_free(w);
         return DTM_ENOMEM;
     }
-    if (pthread_create(&w->thread, NULL, sweeper, w) != 0) {
-        snprintf(err, errsz, "cannot start the early-warning thread");
+    if ((rc = dtm_periodic_start("early-warning", 0, sweeper, w, &w->clock, err, errsz))) {
         dtm_warn_free(w);
-        return DTM_EINTERNAL;
+        return rc;
     }
-    w->started = true;
     *out = w;
     return DTM_OK;
 }
 
 void dtm_warn_stop(struct dtm_warn *w)
 {
-    if (!w || !w->started)
+    if (!w || !w->clock)
         return;
-    pthread_mutex_lock(&w->lock);
-    w->stopping = true;
-    pthread_cond_broadcast(&w->wake);
-    pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
-    w->started = false;
+    dtm_periodic_stop(w->clock);
+    w->clock = NULL;
+    if (w->seeded && (*w->conf)->warn_enabled)
+        save_networks(w, *w->conf); /* what was learnt since the last write */
+    if (w->st)
+        w->st->ops->close(w->st);
+    w->st = NULL;
 }
 
 void dtm_warn_free(struct dtm_warn *w)
@@ -1086,7 +1066,5 @@ void dtm_warn_free(struct dtm_warn *w)
     table_free(&w->denied);
     table_free(&w->systems);
     table_free(&w->admins);
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->lock);
     free(w);
 }
