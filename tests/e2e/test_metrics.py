@@ -67,7 +67,11 @@ def test_metrics_move_with_traffic_and_pass_promtool(own_server):
     assert value(m, "dtm_writer_commit_records_sum") >= 3
     assert value(m, "dtm_writer_commit_duration_seconds_count") >= 1
     assert value(m, "dtm_systems", status="online") >= 1
-    assert value(m, "dtm_writer_queue_depth") == 0
+    # the gauge is of one instant: the connection logs of the calls above are a writer job of
+    # their own, flushed every 50 ms, that a scrape may find queued; the queue then empties
+    assert value(m, "dtm_writer_queue_depth") >= 0
+    assert wait_until(lambda: value(samples(srv.get("/metrics").text),
+                                    "dtm_writer_queue_depth") == 0, timeout=10)
     assert value(m, "dtm_alerts_firing", severity="critical") == 0
     if not pgcluster.CLUSTER:  # the SQLite files' sizes (no such gauge on PostgreSQL yet)
         assert value(m, "dtm_store_bytes", file="dtm.db") > 0
@@ -170,7 +174,8 @@ def test_dtm_status(own_server):
     out = __import__("json").loads(
         T.run_dtm("status", "--data-dir", str(srv.data_dir), "--json").stdout)
     assert out["server"] == f"running at http://127.0.0.1:{srv.http_port}", out
-    assert re.fullmatch(r"\d+d \d\dh \d\dm", out["uptime"]) and out["queue_depth"] == "0"
+    # the queue at that instant: the connection log of the ingest may be in it
+    assert re.fullmatch(r"\d+d \d\dh \d\dm", out["uptime"]) and out["queue_depth"] in ("0", "1")
     assert out["systems"].startswith("1 (online 1,"), out
     assert out["alerts_firing"].startswith("0 ") and out["last_backup"] == "never"
     assert out["store"].startswith("postgresql" if pgcluster.CLUSTER else "sqlite, ")
