@@ -270,6 +270,37 @@ void dtm_cli_out_print(const struct dtm_cli_out *o, bool json)
     fflush(stdout);
 }
 
+void dtm_cli_list_begin(struct dtm_cli_list *l, bool json, const char *text_head)
+{
+    dtm_buf_init(&l->b, 256 << 20);
+    l->json = json;
+    l->n = 0;
+    if (json)
+        dtm_buf_addch(&l->b, '[');
+    else if (text_head)
+        dtm_buf_addc(&l->b, text_head);
+}
+
+void dtm_cli_list_item(struct dtm_cli_list *l)
+{
+    dtm_buf_addc(&l->b, l->n++ ? ",\n" : "\n");
+}
+
+int dtm_cli_list_end(struct dtm_cli_list *l, struct dtm_store *st, int rc, const char *what)
+{
+    if (l->json)
+        dtm_buf_addc(&l->b, l->n ? "\n]\n" : "]\n");
+    st->ops->close(st);
+    if (rc || l->b.err) {
+        dtm_buf_free(&l->b);
+        dtm_cli_error("cannot list %s", what);
+        return DTM_EXIT_FAIL;
+    }
+    fputs(l->b.p ? l->b.p : "", stdout);
+    dtm_buf_free(&l->b);
+    return DTM_EXIT_OK;
+}
+
 int dtm_cli_load_conf(const char *data_dir, const char *config_file, struct dtm_conf *c)
 {
     char path[DTM_PATH_MAX], err[512];

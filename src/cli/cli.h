@@ -46,6 +46,19 @@ struct dtm_cli_out {
 void dtm_cli_out_add(struct dtm_cli_out *o, const char *name, const char *value);
 void dtm_cli_out_print(const struct dtm_cli_out *o, bool json);
 
+/* Listings (`dtm system list`, `grant list`, `subscription list`): rows of the store printed as
+ * one JSON array or as text lines under a head. The row callback starts each JSON item with
+ * dtm_cli_list_item; end closes the store and prints the listing, or "cannot list WHAT". */
+struct dtm_cli_list {
+    struct dtm_buf b;
+    bool json;
+    int n; /* JSON items so far */
+};
+void dtm_cli_list_begin(struct dtm_cli_list *l, bool json, const char *text_head /* or NULL */);
+void dtm_cli_list_item(struct dtm_cli_list *l);
+/* rc: the store's listing. DTM_EXIT_OK or DTM_EXIT_FAIL. */
+int dtm_cli_list_end(struct dtm_cli_list *l, struct dtm_store *st, int rc, const char *what);
+
 /* Loads dtm.conf of the data dir (and --config FILE over it). Prints the error. */
 int dtm_cli_load_conf(const char *data_dir, const char *config_file, struct dtm_conf *c);
 /* The data dictionary of a data dir: the built-ins and the definitions administrators stored

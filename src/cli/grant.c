@@ -129,27 +129,23 @@ static int change(int argc, char **argv, bool add)
     return DTM_EXIT_OK;
 }
 
-struct list_ctx {
-    struct dtm_buf *b;
-    bool json;
-    int n;
-};
-
 static int list_one(void *ctx, const struct dtm_grant *g)
 {
-    struct list_ctx *x = ctx;
+    struct dtm_cli_list *x = ctx;
+    struct dtm_buf *b = &x->b;
     char ts[40];
     dtm_time_fmt(g->granted_at, ts, sizeof(ts));
     if (!x->json) {
-        dtm_buf_printf(x->b, "%-20s %-20s %s\n", g->system_code, g->dataset, ts);
-        return x->b->err;
+        dtm_buf_printf(b, "%-20s %-20s %s\n", g->system_code, g->dataset, ts);
+        return b->err;
     }
-    dtm_buf_addc(x->b, x->n++ ? ",\n{\"system_code\":" : "\n{\"system_code\":");
-    dtm_buf_json_strc(x->b, g->system_code);
-    dtm_buf_addc(x->b, ",\"dataset\":");
-    dtm_buf_json_strc(x->b, g->dataset);
-    dtm_buf_printf(x->b, ",\"granted_at\":\"%s\"}", ts);
-    return x->b->err;
+    dtm_cli_list_item(x);
+    dtm_buf_addc(b, "{\"system_code\":");
+    dtm_buf_json_strc(b, g->system_code);
+    dtm_buf_addc(b, ",\"dataset\":");
+    dtm_buf_json_strc(b, g->dataset);
+    dtm_buf_printf(b, ",\"granted_at\":\"%s\"}", ts);
+    return b->err;
 }
 
 static int list(int argc, char **argv)
@@ -163,8 +159,7 @@ static int list(int argc, char **argv)
     struct dtm_conf c;
     struct dtm_store *st;
     struct dtm_system sys;
-    struct dtm_buf b;
-    struct list_ctx x;
+    struct dtm_cli_list x;
     int rc = dtm_cli_parse(argc, argv, opts, DTM_ARRAY_LEN(opts), &com, pos, 0, &npos, usage);
     if (rc)
         return rc;
@@ -178,22 +173,8 @@ static int list(int argc, char **argv)
         st->ops->close(st);
         return rc;
     }
-    dtm_buf_init(&b, 256 << 20);
-    x = (struct list_ctx){&b, com.json, 0};
-    if (com.json)
-        dtm_buf_addch(&b, '[');
-    rc = st->ops->grant_list(st, code, list_one, &x);
-    if (com.json)
-        dtm_buf_addc(&b, x.n ? "\n]\n" : "]\n");
-    st->ops->close(st);
-    if (rc || b.err) {
-        dtm_buf_free(&b);
-        dtm_cli_error("cannot list the grants");
-        return DTM_EXIT_FAIL;
-    }
-    fputs(b.p ? b.p : "", stdout);
-    dtm_buf_free(&b);
-    return DTM_EXIT_OK;
+    dtm_cli_list_begin(&x, com.json, NULL);
+    return dtm_cli_list_end(&x, st, st->ops->grant_list(st, code, list_one, &x), "the grants");
 }
 
 int dtm_cmd_grant(int argc, char **argv)

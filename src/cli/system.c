@@ -153,47 +153,43 @@ fail:
     return DTM_EXIT_FAIL;
 }
 
-struct list_ctx {
-    struct dtm_buf *b;
-    bool json;
-    int n;
-};
-
 static int list_one(void *ctx, const struct dtm_system *s)
 {
-    struct list_ctx *x = ctx;
+    struct dtm_cli_list *x = ctx;
+    struct dtm_buf *b = &x->b;
     char ts[40] = "";
     if (s->last_seen)
         dtm_time_fmt(s->last_seen, ts, sizeof(ts));
     if (!x->json) {
-        dtm_buf_printf(x->b, "%-20s %-11s %-7s %-20s %s\n", s->code, s->role,
+        dtm_buf_printf(b, "%-20s %-11s %-7s %-20s %s\n", s->code, s->role,
                        s->tier[0] ? s->tier : "-", ts[0] ? ts : "never", s->name);
-        return x->b->err;
+        return b->err;
     }
-    dtm_buf_addc(x->b, x->n++ ? ",\n{\"code\":" : "\n{\"code\":");
-    dtm_buf_json_strc(x->b, s->code);
-    dtm_buf_addc(x->b, ",\"name\":");
-    dtm_buf_json_strc(x->b, s->name);
-    dtm_buf_addc(x->b, ",\"org\":");
-    dtm_buf_json_strc(x->b, s->org);
-    dtm_buf_addc(x->b, ",\"role\":");
-    dtm_buf_json_strc(x->b, s->role);
-    dtm_buf_addc(x->b, ",\"parent\":");
+    dtm_cli_list_item(x);
+    dtm_buf_addc(b, "{\"code\":");
+    dtm_buf_json_strc(b, s->code);
+    dtm_buf_addc(b, ",\"name\":");
+    dtm_buf_json_strc(b, s->name);
+    dtm_buf_addc(b, ",\"org\":");
+    dtm_buf_json_strc(b, s->org);
+    dtm_buf_addc(b, ",\"role\":");
+    dtm_buf_json_strc(b, s->role);
+    dtm_buf_addc(b, ",\"parent\":");
     if (s->parent[0])
-        dtm_buf_json_strc(x->b, s->parent);
+        dtm_buf_json_strc(b, s->parent);
     else
-        dtm_buf_addc(x->b, "null");
-    dtm_buf_printf(x->b, ",\"masked\":%s,\"tier\":", s->masked ? "true" : "false");
+        dtm_buf_addc(b, "null");
+    dtm_buf_printf(b, ",\"masked\":%s,\"tier\":", s->masked ? "true" : "false");
     if (s->tier[0])
-        dtm_buf_json_strc(x->b, s->tier);
+        dtm_buf_json_strc(b, s->tier);
     else
-        dtm_buf_addc(x->b, "null");
-    dtm_buf_addc(x->b, ",\"last_seen\":");
+        dtm_buf_addc(b, "null");
+    dtm_buf_addc(b, ",\"last_seen\":");
     if (ts[0])
-        dtm_buf_printf(x->b, "\"%s\"}", ts);
+        dtm_buf_printf(b, "\"%s\"}", ts);
     else
-        dtm_buf_addc(x->b, "null}");
-    return x->b->err;
+        dtm_buf_addc(b, "null}");
+    return b->err;
 }
 
 static int system_list(int argc, char **argv)
@@ -204,31 +200,14 @@ static int system_list(int argc, char **argv)
     size_t npos;
     struct dtm_conf c;
     struct dtm_store *st;
-    struct dtm_buf b;
-    struct list_ctx x;
+    struct dtm_cli_list x;
     int rc = dtm_cli_parse(argc, argv, NULL, 0, &com, pos, 0, &npos, usage);
     if (rc)
         return rc;
     if (dtm_cli_load_conf(com.data_dir, NULL, &c) || dtm_cli_open_store(&c, &st))
         return DTM_EXIT_FAIL;
-    dtm_buf_init(&b, 256 << 20);
-    x.b = &b;
-    x.json = com.json;
-    x.n = 0;
-    if (com.json)
-        dtm_buf_addch(&b, '[');
-    rc = st->ops->system_list(st, list_one, &x);
-    if (com.json)
-        dtm_buf_addc(&b, "\n]\n");
-    st->ops->close(st);
-    if (rc || b.err) {
-        dtm_buf_free(&b);
-        dtm_cli_error("cannot list the systems");
-        return DTM_EXIT_FAIL;
-    }
-    fputs(b.p ? b.p : "", stdout);
-    dtm_buf_free(&b);
-    return DTM_EXIT_OK;
+    dtm_cli_list_begin(&x, com.json, NULL);
+    return dtm_cli_list_end(&x, st, st->ops->system_list(st, list_one, &x), "the systems");
 }
 
 /* T2.2: the rate-limit tier of a system; a running server picks it up with the next request
