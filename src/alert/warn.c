@@ -323,7 +323,6 @@ struct dtm_warn {
     struct table systems;       /* system code → sysstate */
     struct table admins;        /* user name → admin */
     struct dtm_periodic *clock; /* the sweeper: a sweep a second */
-    bool seeded;                /* the sweeper's first call loaded what the store remembers */
     int64_t next_save;          /* the usual networks are written then (now_us) */
     struct dtm_store *st;       /* the sweeper's own connection (networks), opened on first need */
 };
@@ -994,12 +993,6 @@ static int64_t sweeper(struct dtm_periodic *clock, void *arg)
     struct dtm_warn *w = arg;
     const struct dtm_conf *c = *w->conf;
     (void)clock;
-    if (!w->seeded) {
-        seed_admins(w);
-        seed_networks(w);
-        w->seeded = true;
-        w->next_save = now_us() + NET_SAVE_S * US;
-    }
     if (c->warn_enabled) {
         sweep_windows(w, &w->account, c->warn_account_window, "auth.brute_force_account", false);
         sweep_windows(w, &w->ipfail, c->warn_ip_window, "auth.brute_force_ip", true);
@@ -1035,7 +1028,12 @@ int dtm_warn_start(const struct dtm_conf *const *conf, struct dtm_alerts *alerts
         dtm_warn_free(w);
         return DTM_ENOMEM;
     }
-    if ((rc = dtm_periodic_start("early-warning", 0, sweeper, w, &w->clock, err, errsz))) {
+    /* what the store remembers (administrators' sign-in addresses, systems' usual networks) is
+     * loaded before the server listens: no request is judged without it */
+    seed_admins(w);
+    seed_networks(w);
+    w->next_save = now_us() + NET_SAVE_S * US;
+    if ((rc = dtm_periodic_start("early-warning", US, sweeper, w, &w->clock, err, errsz))) {
         dtm_warn_free(w);
         return rc;
     }
@@ -1049,7 +1047,7 @@ void dtm_warn_stop(struct dtm_warn *w)
         return;
     dtm_periodic_stop(w->clock);
     w->clock = NULL;
-    if (w->seeded && (*w->conf)->warn_enabled)
+    if ((*w->conf)->warn_enabled)
         save_networks(w, *w->conf); /* what was learnt since the last write */
     if (w->st)
         w->st->ops->close(w->st);
