@@ -164,8 +164,7 @@ int dtm_periodic_start(const char *what, int64_t first_us, dtm_periodic_fn fn, v
 /* True once a stop began: a long call ends early between its steps (NULL: false). */
 bool dtm_periodic_stopping(struct dtm_periodic *p);
 void dtm_periodic_wake(struct dtm_periodic *p);
-/* Ends the wait or waits for the call under way to return, joins the thread, frees (NULL: no-op).
- */
+/* Ends the wait, or waits for the call under way; joins the thread and frees (NULL: no-op). */
 void dtm_periodic_stop(struct dtm_periodic *p);
 
 /* ---- crypto helpers (OpenSSL libcrypto) */

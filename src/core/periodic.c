@@ -1,9 +1,9 @@
 /* core/periodic.c — the clock of the server's background jobs (retention, scheduled reports,
- * backups, anomaly checks, reconciliation, subscription pushes): one thread per job that calls
- * the job's function, waits the delay it returns, and calls it again, until stopped. The wait is
- * on the monotonic clock (a wall-clock step neither fires a job early nor holds it back), a wake
- * cuts it short, and a stop ends it at once and joins the thread; a job long at work asks
- * dtm_periodic_stopping between its steps. */
+ * backups, anomaly checks, reconciliation, subscription pushes, the connection-log flush, the
+ * early-warning sweeper): one thread per job that calls the job's function, waits the delay it
+ * returns, and calls it again, until stopped. The wait is on the monotonic clock (a wall-clock
+ * step neither fires a job early nor holds it back), a wake cuts it short, and a stop ends it at
+ * once and joins the thread; a job long at work asks dtm_periodic_stopping between its steps. */
 #include "core/core.h"
 
 #include <pthread.h>
