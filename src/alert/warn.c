@@ -1043,13 +1043,15 @@ int dtm_warn_start(const struct dtm_conf *const *conf, struct dtm_alerts *alerts
 
 void dtm_warn_stop(struct dtm_warn *w)
 {
-    if (!w || !w->clock)
+    if (!w)
         return;
-    dtm_periodic_stop(w->clock);
-    w->clock = NULL;
-    if ((*w->conf)->warn_enabled)
-        save_networks(w, *w->conf); /* what was learnt since the last write */
-    if (w->st)
+    if (w->clock) {
+        dtm_periodic_stop(w->clock);
+        w->clock = NULL;
+        if ((*w->conf)->warn_enabled)
+            save_networks(w, *w->conf); /* what was learnt since the last write */
+    }
+    if (w->st) /* also when the start failed after the networks were read */
         w->st->ops->close(w->st);
     w->st = NULL;
 }
